@@ -1,0 +1,3 @@
+// Package probe runs STUN transactions and NAT behaviour tests and turns their
+// observations into verdicts.
+package probe
