@@ -1,0 +1,637 @@
+package probe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/pion/stun/v3"
+	"github.com/pion/transport/v3"
+	"github.com/pion/transport/v3/stdnet"
+)
+
+// LifetimeMethod names how MeasureLifetime tests a mapping: RFC 5780 section
+// 4.6, a second socket asks the server to answer to the idle socket's mapping
+// through RESPONSE-PORT, so the idle socket itself never sends (and never
+// refreshes its mapping) until the answer tells whether the mapping lives.
+const LifetimeMethod = "rfc5780-response-port"
+
+// Results of a lifetime measurement.
+const (
+	LifetimeMeasured       = "measured"         // alive at Lower, gone at Upper
+	LifetimeLongerThanMax  = "longer-than-max"  // still alive at the longest idle time probed
+	LifetimeShorterThanMin = "shorter-than-min" // already gone at the shortest idle time probed
+	LifetimeUnknown        = "unknown"          // no probe could decide (see Reason)
+)
+
+// States of one lifetime probe.
+const (
+	ProbeAlive   = "alive"   // the answer reached the idle socket
+	ProbeExpired = "expired" // the server answered the control request but the idle socket heard nothing
+	ProbeSkipped = "skipped" // not run: a shorter idle time had already expired, or the run ended
+	ProbeFailed  = "failed"  // the server did not answer the control request; proves nothing
+)
+
+// RESPONSE-PORT support of a server (RFC 5780 section 7.5).
+const (
+	RPSupported = "supported"   // the answer came to the port asked for
+	RPIgnored   = "ignored"     // the answer came to the requesting socket
+	RPRefused   = "error-reply" // the server answered with an error (420: unknown attribute)
+	RPNoAnswer  = "no-answer"
+)
+
+// Defaults of LifetimeOptions.
+const (
+	DefaultLifetimeMin     = time.Second
+	DefaultLifetimeMax     = 2 * time.Minute
+	DefaultLifetimeSockets = 32
+	maxLifetimeSockets     = 256 // each socket holds one NAT mapping: stay modest
+)
+
+// LifetimeOptions configure MeasureLifetime.
+type LifetimeOptions struct {
+	Servers []Server // tried in order; the first that honours RESPONSE-PORT is used
+	Family  Family
+	Net     transport.Net // nil: the host's network
+	// Min and Max bound the idle times probed; Max bounds the run's length.
+	Min, Max time.Duration
+	// Sockets is the number of mappings probed at once in each round.
+	Sockets int
+	// Rounds > 1 re-probes between the bounds found, with fresh mappings;
+	// each round costs up to Upper again.
+	Rounds int
+	Logf   func(format string, args ...any) // progress for --verbose; may be nil
+}
+
+// LifetimeProbe is one idle mapping and what became of it.
+type LifetimeProbe struct {
+	Round  int
+	Target time.Duration  // idle time aimed at
+	Idle   time.Duration  // idle time actually tested, at the NAT (estimated)
+	State  string         // ProbeAlive, ProbeExpired, ProbeSkipped, ProbeFailed
+	Mapped netip.AddrPort // the mapping that was left idle
+}
+
+// LifetimeServer is one server's RESPONSE-PORT check.
+type LifetimeServer struct {
+	Server    Server
+	Address   netip.AddrPort
+	Support   string // RPSupported, RPIgnored, RPRefused, RPNoAnswer, or "" when not checked
+	ErrorCode int
+	Err       error
+}
+
+// Lifetime is how long an idle UDP mapping survives.
+type Lifetime struct {
+	Family Family
+	Method string
+	Server netip.AddrPort // the server used; zero when none could be
+	Result string         // LifetimeMeasured, ...
+	// The mapping survived Lower of idleness and was gone after Upper.
+	// Lower is 0 when no probe survived; Upper is 0 when none expired.
+	Lower, Upper time.Duration
+	// Contradictions counts probes that expired at an idle time shorter
+	// than one that survived: packet loss, or a NAT that ages mappings
+	// unevenly. They are left out of the bounds.
+	Contradictions int
+	Rounds         int
+	Probes         []LifetimeProbe
+	Servers        []LifetimeServer
+	Reason         string // why the result is unknown or partial
+	Elapsed        time.Duration
+}
+
+// Estimate is the middle of the bounds, or 0 unless measured.
+func (l *Lifetime) Estimate() time.Duration {
+	if l.Result != LifetimeMeasured {
+		return 0
+	}
+	return (l.Lower + l.Upper) / 2
+}
+
+// MeasureLifetime measures the lifetime of an idle UDP mapping. Each round
+// opens many sockets at once, each creates a mapping with one server and
+// then stays silent for a different time; at its time, a fresh socket asks
+// the server (RESPONSE-PORT) to answer to that mapping. An answer that
+// arrives proves the mapping alive. Round one spaces idle times
+// geometrically over [Min, Max] and stops as soon as one mapping expired, so
+// it takes about as long as the lifetime itself; further rounds narrow the
+// bounds. It returns ErrNoAnswer when no server answered at all.
+func MeasureLifetime(ctx context.Context, o LifetimeOptions) (*Lifetime, error) {
+	o, err := o.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	res := &Lifetime{Family: o.Family, Method: LifetimeMethod, Result: LifetimeUnknown}
+	defer func() { res.Elapsed = time.Since(start) }()
+
+	srv, rtt, servers := pickResponsePortServer(ctx, o)
+	res.Servers = servers
+	if !srv.IsValid() {
+		if ctx.Err() == context.Canceled {
+			return res, ctx.Err()
+		}
+		if !anyAnswered(servers) {
+			return res, noAnswerLifetime(servers)
+		}
+		res.Reason = "no server honours RESPONSE-PORT (RFC 5780), which the measurement needs"
+		return res, nil
+	}
+	res.Server = srv
+	o.logf("lifetime: using %s (RTT %v)", srv, rtt.Round(time.Microsecond))
+
+	r := &lifetimeRun{o: o, server: srv, rtt: rtt}
+	targets := geometric(o.Min, o.Max, o.Sockets)
+	for round := 1; round <= o.Rounds && len(targets) > 0; round++ {
+		res.Rounds = round
+		o.logf("lifetime: round %d probes %d idle times from %v to %v", round, len(targets),
+			targets[0].Round(time.Millisecond), targets[len(targets)-1].Round(time.Millisecond))
+		res.Probes = append(res.Probes, r.round(ctx, round, targets)...)
+		summarise(res)
+		if ctx.Err() != nil || res.Result != LifetimeMeasured {
+			break
+		}
+		targets = linear(res.Lower, res.Upper, o.Sockets)
+	}
+	if err := ctx.Err(); err != nil {
+		if err == context.Canceled {
+			return res, err
+		}
+		res.Reason = "the run's time limit ended the measurement early"
+	}
+	return res, nil
+}
+
+func (o LifetimeOptions) withDefaults() (LifetimeOptions, error) {
+	if len(o.Servers) == 0 {
+		return o, errors.New("no STUN servers given")
+	}
+	if o.Family == 0 {
+		o.Family = IPv4
+	}
+	if o.Net == nil {
+		n, err := stdnet.NewNet()
+		if err != nil {
+			return o, err
+		}
+		o.Net = n
+	}
+	if o.Min <= 0 {
+		o.Min = DefaultLifetimeMin
+	}
+	if o.Max <= 0 {
+		o.Max = DefaultLifetimeMax
+	}
+	if o.Max < o.Min {
+		return o, fmt.Errorf("lifetime: max %v is below min %v", o.Max, o.Min)
+	}
+	if o.Sockets <= 0 {
+		o.Sockets = DefaultLifetimeSockets
+	}
+	if o.Sockets < 2 || o.Sockets > maxLifetimeSockets {
+		return o, fmt.Errorf("lifetime: sockets must be 2-%d, got %d", maxLifetimeSockets, o.Sockets)
+	}
+	if o.Rounds <= 0 {
+		o.Rounds = 1
+	}
+	return o, nil
+}
+
+func (o LifetimeOptions) logf(format string, args ...any) {
+	if o.Logf != nil {
+		o.Logf(format, args...)
+	}
+}
+
+// geometric spaces n idle times from lo to hi with a constant ratio, so the
+// relative resolution is the same for a 20 s and a 5 min NAT timeout.
+func geometric(lo, hi time.Duration, n int) []time.Duration {
+	if n == 1 || lo == hi {
+		return []time.Duration{hi}
+	}
+	ratio := math.Pow(float64(hi)/float64(lo), 1/float64(n-1))
+	out := make([]time.Duration, n)
+	for i := range out {
+		out[i] = time.Duration(float64(lo) * math.Pow(ratio, float64(i)))
+	}
+	out[n-1] = hi
+	return out
+}
+
+// linear spaces n idle times strictly between lo and hi.
+func linear(lo, hi time.Duration, n int) []time.Duration {
+	step := (hi - lo) / time.Duration(n+1)
+	if step < time.Millisecond {
+		return nil
+	}
+	out := make([]time.Duration, n)
+	for i := range out {
+		out[i] = lo + step*time.Duration(i+1)
+	}
+	return out
+}
+
+// summarise derives the bounds from every probe so far.
+func summarise(res *Lifetime) {
+	var lower, upper time.Duration
+	alive, expired := false, false
+	for _, p := range res.Probes {
+		if p.State == ProbeAlive {
+			alive = true
+			lower = max(lower, p.Idle)
+		}
+	}
+	res.Contradictions = 0
+	for _, p := range res.Probes {
+		if p.State != ProbeExpired {
+			continue
+		}
+		if alive && p.Idle <= lower {
+			res.Contradictions++
+			continue
+		}
+		if !expired || p.Idle < upper {
+			upper = p.Idle
+		}
+		expired = true
+	}
+	res.Lower, res.Upper = lower, upper
+	switch {
+	case alive && expired:
+		res.Result = LifetimeMeasured
+	case alive:
+		res.Result = LifetimeLongerThanMax
+	case expired:
+		res.Result = LifetimeShorterThanMin
+	default:
+		res.Result = LifetimeUnknown
+		res.Reason = "no probe could decide: the server stopped answering"
+	}
+}
+
+// lifetimeRun is one measurement against one server.
+type lifetimeRun struct {
+	o      LifetimeOptions
+	server netip.AddrPort
+	rtt    time.Duration
+}
+
+// probeRTO paces the RESPONSE-PORT request: a few round trips, so that a
+// lost datagram is recovered quickly and the idle time a retransmission
+// tests stays close to the one aimed at.
+func (r *lifetimeRun) probeRTO() time.Duration {
+	return min(max(4*r.rtt, 50*time.Millisecond), 500*time.Millisecond)
+}
+
+// idleMapping is a socket whose mapping is left alone.
+type idleMapping struct {
+	conn      *Conn
+	mapped    netip.AddrPort
+	refreshed time.Time // when the mapping last saw traffic (the reply)
+}
+
+// round opens one mapping per target, lets each idle for its target and
+// then tests it. Once a mapping expired, longer targets are skipped: the
+// round ends about when the lifetime does.
+func (r *lifetimeRun) round(ctx context.Context, round int, targets []time.Duration) []LifetimeProbe {
+	probes := make([]LifetimeProbe, len(targets))
+	maps := make([]*idleMapping, len(targets))
+	var wg sync.WaitGroup
+	for i := range targets {
+		probes[i] = LifetimeProbe{Round: round, Target: targets[i], State: ProbeFailed}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			maps[i] = r.openMapping(ctx)
+		}()
+	}
+	wg.Wait()
+	defer func() {
+		for _, m := range maps {
+			if m != nil {
+				m.conn.Close()
+			}
+		}
+	}()
+
+	st := &roundState{stop: make(chan struct{})}
+	for i := range targets {
+		if maps[i] == nil {
+			continue
+		}
+		probes[i].Mapped = maps[i].mapped
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r.probe(ctx, maps[i], &probes[i], st)
+		}()
+	}
+	wg.Wait()
+	return probes
+}
+
+func (r *lifetimeRun) openMapping(ctx context.Context) *idleMapping {
+	c, err := Listen(ctx, r.o.Net, r.o.Family, "")
+	if err != nil {
+		return nil
+	}
+	resp, err := c.Do(ctx, Request{To: r.server})
+	if err != nil || resp.ErrorCode != 0 || !resp.PublicAddr().IsValid() {
+		c.Close()
+		return nil
+	}
+	return &idleMapping{conn: c, mapped: resp.PublicAddr(), refreshed: time.Now()}
+}
+
+// expiriesToStop is how many expired mappings end a round early. One could
+// be a fluke (every retransmission lost); two in a row are the NAT's timer.
+const expiriesToStop = 2
+
+// roundState lets the probes of a round end it once mappings expire.
+type roundState struct {
+	mu      sync.Mutex
+	expired []time.Duration // targets seen expired
+	stopAt  time.Duration   // targets above this are skipped, once stop is closed
+	stop    chan struct{}
+}
+
+func (s *roundState) addExpired(target time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.expired = append(s.expired, target)
+	if len(s.expired) == expiriesToStop {
+		slices.Sort(s.expired)
+		s.stopAt = s.expired[expiriesToStop-1]
+		close(s.stop)
+	}
+}
+
+func (s *roundState) skip(target time.Duration) bool {
+	select {
+	case <-s.stop:
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return target > s.stopAt
+	default:
+		return false
+	}
+}
+
+// probe waits until m has idled for p.Target, then asks, from a fresh
+// socket, for an answer to m's mapping.
+func (r *lifetimeRun) probe(ctx context.Context, m *idleMapping, p *LifetimeProbe, st *roundState) {
+	// The answer crosses the NAT about one RTT after the request leaves.
+	timer := time.NewTimer(time.Until(m.refreshed.Add(p.Target - r.rtt)))
+	defer timer.Stop()
+	stop := st.stop
+wait:
+	for {
+		select {
+		case <-timer.C:
+			break wait
+		case <-stop:
+			if st.skip(p.Target) {
+				p.State = ProbeSkipped
+				return
+			}
+			stop = nil
+		case <-ctx.Done():
+			p.State = ProbeSkipped
+			return
+		}
+	}
+	if st.skip(p.Target) {
+		p.State = ProbeSkipped
+		return
+	}
+	y, err := Listen(ctx, r.o.Net, r.o.Family, "")
+	if err != nil {
+		return
+	}
+	defer y.Close()
+	out := askResponsePort(ctx, m.conn, y, r.server, m.mapped.Port(), r.probeRTO(), 3)
+	switch out.support {
+	case RPSupported:
+		p.State, p.Idle = ProbeAlive, out.sent.Sub(m.refreshed)+r.rtt
+	case RPNoAnswer:
+		// Silence means expiry only if the server is still answering:
+		// ask it plainly from the same fresh socket.
+		if _, err := y.Do(ctx, Request{To: r.server, RTO: r.probeRTO(), Attempts: 3}); err != nil {
+			return
+		}
+		p.State, p.Idle = ProbeExpired, out.sent.Sub(m.refreshed)+r.rtt
+		st.addExpired(p.Target)
+	}
+}
+
+// pickResponsePortServer checks every server at once and returns the first,
+// in the order given, that honours RESPONSE-PORT, with its RTT. A server
+// earlier in the list that is still being checked is waited for; later
+// ones are not needed once an earlier one is confirmed.
+func pickResponsePortServer(ctx context.Context, o LifetimeOptions) (netip.AddrPort, time.Duration, []LifetimeServer) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	out := make([]LifetimeServer, len(o.Servers))
+	rtts := make([]time.Duration, len(o.Servers))
+	done := make([]chan struct{}, len(o.Servers))
+	for i, s := range o.Servers {
+		done[i] = make(chan struct{})
+		go func() {
+			defer close(done[i])
+			out[i], rtts[i] = checkResponsePort(ctx, o, s)
+		}()
+	}
+	for i := range o.Servers {
+		<-done[i]
+		if out[i].Support == RPSupported {
+			cancel()
+			for j := i + 1; j < len(done); j++ {
+				<-done[j]
+				if out[j].Support != RPSupported {
+					out[j] = LifetimeServer{Server: out[j].Server, Address: out[j].Address}
+				}
+			}
+			return out[i].Address, rtts[i], out
+		}
+	}
+	return netip.AddrPort{}, 0, out
+}
+
+// checkResponsePort makes one mapping and asks, from a second socket, for
+// an answer to it at once: the RESPONSE-PORT exchange the measurement uses.
+func checkResponsePort(ctx context.Context, o LifetimeOptions, s Server) (LifetimeServer, time.Duration) {
+	ls := LifetimeServer{Server: s}
+	addrs, err := s.Resolve(ctx, o.Family)
+	if err != nil {
+		ls.Err = err
+		return ls, 0
+	}
+	ls.Address = addrs[0]
+	x, err := Listen(ctx, o.Net, o.Family, "")
+	if err != nil {
+		ls.Err = err
+		return ls, 0
+	}
+	defer x.Close()
+	resp, err := x.Do(ctx, Request{To: ls.Address})
+	switch {
+	case err != nil:
+		ls.Support, ls.Err = RPNoAnswer, err
+		return ls, 0
+	case resp.ErrorCode != 0 || !resp.PublicAddr().IsValid():
+		ls.Support, ls.ErrorCode = RPRefused, resp.ErrorCode
+		ls.Err = fmt.Errorf("binding answered with error %d and no mapped address", resp.ErrorCode)
+		return ls, 0
+	}
+	y, err := Listen(ctx, o.Net, o.Family, "")
+	if err != nil {
+		ls.Err = err
+		return ls, 0
+	}
+	defer y.Close()
+	rto := min(max(4*resp.RTT, 50*time.Millisecond), 500*time.Millisecond)
+	rp := askResponsePort(ctx, x, y, ls.Address, resp.PublicAddr().Port(), rto, 4)
+	ls.Support, ls.ErrorCode, ls.Err = rp.support, rp.errorCode, rp.err
+	if ls.Support == "" {
+		ls.Support = RPNoAnswer
+	}
+	return ls, resp.RTT
+}
+
+func anyAnswered(ss []LifetimeServer) bool {
+	for _, s := range ss {
+		if s.Support != "" && s.Support != RPNoAnswer {
+			return true
+		}
+	}
+	return false
+}
+
+func noAnswerLifetime(ss []LifetimeServer) error {
+	for _, s := range ss {
+		if s.Err != nil {
+			return fmt.Errorf("%w (%d asked; %v)", ErrNoAnswer, len(ss), s.Err)
+		}
+	}
+	return fmt.Errorf("%w (%d asked)", ErrNoAnswer, len(ss))
+}
+
+// rpOutcome is the result of one RESPONSE-PORT exchange.
+type rpOutcome struct {
+	support   string    // RPSupported (answer at the mapping), RPIgnored, RPRefused or RPNoAnswer
+	sent      time.Time // transmission answered, or the last one when none was
+	errorCode int
+	err       error
+}
+
+// attrResponsePort is RFC 5780's RESPONSE-PORT (section 7.5).
+const attrResponsePort stun.AttrType = 0x0027
+
+// askResponsePort sends, from y, Binding requests to server whose
+// RESPONSE-PORT is port (the mapped port of x), and reports where the
+// answer went. Each transmission has its own transaction ID, so an answer
+// tells exactly which transmission (and so which idle time) it belongs to.
+// Only answers from server itself count: it is the one address x's mapping
+// has talked to, so even an address-and-port-dependent filter lets it pass.
+func askResponsePort(ctx context.Context, x, y *Conn, server netip.AddrPort, port uint16, rto time.Duration, attempts int) rpOutcome {
+	atX := make(chan received, attempts)
+	atY := make(chan received, attempts)
+	from := func(a netip.AddrPort) bool { return a == server }
+	ids := make([][stun.TransactionIDSize]byte, 0, attempts)
+	sent := make([]time.Time, 0, attempts)
+	defer func() {
+		x.forget(ids)
+		y.forget(ids)
+	}()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	<-timer.C
+	for k := range attempts {
+		msg, err := stun.Build(stun.TransactionID, stun.BindingRequest, responsePort(port), stun.Fingerprint)
+		if err != nil {
+			return rpOutcome{err: err}
+		}
+		ids = append(ids, msg.TransactionID)
+		x.expect(msg.TransactionID, from, atX)
+		y.expect(msg.TransactionID, from, atY)
+		sent = append(sent, time.Now())
+		if err := y.writeRaw(msg.Raw, server); err != nil {
+			return rpOutcome{err: fmt.Errorf("send to %s: %w", server, err)}
+		}
+		wait := rto << k
+		if k == attempts-1 {
+			wait = 2 * rto << k
+		}
+		timer.Reset(wait)
+	wait:
+		for {
+			select {
+			case rep := <-atX:
+				if rep.msg.Type.Class != stun.ClassSuccessResponse {
+					continue // only the requester should get errors; ignore
+				}
+				return rpOutcome{support: RPSupported, sent: sentAt(ids, sent, rep)}
+			case rep := <-atY:
+				o := rpOutcome{support: RPIgnored, sent: sentAt(ids, sent, rep)}
+				if rep.msg.Type.Class == stun.ClassErrorResponse {
+					o.support = RPRefused
+					o.errorCode = parseResponse(rep.msg, rep.from).ErrorCode
+					o.err = fmt.Errorf("RESPONSE-PORT refused with STUN error %d", o.errorCode)
+				}
+				return o
+			case <-timer.C:
+				break wait
+			case <-ctx.Done():
+				return rpOutcome{err: ctx.Err(), sent: sent[len(sent)-1]}
+			}
+		}
+	}
+	return rpOutcome{support: RPNoAnswer, sent: sent[len(sent)-1],
+		err: fmt.Errorf("%s: %w after %d attempts", server, ErrNoResponse, attempts)}
+}
+
+// sentAt is when the transmission a reply answers was sent.
+func sentAt(ids [][stun.TransactionIDSize]byte, sent []time.Time, rep received) time.Time {
+	if i := slices.Index(ids, rep.msg.TransactionID); i >= 0 {
+		return sent[i]
+	}
+	return sent[len(sent)-1]
+}
+
+type responsePort uint16
+
+// AddTo writes RESPONSE-PORT: the port, then two bytes of padding.
+func (p responsePort) AddTo(m *stun.Message) error {
+	m.Add(attrResponsePort, []byte{byte(p >> 8), byte(p), 0, 0})
+	return nil
+}
+
+// expect delivers to ch replies with transaction ID id that arrive on c from
+// an accepted source, although the request left from another socket.
+func (c *Conn) expect(id [stun.TransactionIDSize]byte, accept func(netip.AddrPort) bool, ch chan received) {
+	c.mu.Lock()
+	c.pending[id] = &transaction{accept: accept, replies: ch}
+	c.mu.Unlock()
+}
+
+// forget undoes expect.
+func (c *Conn) forget(ids [][stun.TransactionIDSize]byte) {
+	c.mu.Lock()
+	for _, id := range ids {
+		delete(c.pending, id)
+	}
+	c.mu.Unlock()
+}
+
+// writeRaw sends an already built message from c.
+func (c *Conn) writeRaw(b []byte, to netip.AddrPort) error {
+	_, err := c.pc.WriteTo(b, net.UDPAddrFromAddrPort(to))
+	return err
+}

@@ -1,0 +1,278 @@
+package probe
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/natcheck/natcheck/internal/stuntest"
+	"github.com/pion/stun/v3"
+)
+
+// rpServer is a loopback STUN server that understands RESPONSE-PORT. It
+// plays the NAT too: with lifetime set, it drops answers to a port that has
+// not sent anything for longer than lifetime, as a NAT drops packets to an
+// expired mapping.
+type rpServer struct {
+	addr     netip.AddrPort
+	mode     string        // "honour", "ignore" or "refuse"
+	lifetime time.Duration // 0: mappings never expire
+
+	mu   sync.Mutex
+	seen map[uint16]time.Time // last packet from each client port
+}
+
+func startRPServer(t *testing.T, mode string, lifetime time.Duration) *rpServer {
+	t.Helper()
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &rpServer{addr: c.LocalAddr().(*net.UDPAddr).AddrPort(), mode: mode, lifetime: lifetime, seen: map[uint16]time.Time{}}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.serve(c)
+	}()
+	t.Cleanup(func() { c.Close(); <-done })
+	return s
+}
+
+func (s *rpServer) serve(c *net.UDPConn) {
+	buf := make([]byte, 1500)
+	for {
+		n, from, err := c.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			return
+		}
+		now := time.Now()
+		req := &stun.Message{Raw: append([]byte(nil), buf[:n]...)}
+		if req.Decode() != nil || req.Type != stun.BindingRequest {
+			continue
+		}
+		s.mu.Lock()
+		s.seen[from.Port()] = now
+		s.mu.Unlock()
+		to := from
+		setters := []stun.Setter{stun.NewTransactionIDSetter(req.TransactionID), stun.BindingSuccess,
+			&stun.XORMappedAddress{IP: from.Addr().AsSlice(), Port: int(from.Port())}}
+		if v, err := req.Get(attrResponsePort); err == nil && len(v) >= 2 {
+			switch s.mode {
+			case "refuse":
+				setters = []stun.Setter{stun.NewTransactionIDSetter(req.TransactionID), stun.BindingError,
+					&stun.UnknownAttributes{attrResponsePort}, stun.ErrorCodeAttribute{Code: 420}}
+			case "honour":
+				to = netip.AddrPortFrom(from.Addr(), uint16(v[0])<<8|uint16(v[1]))
+			}
+		}
+		if s.expired(to.Port(), now) {
+			continue
+		}
+		m, err := stun.Build(append(setters, stun.Fingerprint)...)
+		if err == nil {
+			c.WriteToUDPAddrPort(m.Raw, to)
+		}
+	}
+}
+
+func (s *rpServer) expired(port uint16, now time.Time) bool {
+	if s.lifetime == 0 {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	last, ok := s.seen[port]
+	return !ok || now.Sub(last) > s.lifetime
+}
+
+func measure(t *testing.T, o LifetimeOptions, addrs ...netip.AddrPort) (*Lifetime, error) {
+	t.Helper()
+	for _, a := range addrs {
+		o.Servers = append(o.Servers, serverAt(t, a))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	return MeasureLifetime(ctx, o)
+}
+
+// The simulated NAT forgets a mapping after 600 ms; the measurement's
+// bounds must enclose that, and the round must stop soon after it rather
+// than run to Max.
+func TestLifetimeBoundsEncloseTheTimeout(t *testing.T) {
+	const lifetime = 600 * time.Millisecond
+	s := startRPServer(t, "honour", lifetime)
+	l, err := measure(t, LifetimeOptions{Min: 100 * time.Millisecond, Max: 5 * time.Second, Sockets: 24}, s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("result %s [%v, %v], contradictions %d, elapsed %v", l.Result, l.Lower, l.Upper, l.Contradictions, l.Elapsed)
+	if l.Result != LifetimeMeasured || l.Method != LifetimeMethod || l.Server != s.addr {
+		t.Fatalf("result %q method %q server %s; want measured with %s", l.Result, l.Method, l.Server, s.addr)
+	}
+	// Scheduling on a loaded machine shifts each side by a few ms; the
+	// bounds must still bracket the simulated timeout.
+	const slack = 100 * time.Millisecond
+	if l.Lower > lifetime+slack || l.Upper < lifetime-slack || l.Lower >= l.Upper {
+		t.Errorf("bounds [%v, %v] do not enclose %v", l.Lower, l.Upper, lifetime)
+	}
+	if l.Upper > 2*lifetime {
+		t.Errorf("upper bound %v is too loose for a geometric grid of 24 over [100ms, 5s]", l.Upper)
+	}
+	skipped := 0
+	for _, p := range l.Probes {
+		if p.State == ProbeSkipped {
+			skipped++
+		}
+		if p.State == ProbeAlive && p.Idle < p.Target/2 {
+			t.Errorf("probe aimed at %v tested only %v of idleness", p.Target, p.Idle)
+		}
+	}
+	if skipped == 0 || l.Elapsed > 3*time.Second {
+		t.Errorf("%d probes skipped, elapsed %v: the round should end soon after two expiries", skipped, l.Elapsed)
+	}
+}
+
+func TestLifetimeSecondRoundNarrowsTheBounds(t *testing.T) {
+	const lifetime = 400 * time.Millisecond
+	s := startRPServer(t, "honour", lifetime)
+	l, err := measure(t, LifetimeOptions{Min: 100 * time.Millisecond, Max: 3 * time.Second, Sockets: 8, Rounds: 2}, s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Rounds != 2 || l.Result != LifetimeMeasured {
+		t.Fatalf("rounds %d result %s; want 2 rounds, measured", l.Rounds, l.Result)
+	}
+	var first []LifetimeProbe
+	for _, p := range l.Probes {
+		if p.Round == 1 {
+			first = append(first, p)
+		}
+	}
+	one := &Lifetime{Probes: first}
+	summarise(one)
+	t.Logf("round 1 [%v, %v], after round 2 [%v, %v]", one.Lower, one.Upper, l.Lower, l.Upper)
+	if l.Upper-l.Lower > one.Upper-one.Lower {
+		t.Errorf("round 2 widened the bounds: %v -> %v", one.Upper-one.Lower, l.Upper-l.Lower)
+	}
+}
+
+func TestLifetimeLongerThanMax(t *testing.T) {
+	s := startRPServer(t, "honour", 0)
+	l, err := measure(t, LifetimeOptions{Min: 50 * time.Millisecond, Max: 300 * time.Millisecond, Sockets: 4}, s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Result != LifetimeLongerThanMax || l.Upper != 0 || l.Lower < 250*time.Millisecond {
+		t.Errorf("result %s [%v, %v]; want longer-than-max with lower near 300ms", l.Result, l.Lower, l.Upper)
+	}
+	if l.Estimate() != 0 {
+		t.Errorf("estimate %v without an upper bound", l.Estimate())
+	}
+}
+
+func TestLifetimeNeedsResponsePort(t *testing.T) {
+	for _, tc := range []struct {
+		mode, want string
+		code       int
+	}{
+		{"ignore", RPIgnored, 0},
+		{"refuse", RPRefused, 420},
+	} {
+		t.Run(tc.mode, func(t *testing.T) {
+			s := startRPServer(t, tc.mode, 0)
+			l, err := measure(t, LifetimeOptions{Max: time.Second}, s.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if l.Result != LifetimeUnknown || l.Reason == "" || len(l.Probes) != 0 {
+				t.Errorf("result %q reason %q probes %d; want unknown, a reason, no probes", l.Result, l.Reason, len(l.Probes))
+			}
+			if got := l.Servers[0]; got.Support != tc.want || got.ErrorCode != tc.code {
+				t.Errorf("support %q code %d, want %q %d", got.Support, got.ErrorCode, tc.want, tc.code)
+			}
+		})
+	}
+}
+
+// A plain server first in the list, a capable one second: the second is
+// used, and the first is reported as ignoring RESPONSE-PORT.
+func TestLifetimePicksACapableServer(t *testing.T) {
+	plain := stuntest.Start(t, "127.0.0.2", stuntest.Behaviour{})
+	good := startRPServer(t, "honour", 0)
+	l, err := measure(t, LifetimeOptions{Min: 20 * time.Millisecond, Max: 40 * time.Millisecond, Sockets: 2}, plain.Addr, good.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Server != good.addr || l.Servers[0].Support != RPIgnored || l.Servers[1].Support != RPSupported {
+		t.Errorf("server %s, supports %q/%q", l.Server, l.Servers[0].Support, l.Servers[1].Support)
+	}
+}
+
+func TestLifetimeNoAnswer(t *testing.T) {
+	dead := stuntest.Dead(t, "127.0.0.1")
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	_, err := MeasureLifetime(ctx, LifetimeOptions{Servers: []Server{serverAt(t, dead)}})
+	if !errors.Is(err, ErrNoAnswer) {
+		t.Errorf("err = %v, want ErrNoAnswer", err)
+	}
+}
+
+func TestLifetimeOptionsRejectNonsense(t *testing.T) {
+	s := Server{Host: "127.0.0.1", Port: 3478}
+	for _, o := range []LifetimeOptions{
+		{},
+		{Servers: []Server{s}, Min: time.Minute, Max: time.Second},
+		{Servers: []Server{s}, Sockets: 1},
+		{Servers: []Server{s}, Sockets: maxLifetimeSockets + 1},
+	} {
+		if _, err := MeasureLifetime(context.Background(), o); err == nil {
+			t.Errorf("%+v accepted", o)
+		}
+	}
+}
+
+func TestLifetimeGrids(t *testing.T) {
+	g := geometric(time.Second, 64*time.Second, 7)
+	want := []time.Duration{1, 2, 4, 8, 16, 32, 64}
+	for i := range want {
+		if d := g[i] - want[i]*time.Second; d < -time.Millisecond || d > time.Millisecond {
+			t.Errorf("geometric[%d] = %v, want %vs", i, g[i], want[i])
+		}
+	}
+	l := linear(10*time.Second, 20*time.Second, 4)
+	if len(l) != 4 || l[0] != 12*time.Second || l[3] != 18*time.Second {
+		t.Errorf("linear = %v", l)
+	}
+	if linear(time.Second, time.Second+time.Millisecond, 8) != nil {
+		t.Error("linear below millisecond resolution should give up")
+	}
+}
+
+func TestSummariseCountsContradictions(t *testing.T) {
+	s := time.Second
+	l := &Lifetime{Probes: []LifetimeProbe{
+		{Idle: 1 * s, State: ProbeAlive},
+		{Idle: 2 * s, State: ProbeExpired}, // a fluke: 3 s survived
+		{Idle: 3 * s, State: ProbeAlive},
+		{Idle: 4 * s, State: ProbeExpired},
+		{Idle: 5 * s, State: ProbeExpired},
+		{Idle: 6 * s, State: ProbeSkipped},
+	}}
+	summarise(l)
+	if l.Result != LifetimeMeasured || l.Lower != 3*s || l.Upper != 4*s || l.Contradictions != 1 {
+		t.Errorf("got %s [%v, %v] contradictions %d", l.Result, l.Lower, l.Upper, l.Contradictions)
+	}
+	if l.Estimate() != 3500*time.Millisecond {
+		t.Errorf("estimate %v", l.Estimate())
+	}
+	none := &Lifetime{Probes: []LifetimeProbe{{State: ProbeFailed}}}
+	summarise(none)
+	if none.Result != LifetimeUnknown || none.Reason == "" {
+		t.Errorf("no decisive probe: %s %q", none.Result, none.Reason)
+	}
+}
