@@ -1,0 +1,90 @@
+package e2e
+
+import (
+	"encoding/json"
+	"net/netip"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/natcheck/natcheck/lab"
+	"github.com/natcheck/natcheck/report"
+)
+
+func lifetimeJSON(t *testing.T, r result) report.LifetimeJSON {
+	t.Helper()
+	var l report.LifetimeJSON
+	if err := json.Unmarshal([]byte(r.stdout), &l); err != nil {
+		t.Fatalf("stdout is not JSON: %v\n%s", err, r.stdout)
+	}
+	return l
+}
+
+// within reports whether got is within frac of want.
+func within(got, want time.Duration, frac float64) bool {
+	d := float64(got - want)
+	return d <= frac*float64(want) && -d <= frac*float64(want)
+}
+
+// The router forgets an idle UDP mapping after its conntrack timeout; the
+// measured lifetime must come within 20% of it, and the run must end soon
+// after the lifetime instead of running to --max.
+func TestLifetimeMatchesConntrackTimeout(t *testing.T) {
+	const timeout = 10 * time.Second
+	l := lab.New(t, lab.Options{Kind: lab.PortRestrictedCone})
+	l.SetUDPTimeout(timeout, timeout)
+	// coturn honours RESPONSE-PORT only with RFC 5780 on: two addresses.
+	coturn(t, l, l.ServerIPs[:])
+	srv := netip.AddrPortFrom(l.ServerIPs[0], 3478).String()
+
+	r := natcheck(t, l, "lifetime", "--json", "--min", "2s", "--max", "25s", "--sockets", "24", "-s", srv)
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	got := lifetimeJSON(t, r)
+	if got.Result != "measured" || got.EstimateMs == nil || got.LowerMs == nil || got.UpperMs == nil {
+		t.Fatalf("result %q, bounds %v-%v; want measured", got.Result, got.LowerMs, got.UpperMs)
+	}
+	est := time.Duration(*got.EstimateMs * float64(time.Millisecond))
+	lower := time.Duration(*got.LowerMs * float64(time.Millisecond))
+	upper := time.Duration(*got.UpperMs * float64(time.Millisecond))
+	t.Logf("configured %v, measured [%v, %v] ~ %v in %v", timeout, lower, upper, est, r.elapsed)
+	if !within(est, timeout, 0.2) || lower > timeout || upper < timeout {
+		t.Errorf("measured %v [%v, %v]; configured %v", est, lower, upper, timeout)
+	}
+	if got.Servers[0].ResponsePort != "supported" || got.Method != "rfc5780-response-port" {
+		t.Errorf("server check %+v, method %q", got.Servers[0], got.Method)
+	}
+	if r.elapsed > 2*timeout {
+		t.Errorf("took %v for a %v lifetime with --max 25s", r.elapsed, timeout)
+	}
+}
+
+// A server that does not honour RESPONSE-PORT (coturn with one address has
+// RFC 5780 off) makes the lifetime unknown, said plainly, exit 0.
+func TestLifetimeUnknownWithoutResponsePort(t *testing.T) {
+	l := lab.New(t, lab.Options{Kind: lab.PortRestrictedCone})
+	coturn(t, l, l.ServerIPs[:1])
+	r := natcheck(t, l, "lifetime", "--max", "5s", "-s", netip.AddrPortFrom(l.ServerIPs[0], 3478).String())
+	if r.code != 0 || r.stdout == "" || r.elapsed > 5*time.Second {
+		t.Fatalf("exit %d in %v, stdout %q", r.code, r.elapsed, r.stdout)
+	}
+	if want := "UDP mapping lifetime: unknown ("; r.stdout[:len(want)] != want {
+		t.Errorf("stdout %q, want it to start with %q", r.stdout, want)
+	}
+}
+
+// A longer, closer look at real defaults, for measurements by hand:
+// NATCHECK_LAB_LONG=1 go test ./e2e -run TestLifetimeDefaultTimeout -v
+func TestLifetimeDefaultTimeout(t *testing.T) {
+	if os.Getenv("NATCHECK_LAB_LONG") == "" {
+		t.Skip("set NATCHECK_LAB_LONG=1 to measure the kernel's default 30 s timeout")
+	}
+	l := lab.New(t, lab.Options{Kind: lab.PortRestrictedCone})
+	coturn(t, l, l.ServerIPs[:])
+	r := natcheck(t, l, "lifetime", "--json", "--max", "2m", "-s", netip.AddrPortFrom(l.ServerIPs[0], 3478).String())
+	got := lifetimeJSON(t, r)
+	if got.EstimateMs == nil || !within(time.Duration(*got.EstimateMs*float64(time.Millisecond)), 30*time.Second, 0.2) {
+		t.Errorf("estimate %v ms, want about 30 s", got.EstimateMs)
+	}
+}

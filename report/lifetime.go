@@ -1,0 +1,174 @@
+package report
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/natcheck/natcheck/probe"
+)
+
+// LifetimeJSON is the JSON form of `natcheck lifetime`. Durations are in
+// milliseconds; a bound that was not found is null.
+type LifetimeJSON struct {
+	SchemaVersion  int                  `json:"schema_version"`
+	Family         string               `json:"family"`
+	Method         string               `json:"method"`
+	Server         string               `json:"server,omitempty"`
+	Result         string               `json:"result"`
+	LowerMs        *float64             `json:"lower_ms"`
+	UpperMs        *float64             `json:"upper_ms"`
+	EstimateMs     *float64             `json:"estimate_ms"`
+	Reason         string               `json:"reason,omitempty"`
+	Rounds         int                  `json:"rounds"`
+	Contradictions int                  `json:"contradictions"`
+	ElapsedMs      float64              `json:"elapsed_ms"`
+	Servers        []LifetimeServerJSON `json:"servers"`
+	Probes         []LifetimeProbeJSON  `json:"probes"`
+}
+
+// LifetimeServerJSON is one server's RESPONSE-PORT check.
+type LifetimeServerJSON struct {
+	Server       string `json:"server"`
+	Address      string `json:"address,omitempty"`
+	ResponsePort string `json:"response_port"` // supported, ignored, error-reply, no-answer, not-checked
+	ErrorCode    int    `json:"error_code,omitempty"`
+	Error        string `json:"error,omitempty"`
+}
+
+// LifetimeProbeJSON is one idle mapping.
+type LifetimeProbeJSON struct {
+	Round         int      `json:"round"`
+	TargetMs      float64  `json:"target_ms"`
+	IdleMs        *float64 `json:"idle_ms"` // null unless alive or expired
+	State         string   `json:"state"`
+	MappedAddress string   `json:"mapped_address,omitempty"`
+}
+
+// NewLifetimeJSON converts a measurement to its JSON form.
+func NewLifetimeJSON(l *probe.Lifetime) LifetimeJSON {
+	out := LifetimeJSON{
+		SchemaVersion:  SchemaVersion,
+		Family:         strings.ToLower(l.Family.String()),
+		Method:         l.Method,
+		Result:         l.Result,
+		Reason:         l.Reason,
+		Rounds:         l.Rounds,
+		Contradictions: l.Contradictions,
+		ElapsedMs:      Millis(l.Elapsed),
+		Servers:        []LifetimeServerJSON{},
+		Probes:         []LifetimeProbeJSON{},
+	}
+	if l.Server.IsValid() {
+		out.Server = l.Server.String()
+	}
+	if l.Lower > 0 {
+		out.LowerMs = msPtr(l.Lower)
+	}
+	if l.Upper > 0 {
+		out.UpperMs = msPtr(l.Upper)
+	}
+	if e := l.Estimate(); e > 0 {
+		out.EstimateMs = msPtr(e)
+	}
+	for _, s := range l.Servers {
+		j := LifetimeServerJSON{Server: s.Server.Input, ResponsePort: s.Support, ErrorCode: s.ErrorCode}
+		if j.ResponsePort == "" {
+			j.ResponsePort = "not-checked"
+		}
+		if s.Address.IsValid() {
+			j.Address = s.Address.String()
+		}
+		if s.Err != nil {
+			j.Error = s.Err.Error()
+		}
+		out.Servers = append(out.Servers, j)
+	}
+	for _, p := range l.Probes {
+		j := LifetimeProbeJSON{Round: p.Round, TargetMs: Millis(p.Target), State: p.State}
+		if p.State == probe.ProbeAlive || p.State == probe.ProbeExpired {
+			j.IdleMs = msPtr(p.Idle)
+		}
+		if p.Mapped.IsValid() {
+			j.MappedAddress = p.Mapped.String()
+		}
+		out.Probes = append(out.Probes, j)
+	}
+	return out
+}
+
+func msPtr(d time.Duration) *float64 {
+	v := Millis(d)
+	return &v
+}
+
+// LifetimeLine is the one-line answer.
+func LifetimeLine(l *probe.Lifetime) string {
+	switch l.Result {
+	case probe.LifetimeMeasured:
+		return fmt.Sprintf("UDP mapping lifetime: about %s (alive after %s idle, gone after %s)",
+			roughDuration(l.Estimate()), FormatDuration(l.Lower), FormatDuration(l.Upper))
+	case probe.LifetimeLongerThanMax:
+		return fmt.Sprintf("UDP mapping lifetime: longer than %s (still alive at the longest idle time probed)", FormatDuration(l.Lower))
+	case probe.LifetimeShorterThanMin:
+		return fmt.Sprintf("UDP mapping lifetime: shorter than %s (gone at the shortest idle time probed)", FormatDuration(l.Upper))
+	default:
+		return "UDP mapping lifetime: unknown (" + l.Reason + ")"
+	}
+}
+
+// roughDuration rounds a lifetime the way a person would quote it.
+func roughDuration(d time.Duration) string {
+	switch {
+	case d >= 10*time.Second:
+		return d.Round(time.Second).String()
+	case d >= time.Second:
+		return d.Round(100 * time.Millisecond).String()
+	default:
+		return d.Round(time.Millisecond).String()
+	}
+}
+
+// LifetimeText writes the answer line; verbose adds the method, the server,
+// and every probe.
+func LifetimeText(out io.Writer, l *probe.Lifetime, verbose bool) error {
+	if _, err := fmt.Fprintln(out, LifetimeLine(l)); err != nil || !verbose {
+		return err
+	}
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "method\t%s: a second socket asks the server to answer to the idle mapping\n", l.Method)
+	fmt.Fprintf(tw, "server\t%s\n", AddrString(l.Server))
+	if l.Reason != "" && l.Result != probe.LifetimeUnknown {
+		fmt.Fprintf(tw, "note\t%s\n", l.Reason)
+	}
+	if l.Contradictions > 0 {
+		fmt.Fprintf(tw, "contradictions\t%d mapping(s) expired before a longer-idle one survived (loss?); left out of the bounds\n", l.Contradictions)
+	}
+	fmt.Fprintf(tw, "rounds\t%d\n", l.Rounds)
+	fmt.Fprintf(tw, "time\t%s\n", FormatDuration(l.Elapsed))
+	fmt.Fprintf(tw, "servers\t\n")
+	for _, s := range l.Servers {
+		support := s.Support
+		if support == "" {
+			support = "not checked"
+		}
+		line := "RESPONSE-PORT " + support
+		if s.Err != nil && s.Support != probe.RPSupported {
+			line += "  (" + s.Err.Error() + ")"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\n", s.Server.Input, line)
+	}
+	if len(l.Probes) > 0 {
+		fmt.Fprintf(tw, "probes\t\n")
+	}
+	for _, p := range l.Probes {
+		idle := ""
+		if p.State == probe.ProbeAlive || p.State == probe.ProbeExpired {
+			idle = "idle " + FormatDuration(p.Idle)
+		}
+		fmt.Fprintf(tw, "  round %d, aim %s\t%s\t%s\n", p.Round, FormatDuration(p.Target), p.State, idle)
+	}
+	return tw.Flush()
+}
