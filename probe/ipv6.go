@@ -1,0 +1,123 @@
+package probe
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"time"
+
+	"github.com/pion/transport/v3"
+	"github.com/pion/transport/v3/stdnet"
+)
+
+// STUN over IPv6, as CheckIPv6 found it.
+const (
+	IPv6Works    = "works"     // a server answered over IPv6
+	IPv6NoAnswer = "no-answer" // servers were asked, none answered
+	IPv6NoRoute  = "no-route"  // the host could not send IPv6 (no address or route)
+	IPv6NoServer = "no-server" // no server has an IPv6 address
+)
+
+// How the IPv6 path treats the host's address.
+const (
+	PathRouted     = "routed"     // servers see one of the host's own addresses
+	PathTranslated = "translated" // servers see another address: NAT66 or NPTv6
+	PathUnknown    = "unknown"    // STUN over IPv6 did not work
+)
+
+// IPv6Check is the host's IPv6 picture.
+type IPv6Check struct {
+	Global []netip.Addr // the host's global unicast addresses
+	ULA    []netip.Addr // the host's unique local addresses (fc00::/7)
+	STUN   string       // IPv6Works, IPv6NoAnswer, IPv6NoRoute, IPv6NoServer
+	Path   string       // PathRouted, PathTranslated, PathUnknown
+	Public netip.AddrPort
+	Local  netip.AddrPort // the route's source address and the socket's port
+	// PortPreserved is set when translated: whether the mapped port is
+	// the socket's (stateless NPTv6 always keeps it; NAT66 may not).
+	PortPreserved *bool
+	WhoAmI        *WhoAmI // the STUN exchange behind the answer
+	Err           error   // why STUN did not work
+	Elapsed       time.Duration
+}
+
+// IPv6Options configure CheckIPv6.
+type IPv6Options struct {
+	Servers []Server
+	Net     transport.Net // nil: the host's network
+}
+
+// CheckIPv6 lists the host's IPv6 addresses and asks the servers, over
+// IPv6, which address they see. A mapped address that is one of the host's
+// own means the path is routed; any other means it is translated. A failed
+// STUN exchange is part of the answer (STUN and Path say so), not an error;
+// the error is only for a host whose interfaces cannot be listed.
+func CheckIPv6(ctx context.Context, o IPv6Options) (*IPv6Check, error) {
+	start := time.Now()
+	n := o.Net
+	if n == nil {
+		var err error
+		if n, err = stdnet.NewNet(); err != nil {
+			return nil, err
+		}
+	}
+	own, err := HostAddrs(n)
+	if err != nil {
+		return nil, err
+	}
+	c := &IPv6Check{Path: PathUnknown}
+	c.Global, c.ULA = splitIPv6(own)
+	w, err := RunWhoAmI(ctx, WhoAmIOptions{Servers: o.Servers, Family: IPv6, Net: n})
+	c.WhoAmI, c.Elapsed = w, time.Since(start)
+	if err != nil {
+		c.STUN, c.Err = ipv6Failure(w), err
+		if errors.Is(err, context.Canceled) {
+			return c, err
+		}
+		return c, nil
+	}
+	c.STUN, c.Public, c.Local = IPv6Works, w.Public, w.Local
+	c.Path = PathRouted
+	if w.NAT {
+		c.Path = PathTranslated
+		kept := w.Public.Port() == w.Local.Port()
+		c.PortPreserved = &kept
+	}
+	return c, nil
+}
+
+// splitIPv6 picks the global and unique local IPv6 addresses.
+func splitIPv6(addrs []netip.Addr) (global, ula []netip.Addr) {
+	for _, a := range addrs {
+		if !a.Is6() || a.Is4In6() {
+			continue
+		}
+		switch {
+		case a.IsPrivate():
+			ula = append(ula, a)
+		case a.IsGlobalUnicast():
+			global = append(global, a)
+		}
+	}
+	return global, ula
+}
+
+// ipv6Failure tells why no server answered over IPv6: none had an IPv6
+// address, the host could not send (network unreachable), or silence.
+func ipv6Failure(w *WhoAmI) string {
+	if w == nil || len(w.Servers) == 0 {
+		return IPv6NoAnswer
+	}
+	count := map[Status]int{}
+	for _, s := range w.Servers {
+		count[s.Status]++
+	}
+	switch {
+	case count[StatusUnresolved] == len(w.Servers):
+		return IPv6NoServer
+	case count[StatusNoAnswer] == 0 && count[StatusFailed] > 0:
+		return IPv6NoRoute
+	default:
+		return IPv6NoAnswer
+	}
+}
