@@ -1,0 +1,52 @@
+package cmd
+
+import (
+	"context"
+
+	"github.com/natcheck/natcheck/probe"
+	"github.com/natcheck/natcheck/report"
+	"github.com/spf13/cobra"
+)
+
+func init() { register(newTCPCmd) }
+
+func newTCPCmd(s *Streams) *cobra.Command {
+	var f probeFlags
+	c := &cobra.Command{
+		Use:   "tcp",
+		Short: "Test the NAT's TCP mapping behaviour with STUN over TCP",
+		Long: `tcp asks every server for a binding over TCP, then connects from one local
+port to the first answering server and to other addresses (the server's
+alternate IP and its OTHER-ADDRESS, as RFC 5780 section 4.3 does for UDP, or
+else another server on another IP). If every connection is mapped to the
+same public address and port, the NAT's TCP mapping is endpoint-independent,
+which TCP hole punching and TURN-over-TCP fallbacks rely on.
+
+Exit code 3 when no server answers over TCP.`,
+		Example: `  natcheck tcp -s stun.example.net
+  natcheck tcp --json -s 203.0.113.10 | jq .mapping`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			return runTCP(c.Context(), s, &f)
+		},
+	}
+	f.register(c)
+	return c
+}
+
+func runTCP(parent context.Context, s *Streams, f *probeFlags) error {
+	r, err := f.resolve(getenv)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(parent, r.timeout)
+	defer cancel()
+	m, err := probe.RunTCPMapping(ctx, probe.TCPMappingOptions{Servers: r.servers, Family: r.family})
+	if err != nil {
+		return runError(parent, err)
+	}
+	if f.json {
+		return report.WriteJSON(s.Out, report.NewTCPMappingJSON(m))
+	}
+	return report.TCPMappingText(s.Out, m, f.verbose)
+}

@@ -1,0 +1,63 @@
+package e2e
+
+import (
+	"encoding/json"
+	"net/netip"
+	"testing"
+
+	"github.com/natcheck/natcheck/lab"
+	"github.com/natcheck/natcheck/report"
+)
+
+// coturn answers STUN over TCP on both addresses and advertises its
+// OTHER-ADDRESS, so the TCP mapping can be named in full: plain masquerade
+// keeps one mapping per internal endpoint, fully random masquerade maps
+// every connection anew.
+func TestTCPMappingBehaviour(t *testing.T) {
+	for _, tc := range []struct {
+		kind lab.Kind
+		want string
+		eim  bool
+	}{
+		{lab.PortRestrictedCone, "endpoint-independent", true},
+		{lab.NoNAT, "endpoint-independent", true},
+		{lab.Symmetric, "address-and-port-dependent", false},
+	} {
+		t.Run(string(tc.kind), func(t *testing.T) {
+			l := lab.New(t, lab.Options{Kind: tc.kind})
+			coturn(t, l, l.ServerIPs[:])
+			r := natcheck(t, l, "tcp", "--json", "-s", netip.AddrPortFrom(l.ServerIPs[0], 3478).String())
+			var j report.TCPMappingJSON
+			if err := json.Unmarshal([]byte(r.stdout), &j); err != nil || r.code != 0 {
+				t.Fatalf("exit %d, stdout not JSON (%v): %s", r.code, err, r.stdout)
+			}
+			if j.Mapping != tc.want || j.EndpointIndependent == nil || *j.EndpointIndependent != tc.eim {
+				t.Fatalf("mapping %q eim %v (%s); want %q", j.Mapping, j.EndpointIndependent, j.Reason, tc.want)
+			}
+			if len(j.Tests) != 3 || j.Tests[1].To != netip.AddrPortFrom(l.ServerIPs[1], 3478).String() {
+				t.Errorf("tests %+v; want primary, alt-ip at %s:3478, alt-ip-port", j.Tests, l.ServerIPs[1])
+			}
+			if tc.eim && j.Tests[0].MappedAddress != netip.AddrPortFrom(l.PublicIP, netip.MustParseAddrPort(j.LocalAddress).Port()).String() {
+				t.Errorf("mapped %s; masquerade keeps the local port of %s at %s", j.Tests[0].MappedAddress, j.LocalAddress, l.PublicIP)
+			}
+		})
+	}
+}
+
+// In a udp-blocked lab TCP still passes: STUN over TCP answers there.
+func TestTCPWorksWhereUDPIsBlocked(t *testing.T) {
+	l := lab.New(t, lab.Options{Kind: lab.UDPBlocked})
+	coturn(t, l, l.ServerIPs[:1])
+	r := natcheck(t, l, "tcp", "--json", "-s", netip.AddrPortFrom(l.ServerIPs[0], 3478).String())
+	var j report.TCPMappingJSON
+	if err := json.Unmarshal([]byte(r.stdout), &j); err != nil || r.code != 0 {
+		t.Fatalf("exit %d, stdout not JSON (%v): %s", r.code, err, r.stdout)
+	}
+	if len(j.Servers) != 1 || netip.MustParseAddrPort(j.Servers[0].MappedAddress).Addr() != l.PublicIP {
+		t.Errorf("servers %+v; want one TCP answer showing %s", j.Servers, l.PublicIP)
+	}
+	// One server without OTHER-ADDRESS cannot name the mapping: unknown.
+	if j.Mapping != "unknown" || j.EndpointIndependent != nil || j.Reason == "" {
+		t.Errorf("mapping %q eim %v reason %q", j.Mapping, j.EndpointIndependent, j.Reason)
+	}
+}

@@ -1,0 +1,366 @@
+package probe
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/pion/stun/v3"
+)
+
+// TCPBindingResult is one STUN Binding over TCP (RFC 8489 section 6.2.2).
+type TCPBindingResult struct {
+	Name   string         // the test it belongs to: "primary", "alt-ip", "alt-ip-port", "other-server", "probe"
+	Local  netip.AddrPort // the connection's local endpoint
+	To     netip.AddrPort
+	Mapped netip.AddrPort // XOR-MAPPED-ADDRESS, or MAPPED-ADDRESS
+	Other  netip.AddrPort // OTHER-ADDRESS, zero if absent
+	RTT    time.Duration  // from the request to the response (the connection is up by then)
+	// ErrorCode is a STUN error response's code; Err says why there is no
+	// usable answer (connection refused, timeout, malformed reply, ...).
+	ErrorCode int
+	Err       error
+}
+
+// OK reports whether the binding gave a mapped address.
+func (r TCPBindingResult) OK() bool { return r.Err == nil && r.Mapped.IsValid() }
+
+// maxTCPMessage bounds a STUN message read from a stream: a Binding
+// response is far smaller, and a peer that claims more is not a STUN server.
+const maxTCPMessage = 2048
+
+// TCPBinding connects to to over TCP and runs one Binding transaction. A
+// valid laddr binds the connection to that local endpoint (shared with other
+// sockets through SO_REUSEADDR); a zero laddr lets the system choose. The
+// connection is returned open, so that its mapping lives while other tests
+// run; the caller closes it (nil when the connection failed).
+func TCPBinding(ctx context.Context, f Family, laddr, to netip.AddrPort) (TCPBindingResult, net.Conn) {
+	r := TCPBindingResult{To: to}
+	d := net.Dialer{Control: reuseControl}
+	if laddr.IsValid() {
+		d.LocalAddr = net.TCPAddrFromAddrPort(laddr)
+	}
+	c, err := d.DialContext(ctx, f.network("tcp"), to.String())
+	if err != nil {
+		r.Err = err
+		return r, nil
+	}
+	r.Local = addrPortOf(c.LocalAddr())
+	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	if dl, ok := ctx.Deadline(); ok {
+		c.SetDeadline(dl)
+	}
+	req, err := stun.Build(stun.TransactionID, stun.BindingRequest, stun.Fingerprint)
+	if err != nil {
+		r.Err = err
+		return r, c
+	}
+	start := time.Now()
+	if _, err := c.Write(req.Raw); err != nil {
+		r.Err = err
+		return r, c
+	}
+	m, err := readStreamSTUN(c)
+	if err != nil {
+		if ctx.Err() != nil {
+			err = ctx.Err()
+		}
+		r.Err = err
+		return r, c
+	}
+	c.SetDeadline(time.Time{})
+	r.RTT = time.Since(start)
+	if m.TransactionID != req.TransactionID {
+		r.Err = errors.New("reply with a foreign transaction ID")
+		return r, c
+	}
+	resp := parseResponse(m, to)
+	r.Mapped, r.Other, r.ErrorCode = resp.PublicAddr(), resp.OtherAddress, resp.ErrorCode
+	switch {
+	case r.ErrorCode != 0:
+		r.Err = fmt.Errorf("STUN error %d %s", resp.ErrorCode, resp.ErrorReason)
+	case !r.Mapped.IsValid():
+		r.Err = errors.New("reply carried no mapped address")
+	}
+	return r, c
+}
+
+// readStreamSTUN reads one STUN message from a stream: the 20-byte header
+// gives the length of the attributes that follow. Only Binding responses
+// with a valid FINGERPRINT (when present) pass.
+func readStreamSTUN(rd io.Reader) (*stun.Message, error) {
+	hdr := make([]byte, 20)
+	if _, err := io.ReadFull(rd, hdr); err != nil {
+		return nil, err
+	}
+	n := int(binary.BigEndian.Uint16(hdr[2:4]))
+	if hdr[0]&0xc0 != 0 || n%4 != 0 || 20+n > maxTCPMessage {
+		return nil, errors.New("malformed STUN message over TCP")
+	}
+	raw := make([]byte, 20+n)
+	copy(raw, hdr)
+	if _, err := io.ReadFull(rd, raw[20:]); err != nil {
+		return nil, err
+	}
+	m, ok := decodeResponse(raw)
+	if !ok {
+		return nil, errors.New("malformed STUN message over TCP")
+	}
+	return m, nil
+}
+
+// TCPMappingOptions configure RunTCPMapping.
+type TCPMappingOptions struct {
+	Servers []Server
+	Family  Family
+}
+
+// TCPMapping is the NAT's TCP mapping behaviour (RFC 4787 vocabulary, as
+// for UDP): does one internal endpoint keep its mapping whatever the
+// destination?
+type TCPMapping struct {
+	Family Family
+	// Mapping is "endpoint-independent", "address-dependent",
+	// "address-and-port-dependent" or "unknown".
+	Mapping string
+	// EndpointIndependent is nil when not tested; false may come with an
+	// unknown Mapping when no second port of the server could be tried.
+	EndpointIndependent *bool
+	Local               netip.AddrPort     // the one local port every test connection used
+	Servers             []TCPBindingResult // one plain binding per server, from fresh ports
+	Tests               []TCPBindingResult // from the shared local port
+	Reason              string             // why Mapping is unknown
+	Elapsed             time.Duration
+}
+
+// Values of TCPMapping.Mapping.
+const (
+	tcpEIM     = "endpoint-independent"
+	tcpADM     = "address-dependent"
+	tcpAPDM    = "address-and-port-dependent"
+	tcpUnknown = "unknown"
+)
+
+// RunTCPMapping asks every server for a binding over TCP at once (which
+// ones answer, and their OTHER-ADDRESS), then opens, from one shared local
+// port, connections to the first answering server and to other addresses:
+// the server's alternate IP at the primary port and its OTHER-ADDRESS
+// (RFC 5780 section 4.3 over TCP), or else another server on another IP.
+// Equal mapped addresses across destinations mean endpoint-independent
+// mapping. It returns ErrNoAnswer when no server answered over TCP.
+func RunTCPMapping(ctx context.Context, o TCPMappingOptions) (*TCPMapping, error) {
+	start := time.Now()
+	if len(o.Servers) == 0 {
+		return nil, errors.New("no STUN servers given")
+	}
+	if o.Family == 0 {
+		o.Family = IPv4
+	}
+	m := &TCPMapping{Family: o.Family, Mapping: tcpUnknown}
+	defer func() { m.Elapsed = time.Since(start) }()
+
+	m.Servers = tcpProbeAll(ctx, o)
+	var answered []TCPBindingResult
+	for _, r := range m.Servers {
+		if r.OK() {
+			answered = append(answered, r)
+		}
+	}
+	if len(answered) == 0 {
+		return m, tcpNoAnswer(m.Servers)
+	}
+	primary := answered[0]
+	dests := tcpDestinations(primary, answered[1:])
+	if len(dests) == 0 {
+		m.Reason = "only one server address answered over TCP and it advertises no OTHER-ADDRESS"
+		return m, nil
+	}
+	port, err := freeTCPPort(o.Family)
+	if err != nil {
+		m.Reason = err.Error()
+		return m, nil
+	}
+	laddr := netip.AddrPortFrom(unspecified(o.Family), port)
+	m.Local = laddr
+
+	first, c := TCPBinding(ctx, o.Family, laddr, primary.To)
+	first.Name = "primary"
+	if c != nil {
+		defer c.Close()
+	}
+	m.Tests = append(m.Tests, first)
+	if !first.OK() {
+		m.Reason = "the primary server did not answer from the shared local port: " + errString(first.Err)
+		return m, nil
+	}
+	m.Local = first.Local
+	m.Tests = append(m.Tests, tcpFromPort(ctx, o.Family, laddr, dests)...)
+	m.judge()
+	return m, nil
+}
+
+// tcpProbeAll runs one plain TCP binding per server address, all at once.
+func tcpProbeAll(ctx context.Context, o TCPMappingOptions) []TCPBindingResult {
+	out := make([]TCPBindingResult, len(o.Servers))
+	var wg sync.WaitGroup
+	for i, s := range o.Servers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			addrs, err := s.Resolve(ctx, o.Family)
+			if err != nil {
+				out[i] = TCPBindingResult{Name: "probe", Err: err}
+				return
+			}
+			r, c := TCPBinding(ctx, o.Family, netip.AddrPort{}, addrs[0])
+			if c != nil {
+				c.Close()
+			}
+			r.Name = "probe"
+			out[i] = r
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// tcpDest is one destination of the mapping test.
+type tcpDest struct {
+	name string
+	to   netip.AddrPort
+}
+
+// tcpDestinations picks what to compare the primary mapping with: with a
+// valid OTHER-ADDRESS (another IP, RFC 5780 section 7.4), the alternate IP
+// at the primary port and the OTHER-ADDRESS itself; otherwise another
+// server on another IP.
+func tcpDestinations(primary TCPBindingResult, others []TCPBindingResult) []tcpDest {
+	if o := primary.Other; o.IsValid() && o.Addr() != primary.To.Addr() {
+		return []tcpDest{
+			{"alt-ip", netip.AddrPortFrom(o.Addr(), primary.To.Port())},
+			{"alt-ip-port", o},
+		}
+	}
+	for _, r := range others {
+		if r.To.Addr() != primary.To.Addr() {
+			return []tcpDest{{"other-server", r.To}}
+		}
+	}
+	return nil
+}
+
+// tcpFromPort connects to every destination at once from laddr.
+func tcpFromPort(ctx context.Context, f Family, laddr netip.AddrPort, dests []tcpDest) []TCPBindingResult {
+	out := make([]TCPBindingResult, len(dests))
+	conns := make([]net.Conn, len(dests))
+	var wg sync.WaitGroup
+	for i, d := range dests {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out[i], conns[i] = TCPBinding(ctx, f, laddr, d.to)
+			out[i].Name = d.name
+		}()
+	}
+	wg.Wait()
+	for _, c := range conns {
+		if c != nil {
+			c.Close()
+		}
+	}
+	return out
+}
+
+// judge names the mapping behaviour from the tests, never guessing: a
+// missing answer leaves it unknown.
+func (m *TCPMapping) judge() {
+	get := func(name string) *TCPBindingResult {
+		for i := range m.Tests {
+			if m.Tests[i].Name == name {
+				return &m.Tests[i]
+			}
+		}
+		return nil
+	}
+	first := get("primary")
+	for _, t := range m.Tests {
+		if t.Err == nil && t.Local.Port() != first.Local.Port() {
+			m.Reason = "the system did not keep the shared local port"
+			return
+		}
+	}
+	no, yes := false, true
+	if other := get("other-server"); other != nil {
+		if !other.OK() {
+			m.Reason = "the second server did not answer from the shared port: " + errString(other.Err)
+			return
+		}
+		if other.Mapped == first.Mapped {
+			m.Mapping, m.EndpointIndependent = tcpEIM, &yes
+			return
+		}
+		m.EndpointIndependent = &no
+		m.Reason = "mapping changes with the destination; telling address from address-and-port dependence needs a server with OTHER-ADDRESS"
+		return
+	}
+	altIP, altPort := get("alt-ip"), get("alt-ip-port")
+	if altIP == nil || !altIP.OK() {
+		m.Reason = "the server's alternate address did not answer over TCP"
+		return
+	}
+	if altIP.Mapped == first.Mapped {
+		m.Mapping, m.EndpointIndependent = tcpEIM, &yes
+		return
+	}
+	m.EndpointIndependent = &no
+	switch {
+	case altPort == nil || !altPort.OK():
+		m.Reason = "the server's OTHER-ADDRESS did not answer over TCP"
+	case altPort.Mapped == altIP.Mapped:
+		m.Mapping = tcpADM
+	default:
+		m.Mapping = tcpAPDM
+	}
+}
+
+// freeTCPPort finds a free local port by binding a listener (with the
+// reuse options, so the port can be shared at once) and closing it.
+func freeTCPPort(f Family) (uint16, error) {
+	lc := net.ListenConfig{Control: reuseControl}
+	ln, err := lc.Listen(context.Background(), f.network("tcp"), net.JoinHostPort(unspecified(f).String(), "0"))
+	if err != nil {
+		return 0, fmt.Errorf("find a free local TCP port: %w", err)
+	}
+	defer ln.Close()
+	return addrPortOf(ln.Addr()).Port(), nil
+}
+
+func unspecified(f Family) netip.Addr {
+	if f == IPv6 {
+		return netip.IPv6Unspecified()
+	}
+	return netip.IPv4Unspecified()
+}
+
+func errString(err error) string {
+	if err == nil {
+		return "no mapped address"
+	}
+	return err.Error()
+}
+
+func tcpNoAnswer(rs []TCPBindingResult) error {
+	for _, r := range rs {
+		if r.Err != nil {
+			return fmt.Errorf("%w over TCP (%d asked; %v)", ErrNoAnswer, len(rs), r.Err)
+		}
+	}
+	return fmt.Errorf("%w over TCP (%d asked)", ErrNoAnswer, len(rs))
+}

@@ -1,0 +1,228 @@
+package probe
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/pion/stun/v3"
+)
+
+// tcpServer is a loopback STUN-over-TCP server. mapped decides the address
+// it reports, from the client's endpoint and the listener's own, so a test
+// can play a NAT of any mapping behaviour.
+type tcpServer struct {
+	addr netip.AddrPort
+}
+
+func startTCPServer(t *testing.T, addr string, other netip.AddrPort, mapped func(client, local netip.AddrPort) netip.AddrPort) *tcpServer {
+	t.Helper()
+	ln, err := net.Listen("tcp4", addr)
+	if err != nil {
+		t.Skipf("cannot listen on %s: %v", addr, err)
+	}
+	s := &tcpServer{addr: addrPortOf(ln.Addr())}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go serveTCPConn(c, s.addr, other, mapped)
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); <-done })
+	return s
+}
+
+func serveTCPConn(c net.Conn, local, other netip.AddrPort, mapped func(client, local netip.AddrPort) netip.AddrPort) {
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	hdr := make([]byte, 20)
+	if _, err := c.Read(hdr); err != nil {
+		return
+	}
+	req := &stun.Message{Raw: append([]byte(nil), hdr...)}
+	if req.Decode() != nil {
+		// a request with attributes: read the rest
+		n := int(hdr[2])<<8 | int(hdr[3])
+		rest := make([]byte, n)
+		if _, err := c.Read(rest); err != nil {
+			return
+		}
+		req = &stun.Message{Raw: append(hdr, rest...)}
+		if req.Decode() != nil {
+			return
+		}
+	}
+	client := addrPortOf(c.RemoteAddr())
+	m := client
+	if mapped != nil {
+		m = mapped(client, local)
+	}
+	setters := []stun.Setter{stun.NewTransactionIDSetter(req.TransactionID), stun.BindingSuccess,
+		&stun.XORMappedAddress{IP: m.Addr().AsSlice(), Port: int(m.Port())}}
+	if other.IsValid() {
+		setters = append(setters, &stun.OtherAddress{IP: other.Addr().AsSlice(), Port: int(other.Port())})
+	}
+	if msg, err := stun.Build(append(setters, stun.Fingerprint)...); err == nil {
+		c.Write(msg.Raw)
+	}
+	// Hold the connection (and so the "mapping") until the client closes.
+	c.Read(hdr)
+}
+
+// rfc5780TCP starts a primary on 127.0.0.1:p, an alternate IP at the same
+// port on 127.0.0.2:p, and the OTHER-ADDRESS on 127.0.0.2:q.
+func rfc5780TCP(t *testing.T, mapped func(client, local netip.AddrPort) netip.AddrPort) Server {
+	t.Helper()
+	alt := startTCPServer(t, "127.0.0.2:0", netip.AddrPort{}, mapped)
+	for range 10 {
+		ln, err := net.Listen("tcp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := addrPortOf(ln.Addr()).Port()
+		ln.Close()
+		l2, err := net.Listen("tcp4", netip.AddrPortFrom(netip.MustParseAddr("127.0.0.2"), p).String())
+		if err != nil {
+			continue
+		}
+		l2.Close()
+		startTCPServer(t, l2.Addr().String(), alt.addr, mapped)
+		prim := startTCPServer(t, netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), p).String(), alt.addr, mapped)
+		return serverAt(t, prim.addr)
+	}
+	t.Skip("no port free on both 127.0.0.1 and 127.0.0.2")
+	return Server{}
+}
+
+func runTCPMapping(t *testing.T, servers ...Server) *TCPMapping {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	m, err := RunTCPMapping(ctx, TCPMappingOptions{Servers: servers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func TestTCPMappingBehaviours(t *testing.T) {
+	lo := netip.MustParseAddr("203.0.113.2")
+	for _, tc := range []struct {
+		name   string
+		mapped func(client, local netip.AddrPort) netip.AddrPort
+		want   string
+		eim    bool
+	}{
+		{"loopback is endpoint-independent", nil, tcpEIM, true},
+		{"address-dependent", func(c, l netip.AddrPort) netip.AddrPort {
+			return netip.AddrPortFrom(lo, c.Port()+uint16(l.Addr().As4()[3]))
+		}, tcpADM, false},
+		{"address-and-port-dependent", func(c, l netip.AddrPort) netip.AddrPort {
+			return netip.AddrPortFrom(lo, c.Port()^l.Port()+uint16(l.Addr().As4()[3]))
+		}, tcpAPDM, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := runTCPMapping(t, rfc5780TCP(t, tc.mapped))
+			if m.Mapping != tc.want || m.EndpointIndependent == nil || *m.EndpointIndependent != tc.eim {
+				t.Fatalf("mapping %q eim %v (%s); want %q %v", m.Mapping, m.EndpointIndependent, m.Reason, tc.want, tc.eim)
+			}
+			if len(m.Tests) != 3 {
+				t.Fatalf("tests %+v", m.Tests)
+			}
+			for _, x := range m.Tests {
+				if x.Local != m.Local || x.Err != nil {
+					t.Errorf("test %s from %s (err %v); every test must leave from %s", x.Name, x.Local, x.Err, m.Local)
+				}
+			}
+		})
+	}
+}
+
+// Without OTHER-ADDRESS a second server on another IP still tells whether
+// the mapping is endpoint-independent, but not which dependence it has.
+func TestTCPMappingWithTwoPlainServers(t *testing.T) {
+	a := startTCPServer(t, "127.0.0.1:0", netip.AddrPort{}, nil)
+	b := startTCPServer(t, "127.0.0.2:0", netip.AddrPort{}, nil)
+	m := runTCPMapping(t, serverAt(t, a.addr), serverAt(t, b.addr))
+	if m.Mapping != tcpEIM || m.Tests[1].Name != "other-server" {
+		t.Errorf("mapping %q (%s), tests %+v", m.Mapping, m.Reason, m.Tests)
+	}
+	dep := func(c, l netip.AddrPort) netip.AddrPort { return netip.AddrPortFrom(l.Addr(), c.Port()) }
+	a2 := startTCPServer(t, "127.0.0.1:0", netip.AddrPort{}, dep)
+	b2 := startTCPServer(t, "127.0.0.2:0", netip.AddrPort{}, dep)
+	m = runTCPMapping(t, serverAt(t, a2.addr), serverAt(t, b2.addr))
+	if m.Mapping != tcpUnknown || m.EndpointIndependent == nil || *m.EndpointIndependent || m.Reason == "" {
+		t.Errorf("mapping %q eim %v reason %q; want unknown, false, a reason", m.Mapping, m.EndpointIndependent, m.Reason)
+	}
+}
+
+func TestTCPMappingOneServerIsUnknown(t *testing.T) {
+	a := startTCPServer(t, "127.0.0.1:0", netip.AddrPort{}, nil)
+	m := runTCPMapping(t, serverAt(t, a.addr))
+	if m.Mapping != tcpUnknown || m.EndpointIndependent != nil || m.Reason == "" || !m.Servers[0].OK() {
+		t.Errorf("mapping %q eim %v reason %q servers %+v", m.Mapping, m.EndpointIndependent, m.Reason, m.Servers)
+	}
+}
+
+func TestTCPMappingNoAnswer(t *testing.T) {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := addrPortOf(ln.Addr())
+	ln.Close()
+	_, err = RunTCPMapping(context.Background(), TCPMappingOptions{Servers: []Server{serverAt(t, closed)}})
+	if !errors.Is(err, ErrNoAnswer) {
+		t.Errorf("err = %v, want ErrNoAnswer", err)
+	}
+}
+
+func TestTCPBindingRejectsForeignReplies(t *testing.T) {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		buf := make([]byte, 64)
+		c.Read(buf)
+		m, _ := stun.Build(stun.TransactionID, stun.BindingSuccess, &stun.XORMappedAddress{IP: net.IPv4(1, 2, 3, 4), Port: 5})
+		c.Write(m.Raw) // a fresh transaction ID: not an answer to ours
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	r, c := TCPBinding(ctx, IPv4, netip.AddrPort{}, addrPortOf(ln.Addr()))
+	if c != nil {
+		c.Close()
+	}
+	if r.OK() || r.Err == nil {
+		t.Errorf("accepted a reply to another transaction: %+v", r)
+	}
+}
+
+func FuzzReadStreamSTUN(f *testing.F) {
+	m, _ := stun.Build(stun.TransactionID, stun.BindingSuccess, &stun.XORMappedAddress{IP: net.IPv4(1, 2, 3, 4), Port: 5}, stun.Fingerprint)
+	f.Add(m.Raw)
+	f.Add([]byte{0, 1, 0xff, 0xfc})
+	f.Add(append(append([]byte(nil), m.Raw[:20]...), 0, 0))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		msg, err := readStreamSTUN(bytes.NewReader(b))
+		if err == nil && (msg == nil || msg.Type.Method != stun.MethodBinding) {
+			t.Fatalf("accepted a non-Binding message: %v", msg)
+		}
+	})
+}

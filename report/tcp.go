@@ -1,0 +1,115 @@
+package report
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/natcheck/natcheck/probe"
+)
+
+// TCPMappingJSON is the JSON form of `natcheck tcp`.
+type TCPMappingJSON struct {
+	SchemaVersion       int              `json:"schema_version"`
+	Family              string           `json:"family"`
+	Mapping             string           `json:"mapping"`              // endpoint-independent, address-dependent, address-and-port-dependent, unknown
+	EndpointIndependent *bool            `json:"endpoint_independent"` // null when not tested
+	LocalAddress        string           `json:"local_address,omitempty"`
+	Reason              string           `json:"reason,omitempty"`
+	ElapsedMs           float64          `json:"elapsed_ms"`
+	Servers             []TCPBindingJSON `json:"servers"`
+	Tests               []TCPBindingJSON `json:"tests"`
+}
+
+// TCPBindingJSON is one Binding over TCP.
+type TCPBindingJSON struct {
+	Name          string   `json:"name"`
+	To            string   `json:"to,omitempty"`
+	Local         string   `json:"local,omitempty"`
+	MappedAddress string   `json:"mapped_address,omitempty"`
+	OtherAddress  string   `json:"other_address,omitempty"`
+	RTTMs         *float64 `json:"rtt_ms"`
+	Error         string   `json:"error,omitempty"`
+}
+
+// NewTCPMappingJSON converts a TCP mapping test to its JSON form.
+func NewTCPMappingJSON(m *probe.TCPMapping) TCPMappingJSON {
+	out := TCPMappingJSON{
+		SchemaVersion:       SchemaVersion,
+		Family:              strings.ToLower(m.Family.String()),
+		Mapping:             m.Mapping,
+		EndpointIndependent: m.EndpointIndependent,
+		Reason:              m.Reason,
+		ElapsedMs:           Millis(m.Elapsed),
+		Servers:             tcpBindings(m.Servers),
+		Tests:               tcpBindings(m.Tests),
+	}
+	if m.Local.IsValid() {
+		out.LocalAddress = m.Local.String()
+	}
+	return out
+}
+
+func tcpBindings(rs []probe.TCPBindingResult) []TCPBindingJSON {
+	out := make([]TCPBindingJSON, 0, len(rs))
+	for _, r := range rs {
+		j := TCPBindingJSON{Name: r.Name}
+		if r.To.IsValid() {
+			j.To = r.To.String()
+		}
+		if r.Local.IsValid() {
+			j.Local = r.Local.String()
+		}
+		if r.Mapped.IsValid() {
+			j.MappedAddress = r.Mapped.String()
+		}
+		if r.Other.IsValid() {
+			j.OtherAddress = r.Other.String()
+		}
+		if r.RTT > 0 {
+			j.RTTMs = msPtr(r.RTT)
+		}
+		if r.Err != nil {
+			j.Error = r.Err.Error()
+		}
+		out = append(out, j)
+	}
+	return out
+}
+
+// TCPMappingLine is the one-line answer.
+func TCPMappingLine(m *probe.TCPMapping) string {
+	switch {
+	case m.Mapping != "unknown":
+		return "TCP mapping: " + m.Mapping
+	case m.EndpointIndependent != nil && !*m.EndpointIndependent:
+		return "TCP mapping: not endpoint-independent (" + m.Reason + ")"
+	default:
+		return "TCP mapping: unknown (" + m.Reason + ")"
+	}
+}
+
+// TCPMappingText writes the answer line; verbose adds every connection.
+func TCPMappingText(out io.Writer, m *probe.TCPMapping, verbose bool) error {
+	if _, err := fmt.Fprintln(out, TCPMappingLine(m)); err != nil || !verbose {
+		return err
+	}
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "shared local port\t%s\n", AddrString(m.Local))
+	fmt.Fprintf(tw, "time\t%s\n", FormatDuration(m.Elapsed))
+	for _, group := range []struct {
+		title string
+		rs    []probe.TCPBindingResult
+	}{{"servers", m.Servers}, {"tests", m.Tests}} {
+		fmt.Fprintf(tw, "%s\t\n", group.title)
+		for _, r := range group.rs {
+			line := "saw " + AddrString(r.Mapped)
+			if r.Err != nil {
+				line = "(" + r.Err.Error() + ")"
+			}
+			fmt.Fprintf(tw, "  %s %s\tfrom %s\t%s\n", r.Name, AddrString(r.To), AddrString(r.Local), line)
+		}
+	}
+	return tw.Flush()
+}
