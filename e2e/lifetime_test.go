@@ -88,3 +88,27 @@ func TestLifetimeDefaultTimeout(t *testing.T) {
 		t.Errorf("estimate %v ms, want about 30 s", got.EstimateMs)
 	}
 }
+
+// Conntrack times out NAT66 mappings as it does IPv4 ones: the lifetime is
+// measured over IPv6 too.
+func TestLifetimeOverNAT66(t *testing.T) {
+	const timeout = 5 * time.Second
+	l := lab.New(t, lab.Options{Kind: lab.PortRestrictedCone})
+	v6 := l.AddIPv6(lab.IPv6NAT66)
+	l.SetUDPTimeout(timeout, timeout)
+	coturn(t, l, []netip.Addr{l.ServerIPs[0], l.ServerIPs[1], v6.ServerIPs[0], v6.ServerIPs[1]})
+	srv := netip.AddrPortFrom(v6.ServerIPs[0], 3478).String()
+	r := natcheck(t, l, "lifetime", "-6", "--json", "--min", "1s", "--max", "15s", "--sockets", "24", "-s", srv)
+	got := lifetimeJSON(t, r)
+	if r.code != 0 || got.Family != "ipv6" || got.EstimateMs == nil {
+		t.Fatalf("exit %d family %s result %s (%s)", r.code, got.Family, got.Result, got.Reason)
+	}
+	est := time.Duration(*got.EstimateMs * float64(time.Millisecond))
+	t.Logf("configured %v, measured %v over IPv6 in %v", timeout, est, r.elapsed)
+	if !within(est, timeout, 0.2) {
+		t.Errorf("measured %v, configured %v", est, timeout)
+	}
+	if m := got.Probes[0].MappedAddress; netip.MustParseAddrPort(m).Addr() != v6.PublicIP {
+		t.Errorf("mapped %s, want the router's NAT66 address %s", m, v6.PublicIP)
+	}
+}

@@ -1,0 +1,58 @@
+package report
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/natcheck/natcheck/probe"
+)
+
+func TestLifetimeLine(t *testing.T) {
+	s := time.Second
+	for _, tc := range []struct {
+		l    probe.Lifetime
+		want string
+	}{
+		{probe.Lifetime{Result: probe.LifetimeMeasured, Lower: 28 * s, Upper: 32 * s},
+			"UDP mapping lifetime: about 30s (alive after 28.00 s idle, gone after 32.00 s)"},
+		{probe.Lifetime{Result: probe.LifetimeLongerThanMax, Lower: 120 * s},
+			"UDP mapping lifetime: longer than 120.00 s (still alive at the longest idle time probed)"},
+		{probe.Lifetime{Result: probe.LifetimeShorterThanMin, Upper: s},
+			"UDP mapping lifetime: shorter than 1.00 s (gone at the shortest idle time probed)"},
+		{probe.Lifetime{Result: probe.LifetimeUnknown, Reason: "no server honours RESPONSE-PORT"},
+			"UDP mapping lifetime: unknown (no server honours RESPONSE-PORT)"},
+	} {
+		if got := LifetimeLine(&tc.l); got != tc.want {
+			t.Errorf("got  %q\nwant %q", got, tc.want)
+		}
+	}
+}
+
+// Bounds that were not found are null, not 0: 0 would read as "expires at once".
+func TestLifetimeJSONKeepsMissingBoundsNull(t *testing.T) {
+	l := &probe.Lifetime{Family: probe.IPv4, Result: probe.LifetimeLongerThanMax, Lower: time.Minute,
+		Probes: []probe.LifetimeProbe{{Round: 1, Target: time.Minute, Idle: time.Minute, State: probe.ProbeAlive},
+			{Round: 1, Target: 2 * time.Minute, State: probe.ProbeSkipped}}}
+	var buf bytes.Buffer
+	if err := WriteJSON(&buf, NewLifetimeJSON(l)); err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &m); err != nil {
+		t.Fatal(err)
+	}
+	if m["upper_ms"] != nil || m["estimate_ms"] != nil || m["lower_ms"] != 60000.0 || m["schema_version"] != 1.0 {
+		t.Errorf("bounds: %v %v %v", m["lower_ms"], m["upper_ms"], m["estimate_ms"])
+	}
+	probes := m["probes"].([]any)
+	if probes[1].(map[string]any)["idle_ms"] != nil {
+		t.Errorf("a skipped probe has no idle time: %v", probes[1])
+	}
+	var text bytes.Buffer
+	if err := LifetimeText(&text, l, true); err != nil || !strings.Contains(text.String(), "skipped") {
+		t.Errorf("verbose text lacks probes: %q %v", text.String(), err)
+	}
+}
