@@ -24,9 +24,24 @@ func TestHoldLab(t *testing.T) {
 	fmt.Sscan(os.Getenv("NATCHECK_LAB_LOSS"), &loss)
 	fmt.Sscan(os.Getenv("NATCHECK_LAB_DELAY_MS"), &delay)
 	l := lab.New(t, lab.Options{Kind: lab.Kind(kind), LossPercent: loss, DelayMs: delay})
-	const envFile = "/tmp/natcheck-lab.env"
+	envFile := "/tmp/natcheck-lab.env"
+	if f := os.Getenv("NATCHECK_LAB_ENV"); f != "" { // several labs held at once
+		envFile = f
+	}
+	// NATCHECK_LAB_UDP_TIMEOUT=20s sets the router's conntrack UDP timeouts;
+	// NATCHECK_LAB_IPV6=routed|nat66 adds IPv6.
+	if d, err := time.ParseDuration(os.Getenv("NATCHECK_LAB_UDP_TIMEOUT")); err == nil {
+		l.SetUDPTimeout(d, d)
+	}
+	var v6 lab.IPv6
+	if mode := os.Getenv("NATCHECK_LAB_IPV6"); mode != "" {
+		v6 = l.AddIPv6(lab.IPv6Mode(mode))
+	}
 	env := fmt.Sprintf("CLIENT=%s\nROUTER=%s\nCARRIER=%s\nINET=%s\nPUBLIC_IP=%s\nCLIENT_IP=%s\nSERVER1=%s\nSERVER2=%s\n",
 		l.Client, l.Router, l.Carrier, l.Internet, l.PublicIP, l.ClientIP, l.ServerIPs[0], l.ServerIPs[1])
+	if v6.Mode != "" {
+		env += fmt.Sprintf("CLIENT_IP6=%s\nPUBLIC_IP6=%s\nSERVER1_6=%s\nSERVER2_6=%s\n", v6.ClientIP, v6.PublicIP, v6.ServerIPs[0], v6.ServerIPs[1])
+	}
 	if err := os.WriteFile(envFile, []byte(env), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package probe
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -321,7 +322,7 @@ func (r *lifetimeRun) round(ctx context.Context, round int, targets []time.Durat
 		}
 	}()
 
-	st := &roundState{stop: make(chan struct{})}
+	st, waiters := newRoundState(targets)
 	for i := range targets {
 		if maps[i] == nil {
 			continue
@@ -330,7 +331,7 @@ func (r *lifetimeRun) round(ctx context.Context, round int, targets []time.Durat
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r.probe(ctx, maps[i], &probes[i], st)
+			r.probe(ctx, maps[i], &probes[i], st, waiters[i])
 		}()
 	}
 	wg.Wait()
@@ -354,12 +355,40 @@ func (r *lifetimeRun) openMapping(ctx context.Context) *idleMapping {
 // be a fluke (every retransmission lost); two in a row are the NAT's timer.
 const expiriesToStop = 2
 
-// roundState lets the probes of a round end it once mappings expire.
+// roundState lets the probes of a round end it once mappings expire. After
+// an expiry that is not yet confirmed, the mapping with the next longer
+// target is tested at once instead of at its time: it has idled at least as
+// long, so it confirms (or contradicts) the expiry within a round trip.
 type roundState struct {
 	mu      sync.Mutex
 	expired []time.Duration // targets seen expired
 	stopAt  time.Duration   // targets above this are skipped, once stop is closed
 	stop    chan struct{}
+	waiting []*waiter // probes not yet started, by target
+}
+
+type waiter struct {
+	target time.Duration
+	fire   chan struct{} // closed to start the probe now
+	gone   bool          // started or ended
+}
+
+func newRoundState(targets []time.Duration) (*roundState, []*waiter) {
+	s := &roundState{stop: make(chan struct{})}
+	ws := make([]*waiter, len(targets))
+	for i, t := range targets {
+		ws[i] = &waiter{target: t, fire: make(chan struct{})}
+	}
+	s.waiting = slices.Clone(ws)
+	slices.SortFunc(s.waiting, func(a, b *waiter) int { return cmp.Compare(a.target, b.target) })
+	return s, ws
+}
+
+// start marks w as no longer waiting.
+func (s *roundState) start(w *waiter) {
+	s.mu.Lock()
+	w.gone = true
+	s.mu.Unlock()
 }
 
 func (s *roundState) addExpired(target time.Duration) {
@@ -370,6 +399,17 @@ func (s *roundState) addExpired(target time.Duration) {
 		slices.Sort(s.expired)
 		s.stopAt = s.expired[expiriesToStop-1]
 		close(s.stop)
+		return
+	}
+	if len(s.expired) > expiriesToStop {
+		return
+	}
+	for _, w := range s.waiting {
+		if !w.gone && w.target > target {
+			w.gone = true
+			close(w.fire)
+			return
+		}
 	}
 }
 
@@ -384,9 +424,10 @@ func (s *roundState) skip(target time.Duration) bool {
 	}
 }
 
-// probe waits until m has idled for p.Target, then asks, from a fresh
-// socket, for an answer to m's mapping.
-func (r *lifetimeRun) probe(ctx context.Context, m *idleMapping, p *LifetimeProbe, st *roundState) {
+// probe waits until m has idled for p.Target (or is called early to confirm
+// an expiry), then asks, from a fresh socket, for an answer to m's mapping.
+func (r *lifetimeRun) probe(ctx context.Context, m *idleMapping, p *LifetimeProbe, st *roundState, w *waiter) {
+	defer st.start(w)
 	// The answer crosses the NAT about one RTT after the request leaves.
 	timer := time.NewTimer(time.Until(m.refreshed.Add(p.Target - r.rtt)))
 	defer timer.Stop()
@@ -395,6 +436,8 @@ wait:
 	for {
 		select {
 		case <-timer.C:
+			break wait
+		case <-w.fire:
 			break wait
 		case <-stop:
 			if st.skip(p.Target) {
@@ -407,6 +450,7 @@ wait:
 			return
 		}
 	}
+	st.start(w)
 	if st.skip(p.Target) {
 		p.State = ProbeSkipped
 		return
