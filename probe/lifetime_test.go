@@ -113,13 +113,13 @@ func TestLifetimeBoundsEncloseTheTimeout(t *testing.T) {
 	if l.Result != LifetimeMeasured || l.Method != LifetimeMethod || l.Server != s.addr {
 		t.Fatalf("result %q method %q server %s; want measured with %s", l.Result, l.Method, l.Server, s.addr)
 	}
-	// Scheduling on a loaded machine shifts each side by a few ms; the
-	// bounds must still bracket the simulated timeout.
-	const slack = 100 * time.Millisecond
+	// Scheduling on a loaded machine (-race, shared cores) shifts each side;
+	// the bounds must still bracket the simulated timeout.
+	const slack = 250 * time.Millisecond
 	if l.Lower > lifetime+slack || l.Upper < lifetime-slack || l.Lower >= l.Upper {
 		t.Errorf("bounds [%v, %v] do not enclose %v", l.Lower, l.Upper, lifetime)
 	}
-	if l.Upper > 2*lifetime {
+	if l.Upper > 2*lifetime+slack {
 		t.Errorf("upper bound %v is too loose for a geometric grid of 24 over [100ms, 5s]", l.Upper)
 	}
 	skipped := 0
@@ -131,7 +131,7 @@ func TestLifetimeBoundsEncloseTheTimeout(t *testing.T) {
 			t.Errorf("probe aimed at %v tested only %v of idleness", p.Target, p.Idle)
 		}
 	}
-	if skipped == 0 || l.Elapsed > 3*time.Second {
+	if skipped == 0 || l.Elapsed > 4*time.Second {
 		t.Errorf("%d probes skipped, elapsed %v: the round should end soon after two expiries", skipped, l.Elapsed)
 	}
 }
