@@ -298,6 +298,9 @@ func TestDoubleNATHop(t *testing.T) {
 		t.Fatal(err)
 	}
 	cgnat := netip.MustParsePrefix("100.64.0.0/10")
+	if !cgnat.Contains(l.RouterWAN) {
+		t.Errorf("home router WAN %v not in %v", l.RouterWAN, cgnat)
+	}
 	for ttl, want := range map[int]netip.Addr{1: l.Gateway, 2: l.CarrierIP} {
 		setTTL(t, c, ttl)
 		send(t, c, s.addr(s1a), "ttl")
