@@ -7,6 +7,7 @@ require (
 	github.com/pion/stun/v3 v3.1.7
 	github.com/pion/transport/v3 v3.1.1
 	github.com/spf13/cobra v1.10.2
+	golang.org/x/net v0.49.0
 	golang.org/x/sys v0.50.0
 )
 

@@ -5,7 +5,7 @@
 # hits both; the median of each is reported, then the ratio.
 #
 # Environment: ROUNDS (3), DURATION (5s), SERVER_CPU (1), LOAD_CPU (0),
-# SOCKETS (64), WINDOW (4), PORT (23478).
+# SOCKETS (16), WINDOW (16), PORT (23478).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,8 +13,8 @@ ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-5s}
 SERVER_CPU=${SERVER_CPU:-1}
 LOAD_CPU=${LOAD_CPU:-0}
-SOCKETS=${SOCKETS:-64}
-WINDOW=${WINDOW:-4}
+SOCKETS=${SOCKETS:-16}
+WINDOW=${WINDOW:-16}
 PORT=${PORT:-23478}
 
 for tool in taskset turnserver go; do
@@ -72,6 +72,8 @@ stop() {
 }
 
 declare -A results
+ratios=""
+ratios1=""
 for round in $(seq "$ROUNDS"); do
 	for server in coturn natcheck natcheck-batch1; do
 		start "$server"
@@ -81,7 +83,12 @@ for round in $(seq "$ROUNDS"); do
 		rps=${line%% *}
 		results[$server]+="$rps "
 		printf 'round %d %-16s %s\n' "$round" "$server" "$line"
+		eval "rps_${server//-/_}=$rps"
 	done
+	# The ratio of each round compares runs a few seconds apart: on a
+	# shared machine it is steadier than a ratio of medians.
+	ratios+="$(awk -v n="$rps_natcheck" -v c="$rps_coturn" 'BEGIN { printf "%.2f", n / c }') "
+	ratios1+="$(awk -v n="$rps_natcheck_batch1" -v c="$rps_coturn" 'BEGIN { printf "%.2f", n / c }') "
 done
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
@@ -93,4 +100,6 @@ echo "server CPU $SERVER_CPU, load generator CPU $LOAD_CPU, $SOCKETS sockets x $
 printf '%-28s %10s requests/s\n' "coturn $(turnserver --version 2>/dev/null | head -1)" "$c"
 printf '%-28s %10s requests/s\n' "natcheck serve" "$n"
 printf '%-28s %10s requests/s\n' "natcheck serve --batch 1" "$n1"
-awk -v n="$n" -v c="$c" -v n1="$n1" 'BEGIN { printf "ratio natcheck/coturn: %.2f (batch 1: %.2f)\n", n / c, n1 / c }'
+median_f() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+awk -v n="$n" -v c="$c" -v n1="$n1" 'BEGIN { printf "ratio of medians natcheck/coturn: %.2f (batch 1: %.2f)\n", n / c, n1 / c }'
+echo "per-round ratios natcheck/coturn: $ratios(median $(echo "$ratios" | median_f)); with --batch 1: $ratios1(median $(echo "$ratios1" | median_f))"
