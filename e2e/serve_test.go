@@ -119,3 +119,37 @@ func TestServeSIGTERM(t *testing.T) {
 		t.Fatal("natcheck serve did not stop within 10s of SIGTERM")
 	}
 }
+
+// TestServeRFC3489Client runs the classic `stun` client (stun-client
+// package, RFC 3489: no magic cookie, CHANGED-ADDRESS) against natcheck
+// serve: old clients get a useful answer too. Its exit status encodes the
+// verdict, so only the printed verdict is checked.
+func TestServeRFC3489Client(t *testing.T) {
+	if _, err := exec.LookPath("stun"); err != nil {
+		if os.Getenv("NATCHECK_LAB") == "1" {
+			t.Fatal("stun (stun-client) not installed")
+		}
+		t.Skip("stun (stun-client) not installed")
+	}
+	for _, tc := range []struct {
+		kind lab.Kind
+		want string
+	}{
+		{lab.NoNAT, "Primary: Open"},
+		{lab.FullCone, "Primary: Independent Mapping, Independent Filter,"},
+		{lab.RestrictedCone, "Primary: Independent Mapping, Address Dependent Filter,"},
+		{lab.PortRestrictedCone, "Primary: Independent Mapping, Port Dependent Filter,"},
+		{lab.Symmetric, "Primary: Dependent Mapping,"},
+	} {
+		t.Run(string(tc.kind), func(t *testing.T) {
+			l := lab.New(t, lab.Options{Kind: tc.kind})
+			natcheckServe(t, l)
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			out, _ := l.Command(ctx, l.Client, "stun", l.ServerIPs[0].String()).CombinedOutput()
+			if !strings.Contains(string(out), tc.want) {
+				t.Errorf("stun says:\n%s\nwant a line starting %q", out, tc.want)
+			}
+		})
+	}
+}

@@ -174,16 +174,29 @@ func TestLimiterBounded(t *testing.T) {
 // TestHandleZeroAlloc is the unit-test form of BenchmarkHandle: the
 // request->response path must not allocate.
 func TestHandleZeroAlloc(t *testing.T) {
-	h := &handler{fam: &testFamily, lim: newLimiter(1e9, 1e9), software: "natcheck"}
+	lim := newLimiter(1e9, 1e9)
+	two := &handler{fam: &testFamily, lim: lim, software: "natcheck"}
+	one := &handler{fam: &singleFamily, lim: lim, software: "natcheck"}
 	out := make([]byte, maxResponse)
-	for _, req := range [][]byte{buildReq(t), buildReq(t, changeReq(6), stun.Fingerprint), buildReq(t, rawAttr(0x7777, nil)), legacyReq()} {
-		allocs := testing.AllocsPerRun(100, func() {
-			if rep := h.handle(req, client, 0, false, 1, out); rep.n == 0 {
-				t.Fatal("dropped")
-			}
-		})
+	for _, tc := range []struct {
+		name   string
+		h      *handler
+		req    []byte
+		stream bool
+	}{
+		{"plain", two, buildReq(t), false},
+		{"change and fingerprint", two, buildReq(t, changeReq(6), stun.Fingerprint), false},
+		{"padding", two, buildReq(t, rawAttr(attrPadding, make([]byte, 500))), false},
+		{"420 unknown", two, buildReq(t, rawAttr(0x7777, nil)), false},
+		{"420 change ip on one address", one, buildReq(t, changeReq(changeIP)), false},
+		{"420 change over tcp", two, buildReq(t, changeReq(changePort)), true},
+		{"400", two, buildReq(t, rawAttr(attrResponsePort, []byte{0, 0})), false},
+		{"rfc3489", two, legacyReq(), false},
+		{"garbage", two, []byte("GET / HTTP/1.1\r\n\r\n"), false},
+	} {
+		allocs := testing.AllocsPerRun(100, func() { tc.h.handle(tc.req, client, 0, tc.stream, 1, out) })
 		if allocs != 0 {
-			t.Errorf("%v allocations per request", allocs)
+			t.Errorf("%s: %v allocations per request", tc.name, allocs)
 		}
 	}
 }
