@@ -49,6 +49,13 @@ type Config struct {
 	Logf func(format string, args ...any)
 }
 
+// Bounds on Config.Workers and Config.Batch: beyond them sockets and
+// buffers grow without gaining speed.
+const (
+	maxWorkers = 256
+	maxBatch   = 256
+)
+
 // ErrSameAddress reports an alternate address equal to the primary.
 var ErrSameAddress = errors.New("alternate address equals the primary address")
 
@@ -92,9 +99,10 @@ type Server struct {
 	tcpAccepted atomic.Uint64
 	tcpRejected atomic.Uint64
 
-	tcpMu    sync.Mutex
-	tcpConns map[net.Conn]struct{}
-	tcpPerIP map[netip.Addr]int
+	tcpMu      sync.Mutex
+	tcpClosing bool // set at shutdown: admit no more connections
+	tcpConns   map[net.Conn]struct{}
+	tcpPerIP   map[netip.Addr]int
 
 	start     time.Time // origin of the monotonic clock the rate limiter reads
 	metricsLn net.Listener
@@ -179,6 +187,9 @@ func (c *Config) normalise() error {
 	}
 	if c.Port != 0 && c.Port == c.AltPort {
 		return &ConfigError{fmt.Errorf("alternate port equals the primary port (%d)", c.Port)}
+	}
+	if c.Workers > maxWorkers || c.Batch > maxBatch {
+		return &ConfigError{fmt.Errorf("at most %d workers and batches of %d", maxWorkers, maxBatch)}
 	}
 	if c.Workers <= 0 {
 		c.Workers = runtime.GOMAXPROCS(0)
@@ -410,6 +421,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	s.closeSockets()
 	s.tcpMu.Lock()
+	s.tcpClosing = true
 	for c := range s.tcpConns {
 		c.Close()
 	}

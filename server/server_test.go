@@ -402,6 +402,7 @@ func TestBindErrors(t *testing.T) {
 		{"alternate equals primary", Config{Addrs: []netip.Addr{lo1, lo1}, Port: 3478, AltPort: 3479}, ErrSameAddress, "equals the primary"},
 		{"alt port equals port", Config{Addrs: []netip.Addr{lo1}, Port: 3478, AltPort: 3478}, nil, "alternate port equals"},
 		{"wildcard", Config{Addrs: []netip.Addr{netip.IPv4Unspecified()}}, nil, "specific address"},
+		{"too many workers", Config{Addrs: []netip.Addr{lo1}, Workers: 100000}, nil, "at most 256 workers"},
 		{"three addresses", Config{Addrs: []netip.Addr{lo1, lo2, netip.MustParseAddr("127.0.0.3")}}, nil, "at most two"},
 		{"metrics address in use", Config{Addrs: []netip.Addr{lo1}, MetricsAddr: "127.0.0.1:" + fmt.Sprint(tcpBusy(t))}, syscall.EADDRINUSE, "metrics"},
 	}

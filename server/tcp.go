@@ -40,7 +40,7 @@ func (s *Server) acceptLoop(sf *servedFamily, ep int, ln *net.TCPListener) {
 func (s *Server) admit(c net.Conn, ip netip.Addr) bool {
 	s.tcpMu.Lock()
 	defer s.tcpMu.Unlock()
-	if len(s.tcpConns) >= s.cfg.MaxTCPConns || s.tcpPerIP[ip] >= s.cfg.MaxTCPConnsPerIP {
+	if s.tcpClosing || len(s.tcpConns) >= s.cfg.MaxTCPConns || s.tcpPerIP[ip] >= s.cfg.MaxTCPConnsPerIP {
 		return false
 	}
 	s.tcpConns[c] = struct{}{}
