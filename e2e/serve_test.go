@@ -153,3 +153,38 @@ func TestServeRFC3489Client(t *testing.T) {
 		})
 	}
 }
+
+// TestServeIPv6 serves RFC 5780 on two IPv6 addresses (added to the lab's
+// internet namespace, the only place they exist) and runs
+// turnutils_natdiscovery against them from the same namespace: no NAT, so
+// endpoint-independent everything, which needs every change of address
+// and port to be honoured over IPv6.
+func TestServeIPv6(t *testing.T) {
+	l := lab.New(t, lab.Options{Kind: lab.NoNAT})
+	a1, a2 := netip.MustParseAddr("2001:db8:5::10"), netip.MustParseAddr("2001:db8:5::11")
+	client := netip.MustParseAddr("2001:db8:5::2")
+	for _, a := range []netip.Addr{a1, a2, client} {
+		if out, err := exec.Command("ip", "-n", l.Internet, "addr", "add", a.String()+"/128", "dev", "lo", "nodad").CombinedOutput(); err != nil {
+			t.Fatalf("add %s in %s: %v: %s", a, l.Internet, err, out)
+		}
+	}
+	bin := lab.BuildNatcheck(t)
+	l.Start(t, l.Internet, bin, "serve", "--listen", a1.String(), "--listen", a2.String())
+	up := false
+	for deadline := time.Now().Add(10 * time.Second); !up && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		up = l.Command(ctx, l.Internet, bin, "whoami", "-6", "--timeout", "300ms", "-s", netip.AddrPortFrom(a1, 3478).String()).Run() == nil
+		cancel()
+	}
+	if !up {
+		t.Fatal("natcheck serve did not answer over IPv6")
+	}
+	inInternet := *l
+	inInternet.Client = l.Internet
+	// The client binds its own address: unbound, the kernel would pick
+	// the server address it talks to as source, a different one per test.
+	mapping, filtering := natdiscovery(t, &inInternet, a1, "-m", "-f", "-L", client.String())
+	if mapping != "No NAT! (Endpoint Independent Mapping)" || filtering != "NAT with Endpoint Independent Filtering!" {
+		t.Errorf("natdiscovery over IPv6 says %q / %q", mapping, filtering)
+	}
+}
