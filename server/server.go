@@ -106,7 +106,6 @@ type Server struct {
 
 	start     time.Time // origin of the monotonic clock the rate limiter reads
 	metricsLn net.Listener
-	closeOnce sync.Once
 	wg        sync.WaitGroup
 }
 
