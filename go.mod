@@ -7,6 +7,7 @@ require (
 	github.com/pion/transport/v3 v3.1.1
 	github.com/spf13/cobra v1.10.2
 	golang.org/x/sys v0.50.0
+	golang.org/x/term v0.48.0
 )
 
 require (
