@@ -60,6 +60,31 @@ func TestLifetimeMatchesConntrackTimeout(t *testing.T) {
 	}
 }
 
+// natcheck serve honours RESPONSE-PORT with its default per-source rate
+// limit on: the burst of mappings a round opens must stay within it.
+func TestLifetimeWithNatcheckServe(t *testing.T) {
+	const timeout = 6 * time.Second
+	l := lab.New(t, lab.Options{Kind: lab.Symmetric})
+	l.SetUDPTimeout(timeout, timeout)
+	natcheckServe(t, l)
+	srv := netip.AddrPortFrom(l.ServerIPs[0], 3478).String()
+	r := natcheck(t, l, "lifetime", "--json", "--min", "1s", "--max", "20s", "-s", srv)
+	got := lifetimeJSON(t, r)
+	if r.code != 0 || got.EstimateMs == nil {
+		t.Fatalf("exit %d result %s (%s)", r.code, got.Result, got.Reason)
+	}
+	est := time.Duration(*got.EstimateMs * float64(time.Millisecond))
+	t.Logf("configured %v, measured %v with natcheck serve in %v", timeout, est, r.elapsed)
+	if !within(est, timeout, 0.2) || got.Contradictions != 0 {
+		t.Errorf("measured %v (%d contradictions), configured %v", est, got.Contradictions, timeout)
+	}
+	for _, p := range got.Probes {
+		if p.State == "failed" {
+			t.Errorf("probe %+v failed: the server dropped requests", p)
+		}
+	}
+}
+
 // A server that does not honour RESPONSE-PORT (coturn with one address has
 // RFC 5780 off) makes the lifetime unknown, said plainly, exit 0.
 func TestLifetimeUnknownWithoutResponsePort(t *testing.T) {
