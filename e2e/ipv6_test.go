@@ -32,8 +32,9 @@ func ipv6JSON(t *testing.T, r result) report.IPv6JSON {
 }
 
 // Routed IPv6 (a global /64 on the LAN) is reported as routed, NAT66 (a ULA
-// masqueraded to the router's WAN address) as translated, each with the
-// address the servers really see, whatever the IPv4 NAT in front.
+// masqueraded to the router's WAN address) and NPTv6 (a ULA prefix mapped
+// to a global one) as translated, each with the address the servers really
+// see, whatever the IPv4 NAT in front.
 func TestIPv6RoutedOrTranslated(t *testing.T) {
 	for _, tc := range []struct {
 		kind lab.Kind
@@ -43,6 +44,7 @@ func TestIPv6RoutedOrTranslated(t *testing.T) {
 		{lab.PortRestrictedCone, lab.IPv6NAT66},
 		{lab.NoNAT, lab.IPv6NAT66},
 		{lab.Symmetric, lab.IPv6Routed},
+		{lab.PortRestrictedCone, lab.IPv6NPT},
 	} {
 		t.Run(string(tc.kind)+"/"+string(tc.mode), func(t *testing.T) {
 			l := lab.New(t, lab.Options{Kind: tc.kind})
@@ -50,7 +52,7 @@ func TestIPv6RoutedOrTranslated(t *testing.T) {
 			a := testServer6(t, l, v6.ServerIPs[0])
 			b := testServer6(t, l, v6.ServerIPs[1])
 			j := ipv6JSON(t, natcheck(t, l, "ipv6", "--json", "-s", a.String(), "-s", b.String()))
-			translated := tc.mode == lab.IPv6NAT66
+			translated := tc.mode != lab.IPv6Routed
 			if j.STUN != "works" || j.Translated == nil || *j.Translated != translated {
 				t.Fatalf("stun %q path %q translated %v; want works, translated=%v", j.STUN, j.Path, j.Translated, translated)
 			}
@@ -66,6 +68,10 @@ func TestIPv6RoutedOrTranslated(t *testing.T) {
 			}
 			if translated && (j.PortPreserved == nil || j.Path != "translated") {
 				t.Errorf("translated path without port judgement: %+v", j)
+			}
+			// Prefix translation keeps ports (and the interface identifier).
+			if tc.mode == lab.IPv6NPT && (j.PortPreserved == nil || !*j.PortPreserved) {
+				t.Errorf("NPTv6 changed the port: %+v", j)
 			}
 			plain := natcheck(t, l, "ipv6", "-s", a.String())
 			if plain.code != 0 || plain.stderr != "" {

@@ -1,11 +1,14 @@
 package lab
 
 import (
+	"bytes"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"time"
 )
 
 // IPv6Mode says how the router carries the client's IPv6 traffic.
@@ -19,6 +22,10 @@ const (
 	// IPv6NAT66 gives the client a unique local address (fd00:1::/64) that
 	// the router masquerades to its WAN address, as NAT66 routers do.
 	IPv6NAT66 IPv6Mode = "nat66"
+	// IPv6NPT gives the client a unique local address that the router
+	// maps, prefix for prefix, to 2001:db8:2::/64 (NPTv6-like: the
+	// interface identifier and the port are kept, inbound is mapped back).
+	IPv6NPT IPv6Mode = "nptv6"
 )
 
 // IPv6 is the IPv6 side of a lab, added by AddIPv6.
@@ -36,6 +43,7 @@ type IPv6 struct {
 var (
 	v6Routed    = netip.MustParsePrefix("2001:db8:1::/64")
 	v6ULA       = netip.MustParsePrefix("fd00:1::/64")
+	v6NPTOut    = netip.MustParsePrefix("2001:db8:2::/64")
 	v6RouterWAN = netip.MustParseAddr("2001:db8:ff::2")
 	v6Servers   = [2]netip.Addr{netip.MustParseAddr("2001:db8:ff::10"), netip.MustParseAddr("2001:db8:ff::11")}
 )
@@ -62,7 +70,7 @@ func (l *Lab) addIPv6(mode IPv6Mode) (IPv6, error) {
 	lan := v6Routed
 	switch mode {
 	case IPv6Routed:
-	case IPv6NAT66:
+	case IPv6NAT66, IPv6NPT:
 		lan = v6ULA
 	default:
 		return IPv6{}, fmt.Errorf("unknown mode %q", mode)
@@ -75,8 +83,11 @@ func (l *Lab) addIPv6(mode IPv6Mode) (IPv6, error) {
 		ServerIPs: v6Servers,
 	}
 	v.PublicIP = v.ClientIP
-	if mode == IPv6NAT66 {
+	switch mode {
+	case IPv6NAT66:
 		v.PublicIP = v.RouterWAN
+	case IPv6NPT:
+		v.PublicIP = netip.AddrFrom16(mergePrefix(v6NPTOut, v.ClientIP))
 	}
 	if err := l.Do(l.Router, func() error {
 		for _, k := range []string{"net/ipv6/conf/all/forwarding", "net/ipv6/conf/default/forwarding"} {
@@ -95,15 +106,22 @@ func (l *Lab) addIPv6(mode IPv6Mode) (IPv6, error) {
 		{l.Router, fmt.Sprintf("addr add %s/64 dev lan0 nodad\naddr add %s/64 dev wan0 nodad", v.Gateway, v.RouterWAN)},
 		{l.Internet, fmt.Sprintf("addr add %s/64 dev eth0 nodad\naddr add %s/64 dev eth0 nodad", v.ServerIPs[0], v.ServerIPs[1])},
 	}
-	if mode == IPv6Routed {
+	switch mode {
+	case IPv6Routed:
 		steps = append(steps, struct{ ns, batch string }{l.Internet, fmt.Sprintf("route add %s via %s dev eth0", lan, v.RouterWAN)})
+	case IPv6NPT:
+		steps = append(steps, struct{ ns, batch string }{l.Internet, fmt.Sprintf("route add %s via %s dev eth0", v6NPTOut, v.RouterWAN)})
 	}
 	for _, s := range steps {
 		if err := l.ip(s.ns, s.batch); err != nil {
 			return v, err
 		}
 	}
-	if mode == IPv6NAT66 {
+	if err := l.waitIPv6Ready(); err != nil {
+		return v, err
+	}
+	switch mode {
+	case IPv6NAT66:
 		return v, l.nft(l.Router, `table ip6 nclab6 {
 	chain natpost {
 		type nat hook postrouting priority srcnat;
@@ -111,8 +129,52 @@ func (l *Lab) addIPv6(mode IPv6Mode) (IPv6, error) {
 	}
 }
 `)
+	case IPv6NPT:
+		return v, l.nft(l.Router, fmt.Sprintf(`table ip6 nclab6 {
+	chain natpost {
+		type nat hook postrouting priority srcnat;
+		oifname "wan0" ip6 saddr %[1]s snat ip6 prefix to %[2]s
+	}
+	chain natpre {
+		type nat hook prerouting priority dstnat;
+		iifname "wan0" ip6 daddr %[2]s dnat ip6 prefix to %[1]s
+	}
+}
+`, lan, v6NPTOut))
 	}
 	return v, nil
+}
+
+// waitIPv6Ready waits until no address in the lab is tentative. Our own
+// addresses skip duplicate address detection, but the link-local addresses
+// the kernel gave each veth when it came up do not, and neighbour discovery
+// stalls for a second or two until they are usable.
+func (l *Lab) waitIPv6Ready() error {
+	deadline := time.Now().Add(5 * time.Second)
+	for _, ns := range []string{l.Client, l.Router, l.Internet} {
+		for {
+			out, err := exec.Command("ip", "-n", ns, "-6", "addr", "show", "tentative").Output()
+			if err != nil {
+				return fmt.Errorf("ip -n %s -6 addr: %w", ns, err)
+			}
+			if len(bytes.TrimSpace(out)) == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("IPv6 addresses in %s still tentative: %s", ns, out)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	return nil
+}
+
+// mergePrefix puts a's interface identifier (low 64 bits) behind the /64 p.
+func mergePrefix(p netip.Prefix, a netip.Addr) [16]byte {
+	out := p.Addr().As16()
+	low := a.As16()
+	copy(out[8:], low[8:])
+	return out
 }
 
 // ListenUDP6 opens an IPv6 UDP socket inside namespace ns, bound to addr

@@ -12,7 +12,7 @@ import (
 // client's own in routed mode and the router's WAN address with NAT66, and
 // the server's reply gets back to the client.
 func TestIPv6Modes(t *testing.T) {
-	for _, mode := range []IPv6Mode{IPv6Routed, IPv6NAT66} {
+	for _, mode := range []IPv6Mode{IPv6Routed, IPv6NAT66, IPv6NPT} {
 		t.Run(string(mode), func(t *testing.T) {
 			l := New(t, Options{Kind: PortRestrictedCone})
 			v := l.AddIPv6(mode)

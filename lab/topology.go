@@ -221,6 +221,11 @@ func (l *Lab) sysctls(ns string) error {
 		"net/ipv4/conf/all/rp_filter":     "0",
 		"net/ipv4/conf/default/rp_filter": "0",
 		"net/ipv4/icmp_ratelimit":         "0",
+		// No duplicate address detection: link-local addresses would stay
+		// tentative (and neighbour discovery stall) for a second or two
+		// after each link comes up. See AddIPv6.
+		"net/ipv6/conf/all/accept_dad":     "0",
+		"net/ipv6/conf/default/accept_dad": "0",
 	}
 	switch ns {
 	case l.Router, l.Carrier:
