@@ -19,6 +19,7 @@ type lifetimeOptions struct {
 	max     time.Duration
 	sockets int
 	rounds  int
+	estab   bool
 	run     func(context.Context, probe.LifetimeOptions) (*probe.Lifetime, error)
 }
 
@@ -41,6 +42,11 @@ mapping was alive. The round stops as soon as two mappings have expired, so
 a run takes about as long as the lifetime itself (at most --max); each
 further --rounds narrows the bounds and costs about that long again.
 
+By default each mapping sees one request and its reply before idling, as a
+freshly gathered candidate does; --established exchanges twice, 2.5 s
+apart, as a flow in use does (Linux routers keep such flows for
+nf_conntrack_udp_timeout_stream, 120-180 s, instead of 30 s).
+
 The server must support RFC 5780 RESPONSE-PORT (natcheck serve and coturn
 with two listening addresses do); servers are checked in the order given
 and the first that does is used. Without one the answer is "unknown".
@@ -61,6 +67,7 @@ and the first that does is used. Without one the answer is "unknown".
 	fl.DurationVar(&o.max, "max", probe.DefaultLifetimeMax, "longest idle time probed; bounds the run's length")
 	fl.IntVar(&o.sockets, "sockets", probe.DefaultLifetimeSockets, "mappings probed in parallel per round (2-256)")
 	fl.IntVar(&o.rounds, "rounds", 1, "rounds; each after the first narrows the bounds")
+	fl.BoolVar(&o.estab, "established", false, "exchange twice, 2.5 s apart, before idling (a flow in use; NATs may keep it longer)")
 	return c
 }
 
@@ -86,7 +93,7 @@ func runLifetime(parent context.Context, s *Streams, o *lifetimeOptions, timeout
 	ctx, cancel := context.WithTimeout(parent, budget)
 	defer cancel()
 	po := probe.LifetimeOptions{Servers: r.servers, Family: r.family, Min: o.min, Max: o.max,
-		Sockets: o.sockets, Rounds: o.rounds}
+		Sockets: o.sockets, Rounds: o.rounds, Established: o.estab}
 	if o.flags.verbose {
 		po.Logf = func(format string, args ...any) { fmt.Fprintf(s.ErrOut, format+"\n", args...) }
 	}

@@ -85,6 +85,33 @@ func TestLifetimeWithNatcheckServe(t *testing.T) {
 	}
 }
 
+// Linux keeps a UDP flow that exchanged for over 2 s for the stream
+// timeout: --established measures that one, the default the single-exchange
+// one.
+func TestLifetimeEstablishedFlowUsesStreamTimeout(t *testing.T) {
+	const unreplied, stream = 3 * time.Second, 7 * time.Second
+	l := lab.New(t, lab.Options{Kind: lab.PortRestrictedCone})
+	l.SetUDPTimeout(unreplied, stream)
+	natcheckServe(t, l, "--rate-limit", "0")
+	srv := netip.AddrPortFrom(l.ServerIPs[0], 3478).String()
+	for _, extra := range [][]string{nil, {"--established"}} {
+		r := natcheck(t, l, append([]string{"lifetime", "--json", "--min", "1s", "--max", "15s", "--sockets", "24", "-s", srv}, extra...)...)
+		got := lifetimeJSON(t, r)
+		want := unreplied
+		if got.Established {
+			want = stream
+		}
+		if r.code != 0 || got.EstimateMs == nil {
+			t.Fatalf("exit %d result %s (%s)", r.code, got.Result, got.Reason)
+		}
+		est := time.Duration(*got.EstimateMs * float64(time.Millisecond))
+		t.Logf("established=%v: configured %v, measured %v", got.Established, want, est)
+		if !within(est, want, 0.2) {
+			t.Errorf("established=%v: measured %v, configured %v", got.Established, est, want)
+		}
+	}
+}
+
 // A server that does not honour RESPONSE-PORT (coturn with one address has
 // RFC 5780 off) makes the lifetime unknown, said plainly, exit 0.
 func TestLifetimeUnknownWithoutResponsePort(t *testing.T) {

@@ -67,7 +67,11 @@ type LifetimeOptions struct {
 	// Rounds > 1 re-probes between the bounds found, with fresh mappings;
 	// each round costs up to Upper again.
 	Rounds int
-	Logf   func(format string, args ...any) // progress for --verbose; may be nil
+	// Established makes each mapping exchange twice, 2.5 s apart, before
+	// idling, as a flow in use does; NATs may keep such mappings longer
+	// than one that saw a single exchange.
+	Established bool
+	Logf        func(format string, args ...any) // progress for --verbose; may be nil
 }
 
 // LifetimeProbe is one idle mapping and what became of it.
@@ -90,10 +94,11 @@ type LifetimeServer struct {
 
 // Lifetime is how long an idle UDP mapping survives.
 type Lifetime struct {
-	Family Family
-	Method string
-	Server netip.AddrPort // the server used; zero when none could be
-	Result string         // LifetimeMeasured, ...
+	Family      Family
+	Method      string
+	Established bool           // mappings exchanged twice before idling (LifetimeOptions.Established)
+	Server      netip.AddrPort // the server used; zero when none could be
+	Result      string         // LifetimeMeasured, ...
 	// The mapping survived Lower of idleness and was gone after Upper.
 	// Lower is 0 when no probe survived; Upper is 0 when none expired.
 	Lower, Upper time.Duration
@@ -130,7 +135,7 @@ func MeasureLifetime(ctx context.Context, o LifetimeOptions) (*Lifetime, error) 
 		return nil, err
 	}
 	start := time.Now()
-	res := &Lifetime{Family: o.Family, Method: LifetimeMethod, Result: LifetimeUnknown}
+	res := &Lifetime{Family: o.Family, Method: LifetimeMethod, Result: LifetimeUnknown, Established: o.Established}
 	defer func() { res.Elapsed = time.Since(start) }()
 
 	srv, rtt, servers := pickResponsePortServer(ctx, o)
@@ -343,12 +348,40 @@ func (r *lifetimeRun) openMapping(ctx context.Context) *idleMapping {
 	if err != nil {
 		return nil
 	}
-	resp, err := c.Do(ctx, Request{To: r.server})
-	if err != nil || resp.ErrorCode != 0 || !resp.PublicAddr().IsValid() {
-		c.Close()
-		return nil
+	exchanges := 1
+	if r.o.Established {
+		exchanges = 2
+	}
+	var resp Response
+	for k := range exchanges {
+		if k > 0 && !sleepCtx(ctx, establishGap) {
+			c.Close()
+			return nil
+		}
+		resp, err = c.Do(ctx, Request{To: r.server})
+		if err != nil || resp.ErrorCode != 0 || !resp.PublicAddr().IsValid() {
+			c.Close()
+			return nil
+		}
 	}
 	return &idleMapping{conn: c, mapped: resp.PublicAddr(), refreshed: time.Now()}
+}
+
+// establishGap separates the two exchanges of an established mapping.
+// Linux treats a UDP flow as a stream (nf_conntrack_udp_timeout_stream)
+// once it still exchanges two seconds after its first packet; other NATs
+// also reward a flow that saw traffic both ways more than once.
+const establishGap = 2500 * time.Millisecond
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // expiriesToStop is how many expired mappings end a round early. One could

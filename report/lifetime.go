@@ -16,6 +16,7 @@ type LifetimeJSON struct {
 	SchemaVersion  int                  `json:"schema_version"`
 	Family         string               `json:"family"`
 	Method         string               `json:"method"`
+	Established    bool                 `json:"established"` // mappings exchanged twice before idling
 	Server         string               `json:"server,omitempty"`
 	Result         string               `json:"result"`
 	LowerMs        *float64             `json:"lower_ms"`
@@ -53,6 +54,7 @@ func NewLifetimeJSON(l *probe.Lifetime) LifetimeJSON {
 		SchemaVersion:  SchemaVersion,
 		Family:         strings.ToLower(l.Family.String()),
 		Method:         l.Method,
+		Established:    l.Established,
 		Result:         l.Result,
 		Reason:         l.Reason,
 		Rounds:         l.Rounds,
@@ -106,16 +108,24 @@ func msPtr(d time.Duration) *float64 {
 
 // LifetimeLine is the one-line answer.
 func LifetimeLine(l *probe.Lifetime) string {
+	what := "UDP mapping lifetime"
+	if l.Established {
+		what = "UDP mapping lifetime (established flow)"
+	}
+	return what + ": " + lifetimeAnswer(l)
+}
+
+func lifetimeAnswer(l *probe.Lifetime) string {
 	switch l.Result {
 	case probe.LifetimeMeasured:
-		return fmt.Sprintf("UDP mapping lifetime: about %s (alive after %s idle, gone after %s)",
+		return fmt.Sprintf("about %s (alive after %s idle, gone after %s)",
 			roughDuration(l.Estimate()), FormatDuration(l.Lower), FormatDuration(l.Upper))
 	case probe.LifetimeLongerThanMax:
-		return fmt.Sprintf("UDP mapping lifetime: longer than %s (still alive at the longest idle time probed)", FormatDuration(l.Lower))
+		return fmt.Sprintf("longer than %s (still alive at the longest idle time probed)", FormatDuration(l.Lower))
 	case probe.LifetimeShorterThanMin:
-		return fmt.Sprintf("UDP mapping lifetime: shorter than %s (gone at the shortest idle time probed)", FormatDuration(l.Upper))
+		return fmt.Sprintf("shorter than %s (gone at the shortest idle time probed)", FormatDuration(l.Upper))
 	default:
-		return "UDP mapping lifetime: unknown (" + l.Reason + ")"
+		return "unknown (" + l.Reason + ")"
 	}
 }
 
@@ -140,6 +150,11 @@ func LifetimeText(out io.Writer, l *probe.Lifetime, verbose bool) error {
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "method\t%s: a second socket asks the server to answer to the idle mapping\n", l.Method)
 	fmt.Fprintf(tw, "server\t%s\n", AddrString(l.Server))
+	traffic := "one request and reply, then idle"
+	if l.Established {
+		traffic = "two exchanges 2.5 s apart (an established flow), then idle"
+	}
+	fmt.Fprintf(tw, "each mapping\t%s\n", traffic)
 	if l.Reason != "" && l.Result != probe.LifetimeUnknown {
 		fmt.Fprintf(tw, "note\t%s\n", l.Reason)
 	}
