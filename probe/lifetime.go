@@ -126,9 +126,12 @@ func (l *Lifetime) Estimate() time.Duration {
 // then stays silent for a different time; at its time, a fresh socket asks
 // the server (RESPONSE-PORT) to answer to that mapping. An answer that
 // arrives proves the mapping alive. Round one spaces idle times
-// geometrically over [Min, Max] and stops as soon as one mapping expired, so
-// it takes about as long as the lifetime itself; further rounds narrow the
-// bounds. It returns ErrNoAnswer when no server answered at all.
+// geometrically over [Min, Max] and stops once two mappings expired (the
+// second, next longer one is tested at once to confirm the first), so it
+// takes about as long as the lifetime itself; further rounds narrow the
+// bounds. It returns ErrNoAnswer when no server answered at all, and the
+// context's error only when it was cancelled (a deadline gives a partial
+// answer saying so).
 func MeasureLifetime(ctx context.Context, o LifetimeOptions) (*Lifetime, error) {
 	o, err := o.withDefaults()
 	if err != nil {
@@ -304,7 +307,7 @@ type idleMapping struct {
 }
 
 // round opens one mapping per target, lets each idle for its target and
-// then tests it. Once a mapping expired, longer targets are skipped: the
+// then tests it. Once two mappings expired, longer targets are skipped: the
 // round ends about when the lifetime does.
 func (r *lifetimeRun) round(ctx context.Context, round int, targets []time.Duration) []LifetimeProbe {
 	probes := make([]LifetimeProbe, len(targets))
