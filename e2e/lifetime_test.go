@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/natcheck/natcheck/internal/stuntest"
 	"github.com/natcheck/natcheck/lab"
 	"github.com/natcheck/natcheck/report"
 )
@@ -112,8 +113,28 @@ func TestLifetimeEstablishedFlowUsesStreamTimeout(t *testing.T) {
 	}
 }
 
+// Without RESPONSE-PORT, a NAT that picks random ports still shows expiry:
+// the idle socket's next request comes out on a new port.
+func TestLifetimeByPortChangeBehindSymmetricNAT(t *testing.T) {
+	const timeout = 5 * time.Second
+	l := lab.New(t, lab.Options{Kind: lab.Symmetric})
+	l.SetUDPTimeout(timeout, timeout)
+	srv := testServer(t, l, l.ServerIPs[0], 3478, stuntest.Behaviour{})
+	r := natcheck(t, l, "lifetime", "--json", "--min", "1s", "--max", "15s", "--sockets", "24", "-s", srv.String())
+	got := lifetimeJSON(t, r)
+	if r.code != 0 || got.Method != "mapped-port-change" || got.EstimateMs == nil {
+		t.Fatalf("exit %d method %s result %s (%s)", r.code, got.Method, got.Result, got.Reason)
+	}
+	est := time.Duration(*got.EstimateMs * float64(time.Millisecond))
+	t.Logf("configured %v, measured %v by port change in %v", timeout, est, r.elapsed)
+	if !within(est, timeout, 0.2) {
+		t.Errorf("measured %v, configured %v", est, timeout)
+	}
+}
+
 // A server that does not honour RESPONSE-PORT (coturn with one address has
-// RFC 5780 off) makes the lifetime unknown, said plainly, exit 0.
+// RFC 5780 off) behind a NAT that keeps ports makes the lifetime unknown,
+// said plainly, exit 0.
 func TestLifetimeUnknownWithoutResponsePort(t *testing.T) {
 	l := lab.New(t, lab.Options{Kind: lab.PortRestrictedCone})
 	coturn(t, l, l.ServerIPs[:1])

@@ -17,11 +17,22 @@ import (
 	"github.com/pion/transport/v3/stdnet"
 )
 
-// LifetimeMethod names how MeasureLifetime tests a mapping: RFC 5780 section
-// 4.6, a second socket asks the server to answer to the idle socket's mapping
-// through RESPONSE-PORT, so the idle socket itself never sends (and never
-// refreshes its mapping) until the answer tells whether the mapping lives.
-const LifetimeMethod = "rfc5780-response-port"
+// Methods by which MeasureLifetime tests a mapping.
+const (
+	// LifetimeMethod is RFC 5780 section 4.6: a second socket asks the
+	// server to answer to the idle socket's mapping through RESPONSE-PORT,
+	// so the idle socket itself never sends (and never refreshes its
+	// mapping) until the answer tells whether the mapping lives.
+	LifetimeMethod = "rfc5780-response-port"
+	// LifetimeMethodPortChange is the fallback for servers without
+	// RESPONSE-PORT behind a NAT that does not keep ports: the idle socket
+	// asks the server again; a different mapped address means the old
+	// mapping expired and a new one was made. It assumes a re-created
+	// mapping gets another port, which holds for random and sequential
+	// port allocation, not for NATs that derive the port from the internal
+	// endpoint.
+	LifetimeMethodPortChange = "mapped-port-change"
+)
 
 // Results of a lifetime measurement.
 const (
@@ -90,6 +101,11 @@ type LifetimeServer struct {
 	Support   string // RPSupported, RPIgnored, RPRefused, RPNoAnswer, or "" when not checked
 	ErrorCode int
 	Err       error
+	// What the plain binding before the check showed: the mapping, the
+	// socket's own port (equal ports: the NAT keeps ports), the RTT.
+	Mapped    netip.AddrPort
+	LocalPort uint16
+	RTT       time.Duration
 }
 
 // Lifetime is how long an idle UDP mapping survives.
@@ -143,6 +159,7 @@ func MeasureLifetime(ctx context.Context, o LifetimeOptions) (*Lifetime, error) 
 
 	srv, rtt, servers := pickResponsePortServer(ctx, o)
 	res.Servers = servers
+	method := LifetimeMethod
 	if !srv.IsValid() {
 		if ctx.Err() == context.Canceled {
 			return res, ctx.Err()
@@ -150,13 +167,19 @@ func MeasureLifetime(ctx context.Context, o LifetimeOptions) (*Lifetime, error) 
 		if !anyAnswered(servers) {
 			return res, noAnswerLifetime(servers)
 		}
-		res.Reason = "no server honours RESPONSE-PORT (RFC 5780), which the measurement needs"
-		return res, nil
+		fallback, ok := portChangeServer(servers)
+		if !ok {
+			res.Reason = "no server honours RESPONSE-PORT (RFC 5780), and this NAT keeps ports, so a re-created mapping cannot be told from a live one"
+			return res, nil
+		}
+		method, srv, rtt = LifetimeMethodPortChange, fallback.Address, fallback.RTT
+		o.logf("lifetime: no server honours RESPONSE-PORT; the NAT changes ports (%d -> %d), so a port change tells an expiry",
+			fallback.LocalPort, fallback.Mapped.Port())
 	}
-	res.Server = srv
-	o.logf("lifetime: using %s (RTT %v)", srv, rtt.Round(time.Microsecond))
+	res.Server, res.Method = srv, method
+	o.logf("lifetime: using %s (RTT %v, method %s)", srv, rtt.Round(time.Microsecond), method)
 
-	r := &lifetimeRun{o: o, server: srv, rtt: rtt}
+	r := &lifetimeRun{o: o, server: srv, rtt: rtt, method: method}
 	targets := geometric(o.Min, o.Max, o.Sockets)
 	for round := 1; round <= o.Rounds && len(targets) > 0; round++ {
 		res.Rounds = round
@@ -290,6 +313,7 @@ type lifetimeRun struct {
 	o      LifetimeOptions
 	server netip.AddrPort
 	rtt    time.Duration
+	method string
 }
 
 // probeRTO paces the RESPONSE-PORT request: a few round trips, so that a
@@ -491,6 +515,10 @@ wait:
 		p.State = ProbeSkipped
 		return
 	}
+	if r.method == LifetimeMethodPortChange {
+		r.probeByPortChange(ctx, m, p, st)
+		return
+	}
 	y, err := Listen(ctx, r.o.Net, r.o.Family, "")
 	if err != nil {
 		return
@@ -509,6 +537,25 @@ wait:
 		p.State, p.Idle = ProbeExpired, out.sent.Sub(m.refreshed)+r.rtt
 		st.addExpired(p.Target)
 	}
+}
+
+// probeByPortChange asks the server again from the idle socket itself: the
+// same mapped address means the mapping lived, another means the NAT had
+// dropped it and made a new one. The request reaches the NAT at once, so
+// the idle time is taken when it leaves.
+func (r *lifetimeRun) probeByPortChange(ctx context.Context, m *idleMapping, p *LifetimeProbe, st *roundState) {
+	sent := time.Now()
+	resp, err := m.conn.Do(ctx, Request{To: r.server, RTO: r.probeRTO(), Attempts: 3})
+	if err != nil || resp.ErrorCode != 0 || !resp.PublicAddr().IsValid() {
+		return
+	}
+	p.Idle = sent.Sub(m.refreshed)
+	if resp.PublicAddr() == m.mapped {
+		p.State = ProbeAlive
+		return
+	}
+	p.State = ProbeExpired
+	st.addExpired(p.Target)
 }
 
 // pickResponsePortServer checks every server at once and returns the first,
@@ -570,6 +617,7 @@ func checkResponsePort(ctx context.Context, o LifetimeOptions, s Server) (Lifeti
 		ls.Err = fmt.Errorf("binding answered with error %d and no mapped address", resp.ErrorCode)
 		return ls, 0
 	}
+	ls.Mapped, ls.LocalPort, ls.RTT = resp.PublicAddr(), x.LocalAddr().Port(), resp.RTT
 	y, err := Listen(ctx, o.Net, o.Family, "")
 	if err != nil {
 		ls.Err = err
@@ -583,6 +631,18 @@ func checkResponsePort(ctx context.Context, o LifetimeOptions, s Server) (Lifeti
 		ls.Support = RPNoAnswer
 	}
 	return ls, resp.RTT
+}
+
+// portChangeServer picks, for the fallback method, the first server that
+// answered a plain binding, provided the NAT changed the socket's port: a
+// NAT that keeps ports would give a re-created mapping the old port again.
+func portChangeServer(ss []LifetimeServer) (LifetimeServer, bool) {
+	for _, s := range ss {
+		if s.Mapped.IsValid() {
+			return s, s.Mapped.Port() != s.LocalPort
+		}
+	}
+	return LifetimeServer{}, false
 }
 
 func anyAnswered(ss []LifetimeServer) bool {

@@ -22,17 +22,30 @@ type rpServer struct {
 	mode     string        // "honour", "ignore" or "refuse"
 	lifetime time.Duration // 0: mappings never expire
 
+	// renumber makes the simulated NAT give each mapping its own public
+	// port, and a new one when an expired mapping is made again.
+	renumber bool
+
 	mu   sync.Mutex
 	seen map[uint16]time.Time // last packet from each client port
+	ext  map[uint16]uint16    // renumber: client port -> public port
+	next uint16
 }
 
 func startRPServer(t *testing.T, mode string, lifetime time.Duration) *rpServer {
+	t.Helper()
+	return startRP(t, &rpServer{mode: mode, lifetime: lifetime})
+}
+
+// startRP starts s, configured but not yet running.
+func startRP(t *testing.T, s *rpServer) *rpServer {
 	t.Helper()
 	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &rpServer{addr: c.LocalAddr().(*net.UDPAddr).AddrPort(), mode: mode, lifetime: lifetime, seen: map[uint16]time.Time{}}
+	s.addr = c.LocalAddr().(*net.UDPAddr).AddrPort()
+	s.seen, s.ext, s.next = map[uint16]time.Time{}, map[uint16]uint16{}, 20000
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -54,12 +67,10 @@ func (s *rpServer) serve(c *net.UDPConn) {
 		if req.Decode() != nil || req.Type != stun.BindingRequest {
 			continue
 		}
-		s.mu.Lock()
-		s.seen[from.Port()] = now
-		s.mu.Unlock()
+		mapped := s.touch(from, now)
 		to := from
 		setters := []stun.Setter{stun.NewTransactionIDSetter(req.TransactionID), stun.BindingSuccess,
-			&stun.XORMappedAddress{IP: from.Addr().AsSlice(), Port: int(from.Port())}}
+			&stun.XORMappedAddress{IP: mapped.Addr().AsSlice(), Port: int(mapped.Port())}}
 		if v, err := req.Get(attrResponsePort); err == nil && len(v) >= 2 {
 			switch s.mode {
 			case "refuse":
@@ -77,6 +88,23 @@ func (s *rpServer) serve(c *net.UDPConn) {
 			c.WriteToUDPAddrPort(m.Raw, to)
 		}
 	}
+}
+
+// touch records a packet from a client port and returns the mapping the
+// simulated NAT gives it.
+func (s *rpServer) touch(from netip.AddrPort, now time.Time) netip.AddrPort {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	last, ok := s.seen[from.Port()]
+	s.seen[from.Port()] = now
+	if !s.renumber {
+		return from
+	}
+	if !ok || (s.lifetime > 0 && now.Sub(last) > s.lifetime) {
+		s.next++
+		s.ext[from.Port()] = s.next
+	}
+	return netip.AddrPortFrom(from.Addr(), s.ext[from.Port()])
 }
 
 func (s *rpServer) expired(port uint16, now time.Time) bool {
@@ -195,6 +223,25 @@ func TestLifetimeNeedsResponsePort(t *testing.T) {
 				t.Errorf("support %q code %d, want %q %d", got.Support, got.ErrorCode, tc.want, tc.code)
 			}
 		})
+	}
+}
+
+// Without RESPONSE-PORT, a NAT that changes ports still shows expiry: the
+// idle socket's next request gets a new public port.
+func TestLifetimeByPortChange(t *testing.T) {
+	const lifetime = 500 * time.Millisecond
+	s := startRP(t, &rpServer{mode: "ignore", lifetime: lifetime, renumber: true})
+	l, err := measure(t, LifetimeOptions{Min: 100 * time.Millisecond, Max: 3 * time.Second, Sockets: 20}, s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("result %s [%v, %v] by %s", l.Result, l.Lower, l.Upper, l.Method)
+	if l.Method != LifetimeMethodPortChange || l.Result != LifetimeMeasured || l.Servers[0].Support != RPIgnored {
+		t.Fatalf("method %s result %s support %s; want the port-change fallback, measured", l.Method, l.Result, l.Servers[0].Support)
+	}
+	const slack = 250 * time.Millisecond
+	if l.Lower > lifetime+slack || l.Upper < lifetime-slack || l.Lower >= l.Upper {
+		t.Errorf("bounds [%v, %v] do not enclose %v", l.Lower, l.Upper, lifetime)
 	}
 }
 

@@ -36,7 +36,9 @@ type LifetimeServerJSON struct {
 	Address      string `json:"address,omitempty"`
 	ResponsePort string `json:"response_port"` // supported, ignored, error-reply, no-answer, not-checked
 	ErrorCode    int    `json:"error_code,omitempty"`
-	Error        string `json:"error,omitempty"`
+	// MappedAddress is what the plain binding before the check showed.
+	MappedAddress string `json:"mapped_address,omitempty"`
+	Error         string `json:"error,omitempty"`
 }
 
 // LifetimeProbeJSON is one idle mapping.
@@ -82,6 +84,9 @@ func NewLifetimeJSON(l *probe.Lifetime) LifetimeJSON {
 		}
 		if s.Address.IsValid() {
 			j.Address = s.Address.String()
+		}
+		if s.Mapped.IsValid() {
+			j.MappedAddress = s.Mapped.String()
 		}
 		if s.Err != nil {
 			j.Error = s.Err.Error()
@@ -148,7 +153,11 @@ func LifetimeText(out io.Writer, l *probe.Lifetime, verbose bool) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "method\t%s: a second socket asks the server to answer to the idle mapping\n", l.Method)
+	how := "a second socket asks the server to answer to the idle mapping"
+	if l.Method == probe.LifetimeMethodPortChange {
+		how = "the idle socket asks again; a new public port means the mapping had expired"
+	}
+	fmt.Fprintf(tw, "method\t%s: %s\n", l.Method, how)
 	fmt.Fprintf(tw, "server\t%s\n", AddrString(l.Server))
 	traffic := "one request and reply, then idle"
 	if l.Established {
