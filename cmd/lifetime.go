@@ -47,9 +47,11 @@ freshly gathered candidate does; --established exchanges twice, 2.5 s
 apart, as a flow in use does (Linux routers keep such flows for
 nf_conntrack_udp_timeout_stream, 120-180 s, instead of 30 s).
 
-The server must support RFC 5780 RESPONSE-PORT (natcheck serve and coturn
-with two listening addresses do); servers are checked in the order given
-and the first that does is used. Without one the answer is "unknown".
+The server should support RFC 5780 RESPONSE-PORT (natcheck serve and
+coturn with two listening addresses do); servers are checked in the order
+given and the first that does is used. Without one, a NAT that changes
+ports still shows expiry (the idle socket asks again and gets a new port);
+behind a NAT that keeps ports the answer is then "unknown".
 
 --timeout, when given, bounds the whole run; otherwise the run may take
 --rounds times --max, plus --timeout for the server check.`,
