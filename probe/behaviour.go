@@ -1,0 +1,489 @@
+package probe
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pion/transport/v3"
+)
+
+// ErrNoAnswer means no STUN server answered, over UDP or TCP.
+var ErrNoAnswer = errors.New("no STUN server answered")
+
+// TypeConfig says against what and how a behaviour run probes.
+type TypeConfig struct {
+	Net     transport.Net    // stdnet for real runs, vnet in tests
+	Family  Family           // IPv4 or IPv6
+	Servers []netip.AddrPort // resolved servers, in the user's order
+	Timeout time.Duration    // cap on the whole run
+	// TTLProbe enables the TTL-limited carrier-NAT probe. It needs a real
+	// socket (Linux); runs on a simulated network leave it off.
+	TTLProbe bool
+	// Logf receives progress lines for --verbose; nil discards them.
+	Logf func(format string, args ...any)
+}
+
+// TypeResult is a finished behaviour run: what was seen and what it means.
+type TypeResult struct {
+	Observations
+	Verdict
+	Servers  []netip.AddrPort
+	Primary  netip.AddrPort // the server the RFC 5780 tests went to
+	Duration time.Duration
+}
+
+// Timing of the tests. Every wait derives from the round trip measured in
+// the binding round; the floors cover scheduling noise on fast links.
+//
+// A test that expects silence sends silenceCopies copies of its request
+// (each its own transaction), paced copyGap apart, and waits
+// max(2*RTT, silenceFloor) after the last. With 10% loss each way a copy
+// is answered with probability 0.9*0.9 = 0.81, so all six fail with
+// probability 0.19^6 = 4.7e-5. A verdict rests on at most seven such
+// exchanges (binding, tests II and III, two CHANGE-REQUEST tests, the two
+// legs of the verify test), so a run is wrong with probability at most
+// 7*4.7e-5 = 3.3e-4: over 100 runs 0.033 wrong runs are expected and two
+// or more happen with probability about 5e-4. Five copies would give
+// 1.7e-3 per run and 1.3% for two or more in 100 runs: too close.
+const (
+	silenceCopies = 6
+	silenceFloor  = 100 * time.Millisecond
+	minGap        = 10 * time.Millisecond
+	// Before any RTT is known, copies go out after 0, 50, 150, 350 ms ...
+	firstGap = 50 * time.Millisecond
+	// Without any UDP answer by then, STUN over TCP starts in parallel.
+	tcpAfter = 250 * time.Millisecond
+	// UDP gives up this long after TCP answered (at least 10 TCP RTTs):
+	// by then the UDP copies have had every chance.
+	udpGraceAfterTCP = time.Second
+	maxCopies        = 8
+)
+
+func (c *TypeConfig) logf(format string, args ...any) {
+	if c.Logf != nil {
+		c.Logf(format, args...)
+	}
+}
+
+// RunType runs the NAT behaviour tests and classifies what they saw. It
+// returns ErrNoAnswer (with the partial result) when no server answered.
+func RunType(ctx context.Context, cfg TypeConfig) (*TypeResult, error) {
+	start := time.Now()
+	if len(cfg.Servers) == 0 {
+		return nil, errors.New("no STUN server to ask")
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 5 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	defer cancel()
+	deadline, _ := ctx.Deadline()
+
+	res := &TypeResult{Servers: cfg.Servers}
+	res.HostAddrs = hostAddrs(cfg.Net)
+	res.RouteSource = routeSource(cfg.Net, cfg.Family, cfg.Servers[0])
+
+	mc, err := Listen(ctx, cfg.Net, cfg.Family, wildcard(cfg.Family))
+	if err != nil {
+		return nil, err
+	}
+	defer mc.Close()
+	r := &run{cfg: &cfg, deadline: deadline}
+
+	binds, tcp := r.bindingRound(ctx, mc)
+	prim, ok := pickPrimary(binds)
+	if !ok {
+		res.Tests = append(res.Tests, binds...)
+		res.Tests = append(res.Tests, tcp...)
+		res.Verdict = Classify(res.Observations)
+		res.Duration = time.Since(start)
+		if res.Type == TypeUDPBlocked {
+			return res, nil
+		}
+		return res, ErrNoAnswer
+	}
+	res.Primary = binds[prim].To
+	for i := range binds {
+		if i == prim {
+			binds[i].Name = TestBinding
+		} else {
+			binds[i].Name = TestServer
+		}
+	}
+	res.Tests = append(res.Tests, binds[prim])
+	res.Tests = append(res.Tests, append(binds[:prim:prim], binds[prim+1:]...)...)
+	r.rtt = maxRTT(binds)
+	cfg.logf("binding round: %d of %d servers answered, slowest RTT %v", countReplied(binds), len(binds), r.rtt)
+
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	add := func(t TestResult) { mu.Lock(); res.Tests = append(res.Tests, t); mu.Unlock() }
+	goTest := func(f func()) { wg.Add(1); go func() { defer wg.Done(); f() }() }
+
+	b := res.Tests[0]
+	if o := b.OtherAddress; validOther(b.To, o) {
+		pa := b.To
+		goTest(func() {
+			add(r.exchange(ctx, mc, TestMappingAltIP, netip.AddrPortFrom(o.Addr(), pa.Port()), 0, netip.AddrPort{}))
+		})
+		goTest(func() { add(r.exchange(ctx, mc, TestMappingAltIPPort, o, 0, netip.AddrPort{})) })
+		goTest(func() { add(r.fresh(ctx, TestFilterIPPort, pa, ChangeIP|ChangePort, o)) })
+		goTest(func() {
+			add(r.fresh(ctx, TestFilterPort, pa, ChangePort, netip.AddrPortFrom(pa.Addr(), o.Port())))
+		})
+		goTest(func() { add(r.verify(ctx, pa, o)) })
+	}
+	goTest(func() { add(r.hairpin(ctx, b.To)) })
+	if cfg.TTLProbe {
+		goTest(func() {
+			hops, reached, tested := ttlProbe(ctx, b.To, r.silenceWait(), r.rtt)
+			mu.Lock()
+			res.Hops, res.ReachedTTL, res.HopsTested = hops, reached, tested
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	res.Verdict = Classify(res.Observations)
+	res.Duration = time.Since(start)
+	return res, ctx.Err()
+}
+
+func wildcard(f Family) string {
+	if f == IPv6 {
+		return "[::]:0"
+	}
+	return "0.0.0.0:0"
+}
+
+// run holds what the tests of one run share: the measured RTT and the
+// overall deadline.
+type run struct {
+	cfg      *TypeConfig
+	deadline time.Time
+	rtt      time.Duration
+}
+
+// gap is the pacing of copies once the RTT is known: half a round trip,
+// so copies are spread over the time a reply needs.
+func (r *run) gap() time.Duration { return max(r.rtt/2, minGap) }
+
+// silenceWait is how long after its last copy a test waits for a reply.
+func (r *run) silenceWait() time.Duration { return max(2*r.rtt, silenceFloor) }
+
+// window is the whole time a test that expects silence listens.
+func (r *run) window() time.Duration {
+	return time.Duration(silenceCopies-1)*r.gap() + r.silenceWait()
+}
+
+// send is one paced exchange on a Conn: copies of a Binding request, each
+// its own transaction, until one is answered or the window closes.
+type send struct {
+	to      netip.AddrPort
+	change  ChangeFlags
+	accept  func(netip.AddrPort) bool
+	gaps    func(i int) time.Duration // wait after copy i
+	copies  int
+	waitEnd time.Time // stop listening then
+}
+
+// paced sends copies of a request and returns the first reply. Separate
+// transactions (rather than one retransmitted) let the pacing follow the
+// measured RTT instead of doubling from a fixed RTO.
+func paced(ctx context.Context, c *Conn, s send) (Response, int, error) {
+	ctx, cancel := context.WithDeadline(ctx, s.waitEnd)
+	defer cancel()
+	type answer struct {
+		r   Response
+		err error
+	}
+	got := make(chan answer, s.copies) // buffered: copies never block after return
+	sent := 0
+	launch := func() {
+		sent++
+		go func() {
+			wait := time.Until(s.waitEnd)
+			resp, err := c.Do(ctx, Request{To: s.to, Change: s.change, AcceptFrom: s.accept,
+				Attempts: 1, RTO: wait, LastWait: wait})
+			got <- answer{resp, err}
+		}()
+	}
+	launch()
+	timer := time.NewTimer(s.gaps(0))
+	defer timer.Stop()
+	for {
+		select {
+		case a := <-got:
+			if a.err == nil {
+				a.r.Attempts = sent
+				return a.r, sent, nil
+			}
+			if !errors.Is(a.err, ErrNoResponse) && ctx.Err() == nil {
+				return Response{}, sent, a.err // the socket failed: say why
+			}
+		case <-timer.C:
+			if sent < s.copies {
+				launch()
+				timer.Reset(s.gaps(sent - 1))
+			}
+		case <-ctx.Done():
+			return Response{}, sent, ErrNoResponse
+		}
+	}
+}
+
+// bindingRound sends Binding requests to every server from the mapping
+// socket at once. It ends when all have answered, a few RTTs after the
+// first answer (a dead server never costs a timeout), or when UDP is
+// judged blocked; STUN over TCP starts if UDP stays silent.
+func (r *run) bindingRound(ctx context.Context, mc *Conn) (binds, tcp []TestResult) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var mu sync.Mutex
+	var firstRTT time.Duration
+	gaps := func(i int) time.Duration {
+		mu.Lock()
+		defer mu.Unlock()
+		if firstRTT > 0 {
+			return max(firstRTT/2, minGap)
+		}
+		return firstGap << min(i, 5)
+	}
+	binds = make([]TestResult, len(r.cfg.Servers))
+	done := make(chan time.Duration, len(r.cfg.Servers))
+	for i, s := range r.cfg.Servers {
+		go func() {
+			resp, n, err := paced(ctx, mc, send{to: s, gaps: gaps, copies: maxCopies, waitEnd: r.deadline})
+			binds[i] = result(TestServer, mc.LocalAddr(), s, 0, resp, n, err)
+			rtt := time.Duration(-1)
+			if err == nil {
+				rtt = max(resp.RTT, time.Millisecond)
+				mu.Lock()
+				if firstRTT == 0 {
+					firstRTT = rtt
+				}
+				mu.Unlock()
+			}
+			done <- rtt
+		}()
+	}
+	tcpTimer := time.NewTimer(tcpAfter)
+	defer tcpTimer.Stop()
+	tcpc := make(chan []TestResult, 1)
+	var tcpC <-chan []TestResult
+	var graceC <-chan time.Time
+	answered := false
+	for left := len(binds); left > 0; {
+		select {
+		case rtt := <-done:
+			left--
+			if rtt > 0 && !answered {
+				answered = true
+				// The others get a few round trips more: enough for paced
+				// copies to beat loss, never a full timeout.
+				graceC = time.After(max(4*rtt, silenceFloor))
+			}
+		case <-tcpTimer.C:
+			if !answered {
+				r.cfg.logf("no UDP answer after %v: trying STUN over TCP", tcpAfter)
+				tcpC = tcpc
+				go func() { tcpc <- r.tcpRound(ctx) }()
+			}
+		case tcp = <-tcpC:
+			tcpC = nil
+			if countReplied(tcp) > 0 && !answered {
+				// TCP answers, UDP does not: give UDP at least a second
+				// (ten TCP round trips if slower) before calling it blocked.
+				graceC = time.After(max(udpGraceAfterTCP, 10*maxRTT(tcp)))
+			}
+		case <-graceC:
+			cancel()
+		}
+	}
+	if tcpC != nil && !answered {
+		tcp = <-tcpC
+	}
+	return binds, tcp
+}
+
+// pickPrimary chooses the server for the RFC 5780 tests: the first (in
+// the user's order) whose OTHER-ADDRESS is genuine, else the first that
+// answered at all.
+func pickPrimary(binds []TestResult) (int, bool) {
+	first := -1
+	for i, b := range binds {
+		if !b.Replied || b.ErrorCode != 0 || !b.XORMapped.IsValid() {
+			continue
+		}
+		if validOther(b.To, b.OtherAddress) {
+			return i, true
+		}
+		if first < 0 {
+			first = i
+		}
+	}
+	return first, first >= 0
+}
+
+// validOther reports whether OTHER-ADDRESS can serve behaviour tests: of
+// the same family, with its own IP and its own port (RFC 5780 7.4).
+func validOther(prim, o netip.AddrPort) bool {
+	return o.IsValid() && o.Addr().Unmap().Is4() == prim.Addr().Unmap().Is4() &&
+		o.Addr().Unmap() != prim.Addr().Unmap() && o.Port() != prim.Port() && !o.Addr().IsUnspecified()
+}
+
+// exchange runs one paced test on an existing socket.
+func (r *run) exchange(ctx context.Context, c *Conn, name string, to netip.AddrPort, change ChangeFlags, expect netip.AddrPort) TestResult {
+	var accept func(netip.AddrPort) bool
+	if change != 0 {
+		// Accept a reply from anywhere: where it came from is the finding.
+		accept = func(netip.AddrPort) bool { return true }
+	}
+	resp, n, err := paced(ctx, c, send{to: to, change: change, accept: accept, copies: silenceCopies,
+		gaps: func(int) time.Duration { return r.gap() }, waitEnd: r.windowEnd()})
+	t := result(name, c.LocalAddr(), to, change, resp, n, err)
+	t.Expect = expect
+	return t
+}
+
+func (r *run) windowEnd() time.Time {
+	end := time.Now().Add(r.window())
+	if end.After(r.deadline) {
+		return r.deadline
+	}
+	return end
+}
+
+// fresh runs a CHANGE-REQUEST test from its own new socket, so no earlier
+// test has opened the NAT's filter for it. The request itself opens the
+// filter for the primary address only.
+func (r *run) fresh(ctx context.Context, name string, to netip.AddrPort, change ChangeFlags, expect netip.AddrPort) TestResult {
+	c, err := Listen(ctx, r.cfg.Net, r.cfg.Family, wildcard(r.cfg.Family))
+	if err != nil {
+		return TestResult{Name: name, To: to, Change: change, Expect: expect, Err: err.Error()}
+	}
+	defer c.Close()
+	return r.exchange(ctx, c, name, to, change, expect)
+}
+
+// verify proves the server honours CHANGE-REQUEST: a fresh socket first
+// talks to OTHER-ADDRESS (opening its filter there on any cone NAT), then
+// asks the primary for a reply from OTHER-ADDRESS.
+func (r *run) verify(ctx context.Context, prim, other netip.AddrPort) TestResult {
+	c, err := Listen(ctx, r.cfg.Net, r.cfg.Family, wildcard(r.cfg.Family))
+	if err != nil {
+		return TestResult{Name: TestFilterVerify, To: prim, Expect: other, Err: err.Error()}
+	}
+	defer c.Close()
+	open := r.exchange(ctx, c, TestFilterVerify, other, 0, netip.AddrPort{})
+	if !open.Replied {
+		open.Err = "OTHER-ADDRESS did not answer"
+		open.To, open.Expect, open.Replied = prim, other, false
+		return open
+	}
+	return r.exchange(ctx, c, TestFilterVerify, prim, ChangeIP|ChangePort, other)
+}
+
+// result turns an engine answer into a test observation.
+func result(name string, local, to netip.AddrPort, change ChangeFlags, resp Response, n int, err error) TestResult {
+	t := TestResult{Name: name, Local: local, To: to, Change: change, Attempts: n}
+	if err != nil {
+		if !errors.Is(err, ErrNoResponse) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+			t.Err = err.Error()
+		}
+		return t
+	}
+	t.Replied, t.From, t.RTT = true, resp.From, resp.RTT
+	t.XORMapped, t.Mapped, t.OtherAddress, t.ErrorCode = resp.XORMapped, resp.Mapped, resp.OtherAddress, resp.ErrorCode
+	if !t.OtherAddress.IsValid() {
+		// RFC 3489 servers name it CHANGED-ADDRESS.
+		t.OtherAddress = resp.ChangedAddress
+	}
+	return t
+}
+
+func countReplied(ts []TestResult) int {
+	n := 0
+	for _, t := range ts {
+		if t.Replied {
+			n++
+		}
+	}
+	return n
+}
+
+// maxRTT is the slowest measured round trip; the waits derive from it.
+func maxRTT(ts []TestResult) time.Duration {
+	var m time.Duration
+	for _, t := range ts {
+		if t.Replied && t.RTT > m {
+			m = t.RTT
+		}
+	}
+	if m == 0 {
+		m = firstGap // only retransmitted answers: no unambiguous RTT (Karn)
+	}
+	return m
+}
+
+// hostAddrs lists every interface address; tunnel interfaces are marked
+// because their addresses (tailscale's 100.64/10) say nothing about NAT.
+func hostAddrs(n transport.Net) []HostAddr {
+	ifs, err := n.Interfaces()
+	if err != nil {
+		return nil
+	}
+	var out []HostAddr
+	for _, ifc := range ifs {
+		addrs, err := ifc.Addrs()
+		if err != nil {
+			continue
+		}
+		tunnel := ifc.Flags&net.FlagPointToPoint != 0 || isTunnelName(ifc.Name)
+		for _, a := range addrs {
+			var ip net.IP
+			switch v := a.(type) {
+			case *net.IPNet:
+				ip = v.IP
+			case *net.IPAddr:
+				ip = v.IP
+			}
+			if na, ok := netip.AddrFromSlice(ip); ok {
+				out = append(out, HostAddr{Addr: na.Unmap(), Iface: ifc.Name, Tunnel: tunnel})
+			}
+		}
+	}
+	return out
+}
+
+func isTunnelName(name string) bool {
+	for _, p := range []string{"tailscale", "wg", "tun", "utun", "zt", "ts"} {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// routeSource is the source address the kernel picks for the route to
+// the server: a connected UDP socket's local address (no packet is sent).
+func routeSource(n transport.Net, f Family, to netip.AddrPort) netip.Addr {
+	network := "udp4"
+	if f == IPv6 {
+		network = "udp6"
+	}
+	c, err := n.Dial(network, to.String())
+	if err != nil {
+		return netip.Addr{}
+	}
+	defer c.Close()
+	ap, err := netip.ParseAddrPort(c.LocalAddr().String())
+	if err != nil || ap.Addr().IsUnspecified() {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
+}
