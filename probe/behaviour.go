@@ -3,24 +3,24 @@ package probe
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/pion/transport/v3"
+	"github.com/pion/transport/v3/stdnet"
 )
-
-// ErrNoAnswer means no STUN server answered, over UDP or TCP.
-var ErrNoAnswer = errors.New("no STUN server answered")
 
 // TypeConfig says against what and how a behaviour run probes.
 type TypeConfig struct {
 	Net     transport.Net    // stdnet for real runs, vnet in tests
 	Family  Family           // IPv4 or IPv6
 	Servers []netip.AddrPort // resolved servers, in the user's order
-	Timeout time.Duration    // cap on the whole run
+	Timeout time.Duration    // cap on the whole run, besides ctx's deadline
 	// TTLProbe enables the TTL-limited carrier-NAT probe. It needs a real
 	// socket (Linux); runs on a simulated network leave it off.
 	TTLProbe bool
@@ -62,6 +62,8 @@ const (
 	// by then the UDP copies have had every chance.
 	udpGraceAfterTCP = time.Second
 	maxCopies        = 8
+	// Without a deadline on ctx a run still ends: offline costs this long.
+	defaultTypeTimeout = 5 * time.Second
 )
 
 func (c *TypeConfig) logf(format string, args ...any) {
@@ -70,30 +72,90 @@ func (c *TypeConfig) logf(format string, args ...any) {
 	}
 }
 
-// RunType runs the NAT behaviour tests and classifies what they saw. It
-// returns ErrNoAnswer (with the partial result) when no server answered.
-func RunType(ctx context.Context, cfg TypeConfig) (*TypeResult, error) {
+// TypeOptions configure RunType.
+type TypeOptions struct {
+	Servers []Server
+	Family  Family
+	Net     transport.Net // nil means the host's real network (and enables the TTL probe)
+	Logf    func(format string, args ...any)
+}
+
+// RunType resolves the servers (concurrently; an unresolvable name is
+// skipped) and runs the behaviour tests against them until ctx ends. It
+// returns ErrNoAnswer, with the partial result, when no server answered.
+func RunType(ctx context.Context, o TypeOptions) (*TypeResult, error) {
+	cfg := TypeConfig{Net: o.Net, Family: o.Family, Logf: o.Logf}
+	if cfg.Family == 0 {
+		cfg.Family = IPv4
+	}
+	if cfg.Net == nil {
+		n, err := stdnet.NewNet()
+		if err != nil {
+			return nil, err
+		}
+		cfg.Net, cfg.TTLProbe = n, true
+	}
+	addrs := make([]netip.AddrPort, len(o.Servers))
+	errs := make([]error, len(o.Servers))
+	var wg sync.WaitGroup
+	for i, s := range o.Servers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a, err := s.Resolve(ctx, cfg.Family)
+			if err == nil {
+				addrs[i] = a[0]
+			}
+			errs[i] = err
+		}()
+	}
+	wg.Wait()
+	for i, a := range addrs {
+		if a.IsValid() && !slices.Contains(cfg.Servers, a) {
+			cfg.Servers = append(cfg.Servers, a)
+		} else if errs[i] != nil {
+			cfg.logf("%s: %v", o.Servers[i], errs[i])
+		}
+	}
+	if len(cfg.Servers) == 0 {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("%w (no server name resolved: %v)", ErrNoAnswer, errors.Join(errs...))
+	}
+	return runType(ctx, cfg)
+}
+
+// runType runs the tests against resolved servers and classifies what
+// they saw.
+func runType(ctx context.Context, cfg TypeConfig) (*TypeResult, error) {
 	start := time.Now()
 	if len(cfg.Servers) == 0 {
 		return nil, errors.New("no STUN server to ask")
 	}
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = 5 * time.Second
+	if cfg.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, cfg.Timeout)
+		defer cancel()
 	}
-	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
-	defer cancel()
-	deadline, _ := ctx.Deadline()
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = start.Add(defaultTypeTimeout)
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, deadline)
+		defer cancel()
+	}
 
 	res := &TypeResult{Servers: cfg.Servers}
 	res.HostAddrs = hostAddrs(cfg.Net)
-	res.RouteSource = routeSource(cfg.Net, cfg.Family, cfg.Servers[0])
+	res.RouteSource, _ = RouteSource(cfg.Net, cfg.Family, cfg.Servers[0])
 
 	mc, err := Listen(ctx, cfg.Net, cfg.Family, wildcard(cfg.Family))
 	if err != nil {
 		return nil, err
 	}
 	defer mc.Close()
-	r := &run{cfg: &cfg, deadline: deadline}
+	r := &typeRun{cfg: &cfg, deadline: deadline}
 
 	binds, tcp := r.bindingRound(ctx, mc)
 	prim, ok := pickPrimary(binds)
@@ -162,7 +224,7 @@ func wildcard(f Family) string {
 
 // run holds what the tests of one run share: the measured RTT and the
 // overall deadline.
-type run struct {
+type typeRun struct {
 	cfg      *TypeConfig
 	deadline time.Time
 	rtt      time.Duration
@@ -170,13 +232,13 @@ type run struct {
 
 // gap is the pacing of copies once the RTT is known: half a round trip,
 // so copies are spread over the time a reply needs.
-func (r *run) gap() time.Duration { return max(r.rtt/2, minGap) }
+func (r *typeRun) gap() time.Duration { return max(r.rtt/2, minGap) }
 
 // silenceWait is how long after its last copy a test waits for a reply.
-func (r *run) silenceWait() time.Duration { return max(2*r.rtt, silenceFloor) }
+func (r *typeRun) silenceWait() time.Duration { return max(2*r.rtt, silenceFloor) }
 
 // window is the whole time a test that expects silence listens.
-func (r *run) window() time.Duration {
+func (r *typeRun) window() time.Duration {
 	return time.Duration(silenceCopies-1)*r.gap() + r.silenceWait()
 }
 
@@ -240,7 +302,7 @@ func paced(ctx context.Context, c *Conn, s send) (Response, int, error) {
 // socket at once. It ends when all have answered, a few RTTs after the
 // first answer (a dead server never costs a timeout), or when UDP is
 // judged blocked; STUN over TCP starts if UDP stays silent.
-func (r *run) bindingRound(ctx context.Context, mc *Conn) (binds, tcp []TestResult) {
+func (r *typeRun) bindingRound(ctx context.Context, mc *Conn) (binds, tcp []TestResult) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var mu sync.Mutex
@@ -337,7 +399,7 @@ func validOther(prim, o netip.AddrPort) bool {
 }
 
 // exchange runs one paced test on an existing socket.
-func (r *run) exchange(ctx context.Context, c *Conn, name string, to netip.AddrPort, change ChangeFlags, expect netip.AddrPort) TestResult {
+func (r *typeRun) exchange(ctx context.Context, c *Conn, name string, to netip.AddrPort, change ChangeFlags, expect netip.AddrPort) TestResult {
 	var accept func(netip.AddrPort) bool
 	if change != 0 {
 		// Accept a reply from anywhere: where it came from is the finding.
@@ -350,7 +412,7 @@ func (r *run) exchange(ctx context.Context, c *Conn, name string, to netip.AddrP
 	return t
 }
 
-func (r *run) windowEnd() time.Time {
+func (r *typeRun) windowEnd() time.Time {
 	end := time.Now().Add(r.window())
 	if end.After(r.deadline) {
 		return r.deadline
@@ -361,7 +423,7 @@ func (r *run) windowEnd() time.Time {
 // fresh runs a CHANGE-REQUEST test from its own new socket, so no earlier
 // test has opened the NAT's filter for it. The request itself opens the
 // filter for the primary address only.
-func (r *run) fresh(ctx context.Context, name string, to netip.AddrPort, change ChangeFlags, expect netip.AddrPort) TestResult {
+func (r *typeRun) fresh(ctx context.Context, name string, to netip.AddrPort, change ChangeFlags, expect netip.AddrPort) TestResult {
 	c, err := Listen(ctx, r.cfg.Net, r.cfg.Family, wildcard(r.cfg.Family))
 	if err != nil {
 		return TestResult{Name: name, To: to, Change: change, Expect: expect, Err: err.Error()}
@@ -373,7 +435,7 @@ func (r *run) fresh(ctx context.Context, name string, to netip.AddrPort, change 
 // verify proves the server honours CHANGE-REQUEST: a fresh socket first
 // talks to OTHER-ADDRESS (opening its filter there on any cone NAT), then
 // asks the primary for a reply from OTHER-ADDRESS.
-func (r *run) verify(ctx context.Context, prim, other netip.AddrPort) TestResult {
+func (r *typeRun) verify(ctx context.Context, prim, other netip.AddrPort) TestResult {
 	c, err := Listen(ctx, r.cfg.Net, r.cfg.Family, wildcard(r.cfg.Family))
 	if err != nil {
 		return TestResult{Name: TestFilterVerify, To: prim, Expect: other, Err: err.Error()}
@@ -467,23 +529,4 @@ func isTunnelName(name string) bool {
 		}
 	}
 	return false
-}
-
-// routeSource is the source address the kernel picks for the route to
-// the server: a connected UDP socket's local address (no packet is sent).
-func routeSource(n transport.Net, f Family, to netip.AddrPort) netip.Addr {
-	network := "udp4"
-	if f == IPv6 {
-		network = "udp6"
-	}
-	c, err := n.Dial(network, to.String())
-	if err != nil {
-		return netip.Addr{}
-	}
-	defer c.Close()
-	ap, err := netip.ParseAddrPort(c.LocalAddr().String())
-	if err != nil || ap.Addr().IsUnspecified() {
-		return netip.Addr{}
-	}
-	return ap.Addr().Unmap()
 }

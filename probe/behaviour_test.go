@@ -199,7 +199,7 @@ func TestRunTypeVNet(t *testing.T) {
 				// can then be told fully without RFC 5780.
 				servers = append(servers, netip.MustParseAddrPort("1.2.3.5:3478"), netip.MustParseAddrPort("1.2.3.4:3479"))
 			}
-			res, err := RunType(context.Background(), TypeConfig{Net: n, Family: IPv4, Servers: servers, Timeout: 5 * time.Second})
+			res, err := runType(context.Background(), TypeConfig{Net: n, Family: IPv4, Servers: servers, Timeout: 5 * time.Second})
 			if err != nil {
 				t.Fatalf("RunType: %v", err)
 			}
@@ -219,7 +219,7 @@ func TestRunTypeVNet(t *testing.T) {
 func TestRunTypeNoAnswer(t *testing.T) {
 	n, _ := world(t, natType(vnet.EndpointIndependent, vnet.EndpointIndependent), honest)
 	dead := []netip.AddrPort{netip.MustParseAddrPort("1.2.3.9:3478")}
-	res, err := RunType(context.Background(), TypeConfig{Net: n, Family: IPv4, Servers: dead, Timeout: 600 * time.Millisecond})
+	res, err := runType(context.Background(), TypeConfig{Net: n, Family: IPv4, Servers: dead, Timeout: 600 * time.Millisecond})
 	if !errors.Is(err, ErrNoAnswer) {
 		t.Fatalf("err = %v, want ErrNoAnswer", err)
 	}
@@ -233,7 +233,7 @@ func TestRunTypeNoAnswer(t *testing.T) {
 func TestRunTypeDeadServerCostsNoTimeout(t *testing.T) {
 	n, servers := world(t, natType(vnet.EndpointIndependent, vnet.EndpointAddrPortDependent), honest)
 	servers = append([]netip.AddrPort{netip.MustParseAddrPort("1.2.3.9:3478")}, servers...)
-	res, err := RunType(context.Background(), TypeConfig{Net: n, Family: IPv4, Servers: servers, Timeout: time.Minute})
+	res, err := runType(context.Background(), TypeConfig{Net: n, Family: IPv4, Servers: servers, Timeout: time.Minute})
 	if err != nil {
 		t.Fatalf("RunType: %v", err)
 	}

@@ -15,7 +15,7 @@ import (
 // counted only if A really receives one. Plain sockets are used because A
 // must see a request, not a reply. Only this host's own mapping is
 // targeted, with a handful of datagrams.
-func (r *run) hairpin(ctx context.Context, prim netip.AddrPort) TestResult {
+func (r *typeRun) hairpin(ctx context.Context, prim netip.AddrPort) TestResult {
 	t := TestResult{Name: TestHairpin}
 	network := "udp4"
 	if r.cfg.Family == IPv6 {
@@ -69,7 +69,7 @@ func (r *run) hairpin(ctx context.Context, prim netip.AddrPort) TestResult {
 
 // rawBinding sends paced Binding requests from a plain socket and returns
 // the XOR-MAPPED-ADDRESS of the first reply from the server.
-func (r *run) rawBinding(pc net.PacketConn, to netip.AddrPort) (netip.AddrPort, bool) {
+func (r *typeRun) rawBinding(pc net.PacketConn, to netip.AddrPort) (netip.AddrPort, bool) {
 	req, err := stun.Build(stun.TransactionID, stun.BindingRequest, stun.Fingerprint)
 	if err != nil {
 		return netip.AddrPort{}, false

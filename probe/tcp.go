@@ -15,7 +15,7 @@ import (
 
 // tcpRound asks every server for a binding over TCP (RFC 8489 6.2.2), to
 // tell "UDP blocked" (TCP answers) from "offline" (nothing answers).
-func (r *run) tcpRound(ctx context.Context) []TestResult {
+func (r *typeRun) tcpRound(ctx context.Context) []TestResult {
 	out := make([]TestResult, len(r.cfg.Servers))
 	var wg sync.WaitGroup
 	for i, s := range r.cfg.Servers {
@@ -29,7 +29,7 @@ func (r *run) tcpRound(ctx context.Context) []TestResult {
 	return out
 }
 
-func (r *run) tcpBinding(ctx context.Context, to netip.AddrPort) TestResult {
+func (r *typeRun) tcpBinding(ctx context.Context, to netip.AddrPort) TestResult {
 	t := TestResult{Name: TestTCP, To: to, Attempts: 1}
 	network := "tcp4"
 	if r.cfg.Family == IPv6 {

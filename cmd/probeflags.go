@@ -1,0 +1,101 @@
+package cmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"os"
+	"time"
+
+	"github.com/natcheck/natcheck/probe"
+	"github.com/spf13/cobra"
+)
+
+// ServersEnv names the environment variable holding default servers
+// (comma separated), used when no --server flag is given.
+const ServersEnv = "NATCHECK_SERVERS"
+
+// defaultTimeout bounds a whole run. Three seconds covers several
+// retransmissions on a slow path while keeping a script's worst case short.
+const defaultTimeout = 3 * time.Second
+
+// probeFlags are the flags every probing command shares.
+type probeFlags struct {
+	servers []string
+	ipv4    bool
+	ipv6    bool
+	timeout time.Duration
+	json    bool
+	verbose bool
+}
+
+func (f *probeFlags) register(c *cobra.Command) {
+	fl := c.Flags()
+	fl.StringArrayVarP(&f.servers, "server", "s", nil,
+		"STUN server: host, host:port, [IPv6]:port or stun: URI (repeatable; default $"+ServersEnv+", then the built-in list)")
+	fl.BoolVarP(&f.ipv4, "ipv4", "4", false, "use IPv4 (the default)")
+	fl.BoolVarP(&f.ipv6, "ipv6", "6", false, "use IPv6")
+	fl.DurationVar(&f.timeout, "timeout", defaultTimeout, "give up after this long (e.g. 1500ms, 10s for satellite links)")
+	fl.BoolVar(&f.json, "json", false, "print one JSON object instead of text")
+	fl.BoolVarP(&f.verbose, "verbose", "v", false, "show details and per-server evidence")
+}
+
+// resolved is what the flags mean once validated.
+type resolved struct {
+	servers []probe.Server
+	family  probe.Family
+	timeout time.Duration
+}
+
+// resolve validates the flags; every failure is a usage error (exit 2).
+func (f *probeFlags) resolve(getenv func(string) string) (resolved, error) {
+	r := resolved{family: probe.IPv4, timeout: f.timeout}
+	if f.ipv4 && f.ipv6 {
+		return r, usageError("-4 and -6 exclude each other")
+	}
+	if f.ipv6 {
+		r.family = probe.IPv6
+	}
+	if f.timeout <= 0 {
+		return r, usageError("--timeout must be positive, got %s", f.timeout)
+	}
+	switch {
+	case len(f.servers) > 0:
+		for _, s := range f.servers {
+			list, err := probe.ParseServerList(s)
+			if err != nil {
+				return r, usageError("--server: %v", err)
+			}
+			r.servers = append(r.servers, list...)
+		}
+	case getenv(ServersEnv) != "":
+		list, err := probe.ParseServerList(getenv(ServersEnv))
+		if err != nil {
+			return r, usageError("$%s: %v", ServersEnv, err)
+		}
+		r.servers = list
+	default:
+		r.servers = probe.DefaultServers()
+	}
+	if len(r.servers) == 0 {
+		return r, usageError("no STUN server given")
+	}
+	return r, nil
+}
+
+// runError maps a probe failure to an exit code. A parent context that ended
+// means the user interrupted; ErrNoAnswer has its own code for scripts.
+func runError(parent context.Context, err error) error {
+	switch {
+	case parent.Err() != nil:
+		return &ExitError{Code: ExitInterrupted, Err: errors.New("interrupted")}
+	case errors.Is(err, probe.ErrNoAnswer):
+		return &ExitError{Code: ExitNoAnswer, Err: fmt.Errorf("%w; UDP may be blocked, or the host offline", err)}
+	default:
+		return &ExitError{Code: ExitFailure, Err: err}
+	}
+}
+
+// getenv is os.Getenv, replaced in tests.
+var getenv = os.Getenv

@@ -1,0 +1,62 @@
+package cmd
+
+import (
+	"context"
+
+	"github.com/natcheck/natcheck/probe"
+	"github.com/natcheck/natcheck/report"
+	"github.com/spf13/cobra"
+)
+
+func init() { register(newWhoAmICmd) }
+
+// whoamiOptions is everything `natcheck whoami` needs to run.
+type whoamiOptions struct {
+	flags probeFlags
+	run   func(context.Context, probe.WhoAmIOptions) (*probe.WhoAmI, error)
+}
+
+func newWhoAmICmd(s *Streams) *cobra.Command { return newWhoAmICmdWith(s, probe.RunWhoAmI) }
+
+// newWhoAmICmdWith lets tests replace the probe run.
+func newWhoAmICmdWith(s *Streams, run func(context.Context, probe.WhoAmIOptions) (*probe.WhoAmI, error)) *cobra.Command {
+	o := &whoamiOptions{run: run}
+	c := &cobra.Command{
+		Use:   "whoami",
+		Short: "Print the public IP address this host appears from",
+		Long: `whoami asks several STUN servers at once which address this host's packets
+come from, and prints the public IP as soon as two servers agree (or the
+others have had a short grace period). A dead server costs no extra time.
+
+Plain output is the public IP alone, for scripts; --verbose adds the port,
+the local address, whether the host is behind NAT and each server's answer.`,
+		Example: `  natcheck whoami
+  ip=$(natcheck whoami) || echo "no STUN answer"
+  natcheck whoami -6 --verbose
+  natcheck whoami -s stun:stun.example.net -s 203.0.113.10:3478 --json | jq .nat
+  NATCHECK_SERVERS=stun1.example.net,stun2.example.net natcheck whoami`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			return runWhoAmI(c.Context(), s, o)
+		},
+	}
+	o.flags.register(c)
+	return c
+}
+
+func runWhoAmI(parent context.Context, s *Streams, o *whoamiOptions) error {
+	r, err := o.flags.resolve(getenv)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(parent, r.timeout)
+	defer cancel()
+	w, err := o.run(ctx, probe.WhoAmIOptions{Servers: r.servers, Family: r.family})
+	if err != nil {
+		return runError(parent, err)
+	}
+	if o.flags.json {
+		return report.WriteJSON(s.Out, report.NewWhoAmIJSON(w))
+	}
+	return report.WhoAmIText(s.Out, w, o.flags.verbose)
+}

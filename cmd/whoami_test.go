@@ -1,0 +1,159 @@
+package cmd
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/natcheck/natcheck/internal/stuntest"
+	"github.com/natcheck/natcheck/probe"
+	"github.com/natcheck/natcheck/report"
+)
+
+// execute runs natcheck with args and a fixed environment.
+func execute(t *testing.T, env map[string]string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	old := getenv
+	getenv = func(k string) string { return env[k] }
+	defer func() { getenv = old }()
+	var out, errOut bytes.Buffer
+	code = Execute(context.Background(), args, strings.NewReader(""), &out, &errOut)
+	return out.String(), errOut.String(), code
+}
+
+func TestWhoAmIPlainPrintsOnlyTheIP(t *testing.T) {
+	s := stuntest.Start(t, "127.0.0.1", stuntest.Behaviour{})
+	out, errOut, code := execute(t, nil, "whoami", "-s", s.Addr.String())
+	if code != ExitOK || out != "127.0.0.1\n" || errOut != "" {
+		t.Fatalf("code=%d stdout=%q stderr=%q, want 0, %q, empty", code, out, errOut, "127.0.0.1\n")
+	}
+}
+
+func TestWhoAmIJSON(t *testing.T) {
+	a := stuntest.Start(t, "127.0.0.1", stuntest.Behaviour{})
+	dead := stuntest.Dead(t, "127.0.0.2")
+	out, _, code := execute(t, nil, "whoami", "--json", "-s", a.Addr.String(), "-s", dead.String())
+	if code != ExitOK {
+		t.Fatalf("exit %d", code)
+	}
+	var got report.WhoAmIJSON
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("stdout is not JSON: %v\n%s", err, out)
+	}
+	if got.SchemaVersion != report.SchemaVersion || got.PublicIP != "127.0.0.1" || got.NAT ||
+		got.LocalIP != "127.0.0.1" || got.PublicPort != got.LocalPort || got.PublicPort == 0 {
+		t.Errorf("unexpected answer: %+v", got)
+	}
+	if len(got.Servers) != 2 || got.Servers[0].Status != "answered" || got.Servers[0].RTTMs == nil {
+		t.Errorf("servers: %+v", got.Servers)
+	}
+	if st := got.Servers[1].Status; st != "skipped" && st != "no-answer" {
+		t.Errorf("dead server status %q", st)
+	}
+}
+
+func TestWhoAmIVerbose(t *testing.T) {
+	s := stuntest.Start(t, "127.0.0.1", stuntest.Behaviour{})
+	out, _, code := execute(t, nil, "whoami", "-v", "-s", s.Addr.String())
+	lines := strings.Split(out, "\n")
+	if code != ExitOK || lines[0] != "127.0.0.1" {
+		t.Fatalf("code %d, first line %q", code, lines[0])
+	}
+	for _, want := range []string{"public address", "local address", "behind NAT", "no:", s.Addr.String(), "rtt"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("verbose output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestWhoAmIServersFromEnvironment(t *testing.T) {
+	s := stuntest.Start(t, "127.0.0.2", stuntest.Behaviour{})
+	out, _, code := execute(t, map[string]string{ServersEnv: " ," + s.Addr.String()}, "whoami")
+	if code != ExitOK || out != "127.0.0.1\n" {
+		t.Fatalf("code=%d out=%q", code, out)
+	}
+	if s.Requests() == 0 {
+		t.Error("the server from the environment was not asked")
+	}
+}
+
+func TestWhoAmINoAnswerExitCode(t *testing.T) {
+	dead := stuntest.Dead(t, "127.0.0.1")
+	start := time.Now()
+	out, errOut, code := execute(t, nil, "whoami", "--timeout", "400ms", "-s", dead.String())
+	if code != ExitNoAnswer || out != "" {
+		t.Fatalf("code=%d stdout=%q, want %d and nothing on stdout", code, out, ExitNoAnswer)
+	}
+	if strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, "no STUN server answered") {
+		t.Errorf("stderr must be one clear line, got %q", errOut)
+	}
+	if time.Since(start) > 3*time.Second {
+		t.Errorf("took %v with --timeout 400ms", time.Since(start))
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	tests := [][]string{
+		{"whoami", "--server", "not a server::"},
+		{"whoami", "-s", "stuns:secure.example"},
+		{"whoami", "-4", "-6", "-s", "127.0.0.1"},
+		{"whoami", "--timeout", "-1s", "-s", "127.0.0.1"},
+		{"whoami", "--timeout", "soon", "-s", "127.0.0.1"},
+		{"whoami", "--bogus"},
+		{"whoami", "extra-arg"},
+		{"no-such-command"},
+	}
+	for _, args := range tests {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			out, errOut, code := execute(t, nil, args...)
+			if code != ExitUsage {
+				t.Errorf("exit %d, want %d (stderr %q)", code, ExitUsage, errOut)
+			}
+			if out != "" || strings.Count(errOut, "\n") != 1 || !strings.HasPrefix(errOut, "natcheck: ") {
+				t.Errorf("want one line on stderr and nothing on stdout; stdout=%q stderr=%q", out, errOut)
+			}
+		})
+	}
+	_, errOut, code := execute(t, map[string]string{ServersEnv: "bad::server"}, "whoami")
+	if code != ExitUsage || !strings.Contains(errOut, ServersEnv) {
+		t.Errorf("bad %s: exit %d, stderr %q", ServersEnv, code, errOut)
+	}
+}
+
+// The command hands the flags to the probe unchanged: a fake run records them.
+func TestWhoAmIFlagsReachProbe(t *testing.T) {
+	var got probe.WhoAmIOptions
+	var left time.Duration
+	fake := func(ctx context.Context, opts probe.WhoAmIOptions) (*probe.WhoAmI, error) {
+		got = opts
+		dl, _ := ctx.Deadline()
+		left = time.Until(dl)
+		return nil, probe.ErrNoAnswer
+	}
+	errOut := &bytes.Buffer{}
+	c := newWhoAmICmdWith(&Streams{Out: &bytes.Buffer{}, ErrOut: errOut}, fake)
+	c.SetArgs([]string{"-6", "-s", "[2001:db8::1]:3479", "-s", "a.example,b.example:1", "--timeout", "5s"})
+	c.SilenceErrors, c.SilenceUsage = true, true
+	err := c.ExecuteContext(context.Background())
+	var ee *ExitError
+	if !errors.As(err, &ee) || ee.Code != ExitNoAnswer {
+		t.Fatalf("err = %v, want exit %d", err, ExitNoAnswer)
+	}
+	if got.Family != probe.IPv6 {
+		t.Errorf("family %v, want IPv6", got.Family)
+	}
+	var names []string
+	for _, s := range got.Servers {
+		names = append(names, s.String())
+	}
+	if strings.Join(names, " ") != "[2001:db8::1]:3479 a.example:3478 b.example:1" {
+		t.Errorf("servers %v", names)
+	}
+	if left < 4*time.Second || left > 5*time.Second {
+		t.Errorf("deadline %v away, want about 5s", left)
+	}
+}

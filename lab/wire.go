@@ -1,0 +1,62 @@
+package lab
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// startWire runs labwire in the wire namespace: it bridges the edge router's
+// WAN (veth end wire0) and the internet (veth end wire1) holding every frame for
+// DelayMs. The kernel has no netem, so this relay is the lab's delay line.
+func (l *Lab) startWire() error {
+	bin, err := buildOnce("labwire", "./lab/cmd/labwire")
+	if err != nil {
+		return err
+	}
+	if err := l.ip(l.Wire, "link set dev wire0 promisc on up\nlink set dev wire1 promisc on up"); err != nil {
+		return err
+	}
+	delay := time.Duration(l.Options.DelayMs) * time.Millisecond
+	cmd := l.Command(context.Background(), l.Wire, bin, "-a", "wire0", "-b", "wire1", "-delay", delay.String())
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	// labwire also exits when its stdin closes, i.e. when this process dies.
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	errBuf := &syncBuffer{}
+	cmd.Stderr = errBuf
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start labwire: %w", err)
+	}
+	l.t.Cleanup(func() {
+		stdin.Close()
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if s := errBuf.String(); s != "" && l.t.Failed() {
+			l.t.Logf("labwire stderr:\n%s", s)
+		}
+	})
+	ready := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(stdout).ReadString('\n')
+		ready <- strings.TrimSpace(line)
+	}()
+	select {
+	case line := <-ready:
+		if line != "ready" {
+			return fmt.Errorf("labwire did not start: %q %s", line, errBuf.String())
+		}
+	case <-time.After(10 * time.Second):
+		return fmt.Errorf("labwire not ready after 10s: %s", errBuf.String())
+	}
+	return nil
+}

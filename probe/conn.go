@@ -1,0 +1,375 @@
+package probe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/stun/v3"
+	"github.com/pion/transport/v3"
+)
+
+// ErrNoResponse means a transaction ended without a valid reply.
+var ErrNoResponse = errors.New("no response")
+
+// ChangeFlags are the CHANGE-REQUEST flags of RFC 5780 section 7.2.
+type ChangeFlags uint32
+
+const (
+	ChangePort ChangeFlags = 0x02
+	ChangeIP   ChangeFlags = 0x04
+)
+
+// Default retransmission parameters. RFC 8489 section 6.2.1 suggests an
+// initial RTO of 500 ms for unknown paths; natcheck starts at 250 ms because
+// a one-shot diagnostic gains more from recovering a lost datagram quickly
+// than it costs in duplicate packets, and a late answer to the first
+// transmission still matches (retransmissions reuse the transaction ID).
+const (
+	DefaultRTO      = 250 * time.Millisecond
+	DefaultAttempts = 7 // Rc of RFC 8489
+	maxDatagram     = 1500
+)
+
+// Request describes one STUN Binding transaction.
+type Request struct {
+	To         netip.AddrPort
+	Change     ChangeFlags               // CHANGE-REQUEST flags, 0 for none
+	AcceptFrom func(netip.AddrPort) bool // sources allowed to answer; nil means only To
+	RTO        time.Duration             // initial retransmission timeout, doubled each time
+	Attempts   int                       // transmissions at most
+	LastWait   time.Duration             // wait after the last transmission (default 16 x RTO, RFC 8489 Rm)
+}
+
+// Response is a valid reply, decoded. Absent attributes are zero values.
+type Response struct {
+	From           netip.AddrPort // where the reply really came from
+	RTT            time.Duration  // time since the transmission it answers
+	RTTExact       bool           // false when a retransmission made the RTT ambiguous (Karn)
+	Attempts       int            // transmissions made
+	XORMapped      netip.AddrPort
+	Mapped         netip.AddrPort
+	ResponseOrigin netip.AddrPort
+	OtherAddress   netip.AddrPort
+	ChangedAddress netip.AddrPort // RFC 3489 CHANGED-ADDRESS
+	Software       string
+	ErrorCode      int // 0 for a success response
+	ErrorReason    string
+}
+
+// PublicAddr is the mapped address the reply reports, preferring
+// XOR-MAPPED-ADDRESS, which NAT ALGs cannot rewrite.
+func (r Response) PublicAddr() netip.AddrPort {
+	if r.XORMapped.IsValid() {
+		return r.XORMapped
+	}
+	return r.Mapped
+}
+
+// Conn is one UDP socket on which many transactions run at once. A reader
+// goroutine routes each reply to its transaction by ID and source address;
+// anything else is counted and dropped.
+type Conn struct {
+	pc    net.PacketConn
+	local netip.AddrPort
+
+	mu      sync.Mutex
+	pending map[[stun.TransactionIDSize]byte]*transaction
+
+	ignored atomic.Int64 // datagrams that matched no transaction or were malformed
+	done    chan struct{}
+}
+
+type transaction struct {
+	accept  func(netip.AddrPort) bool
+	replies chan received
+}
+
+type received struct {
+	msg  *stun.Message
+	from netip.AddrPort
+	at   time.Time
+}
+
+// Listen opens a UDP socket of family f on laddr ("" for any address and a
+// free port) through n, which is the real network or a simulated one.
+func Listen(ctx context.Context, n transport.Net, f Family, laddr string) (*Conn, error) {
+	if laddr == "" {
+		laddr = ":0"
+	}
+	pc, err := n.ListenPacket(f.network("udp"), laddr)
+	if err != nil {
+		return nil, fmt.Errorf("open %s UDP socket: %w", f, err)
+	}
+	c := &Conn{
+		pc:      pc,
+		local:   addrPortOf(pc.LocalAddr()),
+		pending: make(map[[stun.TransactionIDSize]byte]*transaction),
+		done:    make(chan struct{}),
+	}
+	go c.readLoop()
+	go func() {
+		select {
+		case <-ctx.Done():
+			c.Close()
+		case <-c.done:
+		}
+	}()
+	return c, nil
+}
+
+// LocalAddr is the socket's bound address (often the wildcard address).
+func (c *Conn) LocalAddr() netip.AddrPort { return c.local }
+
+// Ignored counts datagrams dropped as unmatched, spoofed or malformed.
+func (c *Conn) Ignored() int64 { return c.ignored.Load() }
+
+// Close closes the socket; transactions in progress end with an error.
+func (c *Conn) Close() error {
+	select {
+	case <-c.done:
+		return nil
+	default:
+	}
+	close(c.done)
+	return c.pc.Close()
+}
+
+func (c *Conn) readLoop() {
+	buf := make([]byte, maxDatagram)
+	for {
+		n, from, err := c.pc.ReadFrom(buf)
+		if err != nil {
+			if isClosed(err) || c.closed() {
+				return
+			}
+			continue // e.g. ICMP errors surfacing on some platforms
+		}
+		c.dispatch(buf[:n], addrPortOf(from), time.Now())
+	}
+}
+
+func (c *Conn) closed() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// dispatch decodes one datagram and hands it to its transaction. Anything
+// that is not a well-formed Binding response to a pending transaction from
+// an accepted source is dropped: late replies, spoofs and garbage alike.
+func (c *Conn) dispatch(b []byte, from netip.AddrPort, at time.Time) {
+	msg, ok := decodeResponse(b)
+	if !ok {
+		c.ignored.Add(1)
+		return
+	}
+	c.mu.Lock()
+	t := c.pending[msg.TransactionID]
+	c.mu.Unlock()
+	if t == nil || !t.accept(from) {
+		c.ignored.Add(1)
+		return
+	}
+	select {
+	case t.replies <- received{msg: msg, from: from, at: at}:
+	default: // a duplicate answer to a retransmission: the first one counts
+	}
+}
+
+// decodeResponse accepts only Binding success and error responses.
+func decodeResponse(b []byte) (*stun.Message, bool) {
+	if !stun.IsMessage(b) {
+		return nil, false
+	}
+	msg := &stun.Message{Raw: append([]byte(nil), b...)}
+	if err := msg.Decode(); err != nil {
+		return nil, false
+	}
+	if msg.Type.Method != stun.MethodBinding {
+		return nil, false
+	}
+	if msg.Type.Class != stun.ClassSuccessResponse && msg.Type.Class != stun.ClassErrorResponse {
+		return nil, false
+	}
+	// A FINGERPRINT that is present must be right; it is optional in replies.
+	if msg.Contains(stun.AttrFingerprint) && stun.Fingerprint.Check(msg) != nil {
+		return nil, false
+	}
+	return msg, true
+}
+
+// Do runs one transaction: it sends the request, retransmits with a doubling
+// RTO, and returns the first valid reply. It returns ErrNoResponse when the
+// attempts run out, and the context's error when ctx ends first.
+func (c *Conn) Do(ctx context.Context, r Request) (Response, error) {
+	r = r.withDefaults()
+	msg, err := buildRequest(r.Change)
+	if err != nil {
+		return Response{}, err
+	}
+	t := &transaction{accept: r.AcceptFrom, replies: make(chan received, 1)}
+	c.mu.Lock()
+	c.pending[msg.TransactionID] = t
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		delete(c.pending, msg.TransactionID)
+		c.mu.Unlock()
+	}()
+
+	to := net.UDPAddrFromAddrPort(r.To)
+	var firstSent, lastSent time.Time
+	attempts := 0
+	rto := r.RTO
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	<-timer.C
+	for {
+		if _, err := c.pc.WriteTo(msg.Raw, to); err != nil {
+			if c.closed() && ctx.Err() != nil {
+				return Response{}, ctx.Err()
+			}
+			return Response{}, fmt.Errorf("send to %s: %w", r.To, err)
+		}
+		lastSent = time.Now()
+		if attempts == 0 {
+			firstSent = lastSent
+		}
+		attempts++
+		wait := rto
+		if attempts >= r.Attempts {
+			wait = r.LastWait
+		}
+		rto *= 2
+		timer.Reset(wait)
+		select {
+		case rep := <-t.replies:
+			resp := parseResponse(rep.msg, rep.from)
+			resp.Attempts = attempts
+			resp.RTTExact = attempts == 1
+			if attempts == 1 {
+				resp.RTT = rep.at.Sub(firstSent)
+			} else {
+				resp.RTT = rep.at.Sub(lastSent)
+			}
+			return resp, nil
+		case <-timer.C:
+			if attempts >= r.Attempts {
+				return Response{Attempts: attempts}, fmt.Errorf("%s: %w after %d attempts", r.To, ErrNoResponse, attempts)
+			}
+		case <-ctx.Done():
+			return Response{Attempts: attempts}, ctx.Err()
+		case <-c.done:
+			return Response{Attempts: attempts}, net.ErrClosed
+		}
+	}
+}
+
+func (r Request) withDefaults() Request {
+	if r.RTO <= 0 {
+		r.RTO = DefaultRTO
+	}
+	if r.Attempts <= 0 {
+		r.Attempts = DefaultAttempts
+	}
+	if r.LastWait <= 0 {
+		r.LastWait = 16 * r.RTO // Rm of RFC 8489 section 6.2.1
+	}
+	if r.AcceptFrom == nil {
+		want := r.To
+		r.AcceptFrom = func(from netip.AddrPort) bool { return from == want }
+	}
+	return r
+}
+
+func buildRequest(change ChangeFlags) (*stun.Message, error) {
+	setters := []stun.Setter{stun.TransactionID, stun.BindingRequest}
+	if change != 0 {
+		setters = append(setters, changeRequest(change))
+	}
+	setters = append(setters, stun.Fingerprint)
+	return stun.Build(setters...)
+}
+
+type changeRequest ChangeFlags
+
+func (f changeRequest) AddTo(m *stun.Message) error {
+	m.Add(stun.AttrChangeRequest, []byte{0, 0, 0, byte(f)})
+	return nil
+}
+
+// changedAddressAttr is RFC 3489's CHANGED-ADDRESS, which RFC 5780 replaced
+// by OTHER-ADDRESS; old servers (stund) still send it.
+const changedAddressAttr stun.AttrType = 0x0005
+
+func parseResponse(m *stun.Message, from netip.AddrPort) Response {
+	r := Response{From: from}
+	var xor stun.XORMappedAddress
+	if xor.GetFrom(m) == nil {
+		r.XORMapped = toAddrPort(xor.IP, xor.Port)
+	}
+	var mapped stun.MappedAddress
+	if mapped.GetFrom(m) == nil {
+		r.Mapped = toAddrPort(mapped.IP, mapped.Port)
+	}
+	var origin stun.ResponseOrigin
+	if origin.GetFrom(m) == nil {
+		r.ResponseOrigin = toAddrPort(origin.IP, origin.Port)
+	}
+	var other stun.OtherAddress
+	if other.GetFrom(m) == nil {
+		r.OtherAddress = toAddrPort(other.IP, other.Port)
+	}
+	var changed stun.MappedAddress
+	if changed.GetFromAs(m, changedAddressAttr) == nil {
+		r.ChangedAddress = toAddrPort(changed.IP, changed.Port)
+	}
+	var sw stun.Software
+	if sw.GetFrom(m) == nil {
+		r.Software = sw.String()
+	}
+	if m.Type.Class == stun.ClassErrorResponse {
+		var ec stun.ErrorCodeAttribute
+		if ec.GetFrom(m) == nil {
+			r.ErrorCode = int(ec.Code)
+			r.ErrorReason = string(ec.Reason)
+		} else {
+			r.ErrorCode = -1 // an error response without a readable ERROR-CODE
+		}
+	}
+	return r
+}
+
+func toAddrPort(ip net.IP, port int) netip.AddrPort {
+	a, ok := netip.AddrFromSlice(ip)
+	if !ok || port < 0 || port > 65535 {
+		return netip.AddrPort{}
+	}
+	return netip.AddrPortFrom(a.Unmap(), uint16(port))
+}
+
+func addrPortOf(a net.Addr) netip.AddrPort {
+	switch v := a.(type) {
+	case *net.UDPAddr:
+		ap := v.AddrPort()
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	case *net.TCPAddr:
+		ap := v.AddrPort()
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	if ap, err := netip.ParseAddrPort(a.String()); err == nil {
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	return netip.AddrPort{}
+}
+
+func isClosed(err error) bool { return errors.Is(err, net.ErrClosed) }

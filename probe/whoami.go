@@ -1,0 +1,272 @@
+package probe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/pion/transport/v3"
+	"github.com/pion/transport/v3/stdnet"
+)
+
+// ErrNoAnswer means no STUN server answered: the host is offline, UDP is
+// blocked, or every server named is dead.
+var ErrNoAnswer = errors.New("no STUN server answered")
+
+// Status of one server in a run.
+type Status string
+
+const (
+	StatusAnswered   Status = "answered"
+	StatusNoAnswer   Status = "no-answer"   // asked, never answered before the run ended
+	StatusSkipped    Status = "skipped"     // still pending when agreeing answers made it unnecessary
+	StatusUnresolved Status = "unresolved"  // the name has no address of the family
+	StatusFailed     Status = "failed"      // e.g. the network is unreachable
+	StatusBadReply   Status = "error-reply" // answered with a STUN error response
+)
+
+// ServerResult is what one server told us, or why it told us nothing.
+type ServerResult struct {
+	Server  Server
+	Address netip.AddrPort // the address asked; zero when resolution failed
+	Status  Status
+	RTT     time.Duration
+	Mapped  netip.AddrPort
+	Err     error
+}
+
+// WhoAmI is the answer to "which address does the internet see me as".
+type WhoAmI struct {
+	Family  Family
+	Public  netip.AddrPort // the mapped address most servers agree on
+	Local   netip.AddrPort // the route's real source address and the socket's port
+	NAT     bool           // Public's IP is not one of the host's own addresses
+	Agreed  int            // servers that reported Public's IP
+	Differ  int            // servers that reported another IP
+	Servers []ServerResult // in the order given
+	Ignored int64          // datagrams dropped as late, spoofed or malformed
+	Elapsed time.Duration
+}
+
+// WhoAmIOptions configure RunWhoAmI.
+type WhoAmIOptions struct {
+	Servers []Server
+	Family  Family
+	Net     transport.Net // nil means the host's real network
+}
+
+// Grace bounds: after the first answer, RunWhoAmI waits this long for a
+// second, confirming one. The lower bound covers scheduling noise on a fast
+// path; the upper bound keeps a slow second server from holding up an answer
+// a single server already gave.
+const (
+	minGrace = 20 * time.Millisecond
+	maxGrace = 250 * time.Millisecond
+)
+
+// RunWhoAmI asks every server at once from one socket and answers as soon as
+// two servers agree on the public IP, or when the others have had a grace
+// period proportional to the first round-trip time. Dead servers therefore
+// cost nothing once a live one has answered. The run ends with ctx.
+func RunWhoAmI(ctx context.Context, o WhoAmIOptions) (*WhoAmI, error) {
+	if len(o.Servers) == 0 {
+		return nil, errors.New("no STUN servers given")
+	}
+	n := o.Net
+	if n == nil {
+		var err error
+		if n, err = stdnet.NewNet(); err != nil {
+			return nil, err
+		}
+	}
+	if o.Family == 0 {
+		o.Family = IPv4
+	}
+	start := time.Now()
+	conn, err := Listen(ctx, n, o.Family, "")
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	results := make([]ServerResult, len(o.Servers))
+	events := make(chan int, len(o.Servers))
+	for i, s := range o.Servers {
+		results[i].Server = s
+		go func() {
+			results[i] = askServer(runCtx, conn, s, o.Family)
+			events <- i
+		}()
+	}
+
+	tally := newTally()
+	finished := 0
+	var grace <-chan time.Time
+	stoppedEarly := false
+collect:
+	for finished < len(o.Servers) {
+		select {
+		case i := <-events:
+			finished++
+			r := results[i]
+			if r.Status != StatusAnswered {
+				continue
+			}
+			tally.add(r.Mapped.Addr())
+			if tally.confirmed() {
+				stoppedEarly = true
+				break collect
+			}
+			if grace == nil {
+				grace = time.After(min(max(r.RTT, minGrace), maxGrace))
+			}
+		case <-grace:
+			if tally.leader().IsValid() {
+				stoppedEarly = true
+				break collect
+			}
+		case <-ctx.Done():
+			break collect
+		}
+	}
+	cancel()
+	for ; finished < len(o.Servers); finished++ {
+		<-events
+	}
+	if stoppedEarly {
+		for i := range results {
+			if results[i].Status == StatusNoAnswer && errors.Is(results[i].Err, context.Canceled) {
+				results[i].Status, results[i].Err = StatusSkipped, nil
+			}
+		}
+	}
+
+	w := &WhoAmI{Family: o.Family, Servers: results, Ignored: conn.Ignored(), Elapsed: time.Since(start)}
+	leader := tally.leader()
+	if !leader.IsValid() {
+		return w, noAnswerError(results, ctx.Err())
+	}
+	w.Agreed, w.Differ = tally.votes[leader], tally.total-tally.votes[leader]
+	for _, r := range results { // the first answer from the agreed IP, for its port
+		if r.Status == StatusAnswered && r.Mapped.Addr() == leader {
+			w.Public = r.Mapped
+			w.Local = localAddr(n, o.Family, r.Address, conn.LocalAddr())
+			break
+		}
+	}
+	own, err := HostAddrs(n)
+	if err != nil {
+		return w, err
+	}
+	w.NAT = !isOwnAddr(w.Public.Addr(), own)
+	return w, nil
+}
+
+// localAddr pairs the route's source address with the socket's port.
+func localAddr(n transport.Net, f Family, to netip.AddrPort, bound netip.AddrPort) netip.AddrPort {
+	src, err := RouteSource(n, f, to)
+	if err != nil {
+		return bound
+	}
+	return netip.AddrPortFrom(src, bound.Port())
+}
+
+func askServer(ctx context.Context, conn *Conn, s Server, f Family) ServerResult {
+	r := ServerResult{Server: s}
+	addrs, err := s.Resolve(ctx, f)
+	if err != nil {
+		r.Status, r.Err = StatusUnresolved, err
+		if ctx.Err() != nil {
+			r.Status, r.Err = StatusNoAnswer, ctx.Err()
+		}
+		return r
+	}
+	r.Address = addrs[0]
+	resp, err := conn.Do(ctx, Request{To: r.Address})
+	switch {
+	case errors.Is(err, ErrNoResponse) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
+		r.Status, r.Err = StatusNoAnswer, err
+	case err != nil:
+		r.Status, r.Err = StatusFailed, err
+	case resp.ErrorCode != 0:
+		r.Status = StatusBadReply
+		r.RTT = resp.RTT
+		r.Err = fmt.Errorf("STUN error %d %s", resp.ErrorCode, resp.ErrorReason)
+	case !resp.PublicAddr().IsValid():
+		r.Status, r.RTT = StatusBadReply, resp.RTT
+		r.Err = errors.New("reply carried no mapped address")
+	default:
+		r.Status, r.RTT, r.Mapped = StatusAnswered, resp.RTT, resp.PublicAddr()
+	}
+	return r
+}
+
+// noAnswerError summarises why nobody answered, in one line.
+func noAnswerError(results []ServerResult, ctxErr error) error {
+	counts := map[Status]int{}
+	var firstErr error
+	for _, r := range results {
+		counts[r.Status]++
+		if firstErr == nil && r.Status != StatusNoAnswer && r.Err != nil {
+			firstErr = r.Err
+		}
+	}
+	var parts []string
+	for _, s := range []Status{StatusNoAnswer, StatusUnresolved, StatusFailed, StatusBadReply} {
+		if counts[s] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", counts[s], s))
+		}
+	}
+	msg := fmt.Sprintf("%d asked: %s", len(results), strings.Join(parts, ", "))
+	if firstErr != nil {
+		msg += "; " + firstErr.Error()
+	}
+	return fmt.Errorf("%w (%s)", ErrNoAnswer, msg)
+}
+
+// tally counts mapped IPs reported by servers.
+type tally struct {
+	votes map[netip.Addr]int
+	order []netip.Addr // first-seen order, to break ties by speed
+	total int
+}
+
+func newTally() *tally { return &tally{votes: map[netip.Addr]int{}} }
+
+func (t *tally) add(a netip.Addr) {
+	if t.votes[a] == 0 {
+		t.order = append(t.order, a)
+	}
+	t.votes[a]++
+	t.total++
+}
+
+// leader is the IP with the most votes, the earliest on a tie.
+func (t *tally) leader() netip.Addr {
+	var best netip.Addr
+	for _, a := range t.order {
+		if t.votes[a] > t.votes[best] {
+			best = a
+		}
+	}
+	return best
+}
+
+// confirmed holds when two servers agree and no other IP matches them.
+func (t *tally) confirmed() bool {
+	l := t.leader()
+	if t.votes[l] < 2 {
+		return false
+	}
+	for a, v := range t.votes {
+		if a != l && v >= t.votes[l] {
+			return false
+		}
+	}
+	return true
+}
