@@ -402,8 +402,8 @@ func portPreservation(o *Observations, v *Verdict) *bool {
 
 func hairpinning(o *Observations, v *Verdict) *bool {
 	t := o.Test(TestHairpin)
-	if t == nil {
-		return nil
+	if t == nil || (v.NAT != nil && !*v.NAT) {
+		return nil // hairpinning is a NAT's property: without NAT it does not apply
 	}
 	if t.Replied {
 		v.Evidence = append(v.Evidence, fmt.Sprintf("hairpinning: yes, a datagram sent to public mapping %s reached the local socket (via %s)", addr(t.To), addr(t.From)))

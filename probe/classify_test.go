@@ -369,3 +369,11 @@ func showBool(b *bool) string {
 	}
 	return "false"
 }
+
+func TestHairpinNotApplicableWithoutNAT(t *testing.T) {
+	o := Observations{Tests: rfc5780(pub, pub, pub, other, altPort, other), RouteSource: pub.Addr()}
+	o.Tests = append(o.Tests, TestResult{Name: TestHairpin, To: pub, Replied: true, From: pub})
+	if v := Classify(o); v.Hairpinning != nil {
+		t.Errorf("hairpinning = %s without NAT, want null", showBool(v.Hairpinning))
+	}
+}

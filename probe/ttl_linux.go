@@ -42,7 +42,7 @@ func ttlProbe(ctx context.Context, to netip.AddrPort, wait, rtt time.Duration) (
 			if unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_TTL, ttl) != nil {
 				return nil, 0, false
 			}
-			if unix.Sendto(fd, m.Raw, 0, dst) == nil {
+			if sendReportingErrors(fd, m.Raw, dst) {
 				ttlOf[m.TransactionID] = ttl
 			}
 		}
@@ -91,6 +91,24 @@ func ttlProbe(ctx context.Context, to netip.AddrPort, wait, rtt time.Duration) (
 		}
 	}
 	return hops, reached, true
+}
+
+// sendReportingErrors sends one datagram. With IP_RECVERR, an ICMP error
+// that arrived for an earlier datagram is reported (and cleared) by the
+// next send, which then sends nothing: such a send is simply repeated.
+func sendReportingErrors(fd int, b []byte, to unix.Sockaddr) bool {
+	for range 4 {
+		err := unix.Sendto(fd, b, 0, to)
+		switch err {
+		case nil:
+			return true
+		case unix.EHOSTUNREACH, unix.ENETUNREACH, unix.ECONNREFUSED, unix.EPROTO, unix.EINTR:
+			continue
+		default:
+			return false
+		}
+	}
+	return false
 }
 
 func txID(b []byte) (id [stun.TransactionIDSize]byte) {

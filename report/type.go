@@ -35,6 +35,7 @@ type TypeJSON struct {
 	Evidence              []string   `json:"evidence"`
 	ElapsedMs             float64    `json:"elapsed_ms"`
 	Hops                  []HopJSON  `json:"hops"`
+	ServerTTL             int        `json:"server_ttl"`
 	Tests                 []TestJSON `json:"tests"`
 }
 
@@ -72,7 +73,7 @@ func NewTypeJSON(f probe.Family, r *probe.TypeResult) TypeJSON {
 		MappingVariesByDestIP: v.MappingVariesByDestIP, RFC5780: v.RFC5780,
 		Server: addrOrEmpty(r.Primary), Servers: []string{}, Outlook: v.Outlook,
 		Evidence: append([]string{}, v.Evidence...), ElapsedMs: Millis(r.Duration),
-		Hops: []HopJSON{}, Tests: []TestJSON{},
+		Hops: []HopJSON{}, Tests: []TestJSON{}, ServerTTL: r.ReachedTTL,
 	}
 	if v.Public.IsValid() {
 		out.PublicIP, out.PublicPort = v.Public.Addr().Unmap().String(), int(v.Public.Port())
