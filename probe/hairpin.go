@@ -51,12 +51,17 @@ func (r *typeRun) hairpin(ctx context.Context, prim netip.AddrPort) TestResult {
 		t.Err = err.Error()
 		return t
 	}
-	end := r.windowEnd()
+	// The hairpinned path never leaves the NAT, so its round trip is a
+	// LAN's: copies go minGap apart and the wait is the floor, not WAN RTTs.
+	end := time.Now().Add((silenceCopies-1)*minGap + silenceFloor)
+	if end.After(r.deadline) {
+		end = r.deadline
+	}
 	go func() {
 		dst := net.UDPAddrFromAddrPort(mapped)
 		for i := 0; i < silenceCopies && time.Now().Before(end) && ctx.Err() == nil; i++ {
 			b.WriteTo(req.Raw, dst)
-			time.Sleep(r.gap())
+			time.Sleep(minGap)
 		}
 	}()
 	from, ok := readTx(a, req.TransactionID, end)
