@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"slices"
 	"testing"
 	"time"
@@ -89,6 +90,9 @@ func TestTypeBenchLoss(t *testing.T) {
 	bin := lab.BuildNatcheck(t)
 	runs := 100
 	kinds := []lab.Kind{lab.PortRestrictedCone, lab.RestrictedCone, lab.FullCone, lab.Symmetric}
+	if k := os.Getenv("NATCHECK_BENCH_KIND"); k != "" {
+		kinds = []lab.Kind{lab.Kind(k)}
+	}
 	for _, kind := range kinds {
 		want := typeVerdicts[kind]
 		t.Run(string(kind), func(t *testing.T) {
@@ -101,7 +105,13 @@ func TestTypeBenchLoss(t *testing.T) {
 				d, out, err := timed(t, l, l.Client, bin, "type", "--json", "-s", l.ServerIPs[0].String())
 				if err != nil {
 					noAnswer++
+					if ee, ok := err.(*exec.ExitError); ok {
+						t.Logf("run %d failed after %v: %v: %s", i, d, err, ee.Stderr)
+					}
 					continue
+				}
+				if d > time.Second {
+					t.Logf("run %d took %v:\n%s", i, d, out)
 				}
 				ds = append(ds, d)
 				var got report.TypeJSON
@@ -112,6 +122,7 @@ func TestTypeBenchLoss(t *testing.T) {
 					right++
 				} else {
 					wrong[got.Mapping+"/"+got.Filtering]++
+					t.Logf("run %d wrong:\n%s", i, out)
 				}
 			}
 			m, a, w := stats(ds)

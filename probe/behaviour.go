@@ -381,7 +381,7 @@ func (r *typeRun) bindingRound(ctx context.Context, mc *Conn) (binds, tcp []Test
 func pickPrimary(binds []TestResult) (int, bool) {
 	first := -1
 	for i, b := range binds {
-		if !b.Replied || b.ErrorCode != 0 || !b.XORMapped.IsValid() {
+		if !b.Replied || b.ErrorCode != 0 || !b.Public().IsValid() {
 			continue
 		}
 		if validOther(b.To, b.OtherAddress) {

@@ -65,6 +65,15 @@ type TestResult struct {
 	Err                             string // why there is no reply, if known
 }
 
+// Public is the mapped address the reply reported: XOR-MAPPED-ADDRESS,
+// which ALGs cannot rewrite, else the RFC 3489 MAPPED-ADDRESS.
+func (t TestResult) Public() netip.AddrPort {
+	if t.XORMapped.IsValid() {
+		return t.XORMapped
+	}
+	return t.Mapped
+}
+
 // HostAddr is one address of a local interface.
 type HostAddr struct {
 	Addr   netip.Addr
@@ -142,7 +151,7 @@ func Classify(o Observations) Verdict {
 		v.Outlook = outlook(v.Type)
 		return v
 	}
-	v.Public = unmap(bind.XORMapped)
+	v.Public = unmap(bind.Public())
 	v.Local = localOf(&o, bind.Local)
 	v.NAT = isNAT(&o, &v)
 	v.Mapping = mapping(&o, &v)
@@ -159,12 +168,12 @@ func Classify(o Observations) Verdict {
 // firstReply is the binding answer the verdict's addresses come from: the
 // primary server's, else any other server's.
 func firstReply(o *Observations) *TestResult {
-	if t := o.replied(TestBinding); t != nil && t.XORMapped.IsValid() {
+	if t := o.replied(TestBinding); t != nil && t.Public().IsValid() {
 		return t
 	}
 	for i := range o.Tests {
 		t := &o.Tests[i]
-		if t.Name == TestServer && t.Replied && t.ErrorCode == 0 && t.XORMapped.IsValid() {
+		if t.Name == TestServer && t.Replied && t.ErrorCode == 0 && t.Public().IsValid() {
 			return t
 		}
 	}
@@ -175,12 +184,12 @@ func firstReply(o *Observations) *TestResult {
 // TCP tells "UDP blocked" apart from "offline".
 func classifyNoUDP(o *Observations, v *Verdict) {
 	tcp := o.replied(TestTCP)
-	if tcp == nil || !tcp.XORMapped.IsValid() {
+	if tcp == nil || !tcp.Public().IsValid() {
 		v.Evidence = append(v.Evidence, "no STUN server answered over UDP or TCP")
 		return
 	}
 	v.Type = TypeUDPBlocked
-	v.Public = unmap(tcp.XORMapped)
+	v.Public = unmap(tcp.Public())
 	v.Local = localOf(o, tcp.Local)
 	v.Evidence = append(v.Evidence, fmt.Sprintf("UDP: no answer from any server; TCP: %s answered, saw %s", addr(tcp.To), addr(v.Public)))
 	v.NAT = isNAT(o, v)
@@ -238,7 +247,7 @@ func mapping(o *Observations, v *Verdict) string {
 	}
 	t1, t2, t3 := o.replied(TestBinding), o.replied(TestMappingAltIP), o.replied(TestMappingAltIPPort)
 	if t1 != nil && t2 != nil {
-		m1, m2 := unmap(t1.XORMapped), unmap(t2.XORMapped)
+		m1, m2 := unmap(t1.Public()), unmap(t2.Public())
 		if m1 == m2 {
 			v.MappingVariesByDestIP = ptr(false)
 			v.Evidence = append(v.Evidence, fmt.Sprintf("mapping: endpoint-independent, %s and %s both saw %s", addr(t1.To), addr(t2.To), addr(m1)))
@@ -249,7 +258,7 @@ func mapping(o *Observations, v *Verdict) string {
 			v.Evidence = append(v.Evidence, fmt.Sprintf("mapping: varies by destination IP (%s saw %s, %s saw %s); no answer from %s to tell port dependence", addr(t1.To), addr(m1), addr(t2.To), addr(m2), TestMappingAltIPPort))
 			return Unknown
 		}
-		m3 := unmap(t3.XORMapped)
+		m3 := unmap(t3.Public())
 		if m2 == m3 {
 			v.Evidence = append(v.Evidence, fmt.Sprintf("mapping: address-dependent, %s saw %s, %s and %s saw %s", addr(t1.To), addr(m1), addr(t2.To), addr(t3.To), addr(m2)))
 			return AddressDependent
@@ -267,7 +276,7 @@ func plainMapping(o *Observations, v *Verdict) string {
 	var seen []*TestResult
 	for i := range o.Tests {
 		t := &o.Tests[i]
-		if (t.Name == TestBinding || t.Name == TestServer) && t.Replied && t.ErrorCode == 0 && t.XORMapped.IsValid() {
+		if (t.Name == TestBinding || t.Name == TestServer) && t.Replied && t.ErrorCode == 0 && t.Public().IsValid() {
 			seen = append(seen, t)
 		}
 	}
@@ -287,18 +296,18 @@ func plainMapping(o *Observations, v *Verdict) string {
 		return Unknown
 	}
 	a, b := diffIP[0], diffIP[1]
-	if unmap(a.XORMapped) == unmap(b.XORMapped) {
+	if unmap(a.Public()) == unmap(b.Public()) {
 		v.MappingVariesByDestIP = ptr(false)
-		v.Evidence = append(v.Evidence, fmt.Sprintf("mapping: endpoint-independent, %s and %s both saw %s", addr(a.To), addr(b.To), addr(a.XORMapped)))
+		v.Evidence = append(v.Evidence, fmt.Sprintf("mapping: endpoint-independent, %s and %s both saw %s", addr(a.To), addr(b.To), addr(a.Public())))
 		return EndpointIndependent
 	}
 	v.MappingVariesByDestIP = ptr(true)
-	diff := fmt.Sprintf("%s saw %s, %s saw %s", addr(a.To), addr(a.XORMapped), addr(b.To), addr(b.XORMapped))
+	diff := fmt.Sprintf("%s saw %s, %s saw %s", addr(a.To), addr(a.Public()), addr(b.To), addr(b.Public()))
 	if sameIP[0] == nil {
 		v.Evidence = append(v.Evidence, "mapping: varies by destination ("+diff+"); no second port on one server to tell address from address-and-port dependence")
 		return Unknown
 	}
-	if unmap(sameIP[0].XORMapped) == unmap(sameIP[1].XORMapped) {
+	if unmap(sameIP[0].Public()) == unmap(sameIP[1].Public()) {
 		v.Evidence = append(v.Evidence, "mapping: address-dependent ("+diff+"; same mapping towards two ports of "+sameIP[0].To.Addr().Unmap().String()+")")
 		return AddressDependent
 	}
@@ -388,8 +397,8 @@ func portPreservation(o *Observations, v *Verdict) *bool {
 		if from != to {
 			break
 		}
-		if t.Replied && t.ErrorCode == 0 && t.XORMapped.IsValid() && t.Local.Port() != 0 {
-			from, to = t.Local.Port(), t.XORMapped.Port()
+		if t.Replied && t.ErrorCode == 0 && t.Public().IsValid() && t.Local.Port() != 0 {
+			from, to = t.Local.Port(), t.Public().Port()
 		}
 	}
 	if from == to {

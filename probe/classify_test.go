@@ -377,3 +377,14 @@ func TestHairpinNotApplicableWithoutNAT(t *testing.T) {
 		t.Errorf("hairpinning = %s without NAT, want null", showBool(v.Hairpinning))
 	}
 }
+
+func TestClassifyRFC3489ServerWithoutXORMapped(t *testing.T) {
+	ts := rfc5780(pub, pub, pub, none, none, other)
+	for i := range ts {
+		ts[i].Mapped, ts[i].XORMapped = ts[i].XORMapped, netip.AddrPort{}
+	}
+	v := Classify(Observations{Tests: ts, RouteSource: local.Addr(), HostAddrs: hostLAN})
+	if v.Type != TypePortRestrictedCone || v.Public != pub || v.ALG != nil {
+		t.Errorf("type %s public %s alg %s, want port-restricted-cone %s null", v.Type, v.Public, showBool(v.ALG), pub)
+	}
+}

@@ -93,6 +93,10 @@ func (r *typeRun) rawBinding(pc net.PacketConn, to netip.AddrPort) (netip.AddrPo
 			if x.GetFrom(m) == nil {
 				return udpAddrPort(x.IP, x.Port), true
 			}
+			var ma stun.MappedAddress // RFC 3489 servers
+			if ma.GetFrom(m) == nil {
+				return udpAddrPort(ma.IP, ma.Port), true
+			}
 			return netip.AddrPort{}, false
 		}
 	}
