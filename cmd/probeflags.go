@@ -33,7 +33,7 @@ type probeFlags struct {
 func (f *probeFlags) register(c *cobra.Command) {
 	fl := c.Flags()
 	fl.StringArrayVarP(&f.servers, "server", "s", nil,
-		"STUN server: host, host:port, [IPv6]:port or stun: URI (repeatable; default $"+ServersEnv+", then the built-in list)")
+		"`address` of a STUN server: host, host:port, [IPv6]:port or stun: URI (repeatable; default $"+ServersEnv+", then the built-in list)")
 	fl.BoolVarP(&f.ipv4, "ipv4", "4", false, "use IPv4 (the default)")
 	fl.BoolVarP(&f.ipv6, "ipv6", "6", false, "use IPv6")
 	fl.DurationVar(&f.timeout, "timeout", defaultTimeout, "give up after this long (e.g. 1500ms, 10s for satellite links)")

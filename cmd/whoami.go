@@ -26,7 +26,8 @@ func newWhoAmICmdWith(s *Streams, run func(context.Context, probe.WhoAmIOptions)
 		Short: "Print the public IP address this host appears from",
 		Long: `whoami asks several STUN servers at once which address this host's packets
 come from, and prints the public IP as soon as two servers agree (or the
-others have had a short grace period). A dead server costs no extra time.
+others have had a quarter of a round trip to confirm it): a dead server
+never costs a timeout.
 
 Plain output is the public IP alone, for scripts; --verbose adds the port,
 the local address, whether the host is behind NAT and each server's answer.`,

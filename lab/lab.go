@@ -56,6 +56,9 @@ type Lab struct {
 	PublicIP  netip.Addr    // the address the internet sees the client as
 	ServerIPs [2]netip.Addr // 203.0.113.10 and 203.0.113.11, both in Internet
 	Gateway   netip.Addr    // the client's default gateway (router LAN address)
+	// RouterWAN is the (home) router's own WAN address: PublicIP, except
+	// for DoubleNAT where it is 100.64.0.2 (what UPnP/NAT-PMP would report).
+	RouterWAN netip.Addr
 	// CarrierIP is the carrier router's inside address (100.64.0.1), the
 	// second hop of a DoubleNAT; invalid otherwise.
 	CarrierIP netip.Addr

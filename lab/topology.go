@@ -99,7 +99,10 @@ func (l *Lab) build() error {
 	if l.Options.DelayMs > 0 {
 		l.Wire = id + "-wire"
 	}
-	l.ClientIP, l.Gateway, l.PublicIP = natClient, natGateway, routerWAN
+	l.ClientIP, l.Gateway, l.PublicIP, l.RouterWAN = natClient, natGateway, routerWAN, routerWAN
+	if topo.double {
+		l.RouterWAN = homeWAN
+	}
 	if topo.public {
 		l.ClientIP, l.Gateway, l.PublicIP = pubClient, pubGateway, pubClient
 	}

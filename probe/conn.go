@@ -81,8 +81,9 @@ type Conn struct {
 	mu      sync.Mutex
 	pending map[[stun.TransactionIDSize]byte]*transaction
 
-	ignored atomic.Int64 // datagrams that matched no transaction or were malformed
-	done    chan struct{}
+	ignored   atomic.Int64 // datagrams that matched no transaction or were malformed
+	done      chan struct{}
+	closeOnce sync.Once // Close runs from the caller and from the context watcher
 }
 
 type transaction struct {
@@ -131,13 +132,12 @@ func (c *Conn) Ignored() int64 { return c.ignored.Load() }
 
 // Close closes the socket; transactions in progress end with an error.
 func (c *Conn) Close() error {
-	select {
-	case <-c.done:
-		return nil
-	default:
-	}
-	close(c.done)
-	return c.pc.Close()
+	var err error
+	c.closeOnce.Do(func() {
+		close(c.done)
+		err = c.pc.Close()
+	})
+	return err
 }
 
 func (c *Conn) readLoop() {
@@ -234,13 +234,15 @@ func (c *Conn) Do(ctx context.Context, r Request) (Response, error) {
 	defer timer.Stop()
 	<-timer.C
 	for {
+		// Stamp before writing: on a fast path the reply can be read before
+		// WriteTo returns.
+		lastSent = time.Now()
 		if _, err := c.pc.WriteTo(msg.Raw, to); err != nil {
 			if c.closed() && ctx.Err() != nil {
 				return Response{}, ctx.Err()
 			}
 			return Response{}, fmt.Errorf("send to %s: %w", r.To, err)
 		}
-		lastSent = time.Now()
 		if attempts == 0 {
 			firstSent = lastSent
 		}

@@ -58,13 +58,15 @@ type WhoAmIOptions struct {
 	Net     transport.Net // nil means the host's real network
 }
 
-// Grace bounds: after the first answer, RunWhoAmI waits this long for a
-// second, confirming one. The lower bound covers scheduling noise on a fast
-// path; the upper bound keeps a slow second server from holding up an answer
-// a single server already gave.
+// After the first answer, RunWhoAmI waits a quarter of its round trip for a
+// second, confirming one: servers at a similar distance (anycast services,
+// two addresses of one host) answer within that window, while a dead server
+// costs no more than that. The bounds cover scheduling noise on a fast path
+// and keep a slow path from waiting long for confirmation.
 const (
-	minGrace = 20 * time.Millisecond
-	maxGrace = 250 * time.Millisecond
+	graceFraction = 4
+	minGrace      = 5 * time.Millisecond
+	maxGrace      = 50 * time.Millisecond
 )
 
 // RunWhoAmI asks every server at once from one socket and answers as soon as
@@ -123,7 +125,7 @@ collect:
 				break collect
 			}
 			if grace == nil {
-				grace = time.After(min(max(r.RTT, minGrace), maxGrace))
+				grace = time.After(min(max(r.RTT/graceFraction, minGrace), maxGrace))
 			}
 		case <-grace:
 			if tally.leader().IsValid() {

@@ -3,6 +3,7 @@ package probe
 import (
 	"context"
 	"errors"
+	"net"
 	"net/netip"
 	"strconv"
 	"testing"
@@ -221,4 +222,28 @@ func TestWhoAmIServerWithoutAddressOfFamily(t *testing.T) {
 	if w.Servers[0].Status != StatusUnresolved {
 		t.Errorf("status %s, want %s", w.Servers[0].Status, StatusUnresolved)
 	}
+}
+
+func TestWhoAmIIPv6(t *testing.T) {
+	s := startOrSkip6(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	w, err := RunWhoAmI(ctx, WhoAmIOptions{Servers: []Server{serverAt(t, s)}, Family: IPv6})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.Public.Addr() != netip.IPv6Loopback() || w.NAT || w.Local.Addr() != netip.IPv6Loopback() {
+		t.Errorf("public %s local %s nat %v; want [::1] on both sides and no NAT", w.Public, w.Local, w.NAT)
+	}
+}
+
+// startOrSkip6 starts a test server on [::1], or skips where the host has
+// no IPv6 loopback.
+func startOrSkip6(t *testing.T) netip.AddrPort {
+	t.Helper()
+	c, err := net.ListenUDP("udp6", &net.UDPAddr{IP: net.IPv6loopback})
+	if err != nil {
+		t.Skipf("no IPv6 loopback here: %v", err)
+	}
+	return stuntest.Serve(t, c, stuntest.Behaviour{}).Addr
 }

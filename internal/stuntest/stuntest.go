@@ -42,6 +42,12 @@ func Start(t testing.TB, ip string, b Behaviour) *Server {
 	if err != nil {
 		t.Fatalf("stuntest: listen: %v", err)
 	}
+	return Serve(t, c, b)
+}
+
+// Serve answers on an open socket (e.g. one opened in a lab namespace)
+// until the test ends.
+func Serve(t testing.TB, c *net.UDPConn, b Behaviour) *Server {
 	s := &Server{Addr: c.LocalAddr().(*net.UDPAddr).AddrPort(), conn: c, b: b}
 	s.wg.Add(1)
 	go s.serve()

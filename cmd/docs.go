@@ -1,0 +1,40 @@
+package cmd
+
+import (
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/cobra/doc"
+)
+
+// manDate is the date printed in the man pages. It is fixed so that the
+// generated files change only when the commands do, which lets a test
+// catch stale docs.
+var manDate = time.Date(2026, time.November, 1, 0, 0, 0, 0, time.UTC)
+
+// WriteDocs writes the Markdown command reference into mdDir and man pages
+// into manDir, both generated from the command tree.
+func WriteDocs(mdDir, manDir string) error {
+	root := NewRootCmd(&Streams{In: strings.NewReader(""), Out: io.Discard, ErrOut: io.Discard})
+	root.InitDefaultCompletionCmd() // so that the shell completion commands are documented too
+	disableAutoGenTag(root)
+	for _, dir := range []string{mdDir, manDir} {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+	}
+	if err := doc.GenMarkdownTree(root, mdDir); err != nil {
+		return err
+	}
+	return doc.GenManTree(root, &doc.GenManHeader{Title: "NATCHECK", Section: "1", Date: &manDate, Source: "natcheck", Manual: "natcheck manual"}, manDir)
+}
+
+func disableAutoGenTag(c *cobra.Command) {
+	c.DisableAutoGenTag = true
+	for _, sub := range c.Commands() {
+		disableAutoGenTag(sub)
+	}
+}

@@ -1,0 +1,40 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/natcheck/natcheck/lab"
+)
+
+// TestHoldLab builds one lab and keeps it up for manual exploration:
+//
+//	NATCHECK_LAB_HOLD=symmetric go test ./e2e -run TestHoldLab -v -timeout 0
+//
+// It writes the namespace names to /tmp/natcheck-lab.env and tears the lab
+// down when that file is deleted. It never runs otherwise.
+func TestHoldLab(t *testing.T) {
+	kind := os.Getenv("NATCHECK_LAB_HOLD")
+	if kind == "" {
+		t.Skip("set NATCHECK_LAB_HOLD=<kind> to hold a lab open for manual use")
+	}
+	var loss, delay int
+	fmt.Sscan(os.Getenv("NATCHECK_LAB_LOSS"), &loss)
+	fmt.Sscan(os.Getenv("NATCHECK_LAB_DELAY_MS"), &delay)
+	l := lab.New(t, lab.Options{Kind: lab.Kind(kind), LossPercent: loss, DelayMs: delay})
+	const envFile = "/tmp/natcheck-lab.env"
+	env := fmt.Sprintf("CLIENT=%s\nROUTER=%s\nCARRIER=%s\nINET=%s\nPUBLIC_IP=%s\nCLIENT_IP=%s\nSERVER1=%s\nSERVER2=%s\n",
+		l.Client, l.Router, l.Carrier, l.Internet, l.PublicIP, l.ClientIP, l.ServerIPs[0], l.ServerIPs[1])
+	if err := os.WriteFile(envFile, []byte(env), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("lab %s is up; namespaces in %s; delete that file to tear it down", kind, envFile)
+	for {
+		if _, err := os.Stat(envFile); err != nil {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
