@@ -29,8 +29,8 @@ type TypeJSON struct {
 	ALG                   *bool      `json:"alg"`
 	MappingVariesByDestIP *bool      `json:"mapping_varies_by_dest_ip"`
 	RFC5780               string     `json:"rfc5780"`
-	Server                string     `json:"server"`
-	Servers               []string   `json:"servers"`
+	Server                string     `json:"server_address"`
+	Servers               []string   `json:"server_addresses"`
 	Outlook               string     `json:"p2p_outlook"`
 	Evidence              []string   `json:"evidence"`
 	ElapsedMs             float64    `json:"elapsed_ms"`
@@ -42,22 +42,22 @@ type TypeJSON struct {
 // HopJSON is one router seen by the TTL-limited probe.
 type HopJSON struct {
 	TTL     int    `json:"ttl"`
-	Address string `json:"address"`
+	Address string `json:"ip"`
 }
 
 // TestJSON is the raw observation of one test.
 type TestJSON struct {
 	Name         string   `json:"name"`
-	Local        string   `json:"local,omitempty"`
-	To           string   `json:"to,omitempty"`
+	Local        string   `json:"local_address,omitempty"`
+	To           string   `json:"to_address,omitempty"`
 	Change       string   `json:"change,omitempty"`
-	Expect       string   `json:"expect_from,omitempty"`
+	Expect       string   `json:"expected_from_address,omitempty"`
 	Replied      bool     `json:"replied"`
-	From         string   `json:"from,omitempty"`
+	From         string   `json:"from_address,omitempty"`
 	RTTMs        *float64 `json:"rtt_ms"`
 	Attempts     int      `json:"attempts"`
-	XORMapped    string   `json:"xor_mapped,omitempty"`
-	Mapped       string   `json:"mapped,omitempty"`
+	XORMapped    string   `json:"xor_mapped_address,omitempty"`
+	Mapped       string   `json:"mapped_address,omitempty"`
 	OtherAddress string   `json:"other_address,omitempty"`
 	ErrorCode    int      `json:"error_code,omitempty"`
 	Error        string   `json:"error,omitempty"`
