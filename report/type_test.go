@@ -32,7 +32,7 @@ func TestTypeJSONKeepsNotTestedApartFromFalse(t *testing.T) {
 			}
 		})
 	}
-	for _, k := range []string{"tests", "hops", "evidence", "servers"} {
+	for _, k := range []string{"tests", "hops", "evidence", "server_addresses"} {
 		if _, ok := m[k].([]any); !ok {
 			t.Errorf("%s should be a list, never null: %s", k, strings.TrimSpace(buf.String()))
 		}
