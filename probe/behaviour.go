@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -49,7 +51,9 @@ type TypeResult struct {
 // legs of the verify test), so a run is wrong with probability at most
 // 7*4.7e-5 = 3.3e-4: over 100 runs 0.033 wrong runs are expected and two
 // or more happen with probability about 5e-4. Five copies would give
-// 1.7e-3 per run and 1.3% for two or more in 100 runs: too close.
+// 1.7e-3 per run and 1.3% for two or more in 100 runs: too close. (The
+// CHANGE-REQUEST and verify tests run from two sockets each, see fresh,
+// which only lowers these odds further.)
 const (
 	silenceCopies = 6
 	silenceFloor  = 100 * time.Millisecond
@@ -201,7 +205,7 @@ func runType(ctx context.Context, cfg TypeConfig) (*TypeResult, error) {
 		goTest(func() {
 			add(r.fresh(ctx, TestFilterPort, pa, ChangePort, netip.AddrPortFrom(pa.Addr(), o.Port())))
 		})
-		goTest(func() { add(r.verify(ctx, pa, o)) })
+		goTest(func() { add(r.pair(func() TestResult { return r.verify(ctx, pa, o) })) })
 	}
 	goTest(func() { add(r.hairpin(ctx, b.To)) })
 	if cfg.TTLProbe {
@@ -423,16 +427,60 @@ func (r *typeRun) windowEnd() time.Time {
 	return end
 }
 
-// fresh runs a CHANGE-REQUEST test from its own new socket, so no earlier
-// test has opened the NAT's filter for it. The request itself opens the
+// fresh runs a CHANGE-REQUEST test from new sockets, so no earlier test
+// has opened the NAT's filter for them. The request itself opens the
 // filter for the primary address only.
+//
+// Two sockets run the test at once and a reply to either counts: a NAT
+// mapping collision (an old conntrack entry holding this public port for
+// the alternate address) or loss on one socket then cannot fake silence.
+// The sockets bind to random ports above the kernel's ephemeral range
+// (filterPortLo-filterPortHi), where no earlier natcheck socket ever
+// contacted the alternate address: NAT state left by an earlier run cannot
+// open their filter and fake a reply either.
 func (r *typeRun) fresh(ctx context.Context, name string, to netip.AddrPort, change ChangeFlags, expect netip.AddrPort) TestResult {
-	c, err := Listen(ctx, r.cfg.Net, r.cfg.Family, wildcard(r.cfg.Family))
-	if err != nil {
-		return TestResult{Name: name, To: to, Change: change, Expect: expect, Err: err.Error()}
+	return r.pair(func() TestResult {
+		c, err := r.listenFilterPort(ctx)
+		if err != nil {
+			return TestResult{Name: name, To: to, Change: change, Expect: expect, Err: err.Error()}
+		}
+		defer c.Close()
+		return r.exchange(ctx, c, name, to, change, expect)
+	})
+}
+
+// pair runs a test twice at once and keeps the run that got a reply (or
+// the first); Attempts counts both.
+func (r *typeRun) pair(test func() TestResult) TestResult {
+	second := make(chan TestResult, 1)
+	go func() { second <- test() }()
+	a := test()
+	b := <-second
+	if !a.Replied && b.Replied {
+		a, b = b, a
 	}
-	defer c.Close()
-	return r.exchange(ctx, c, name, to, change, expect)
+	a.Attempts += b.Attempts
+	return a
+}
+
+// Ports for the filtering tests' sockets: above Linux's default ephemeral
+// range (32768-60999), so never a port the other tests (or earlier runs'
+// other tests) used to contact the alternate address.
+const (
+	filterPortLo = 61000
+	filterPortHi = 65535
+)
+
+func (r *typeRun) listenFilterPort(ctx context.Context) (*Conn, error) {
+	for range 8 {
+		p := filterPortLo + rand.IntN(filterPortHi-filterPortLo+1)
+		c, err := Listen(ctx, r.cfg.Net, r.cfg.Family, strings.TrimSuffix(wildcard(r.cfg.Family), "0")+strconv.Itoa(p))
+		if err == nil {
+			return c, nil
+		}
+	}
+	// Every try was taken (or binding is restricted): any port will do.
+	return Listen(ctx, r.cfg.Net, r.cfg.Family, wildcard(r.cfg.Family))
 }
 
 // verify proves the server honours CHANGE-REQUEST: a fresh socket talks
