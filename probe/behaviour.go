@@ -66,6 +66,9 @@ const (
 	// by then the UDP copies have had every chance.
 	udpGraceAfterTCP = time.Second
 	maxCopies        = 8
+	// After a plain server's answer, how long at least an RFC 5780 server
+	// still gets to answer: public ones are few and often a continent away.
+	rfc5780Wait = 500 * time.Millisecond
 	// The verify test's change leg starts this long after its opening leg:
 	// time for the first datagram to pass the NAT.
 	openLead = 5 * time.Millisecond
@@ -219,7 +222,11 @@ func runType(ctx context.Context, cfg TypeConfig) (*TypeResult, error) {
 	wg.Wait()
 	res.Verdict = Classify(res.Observations)
 	res.Duration = time.Since(start)
-	return res, ctx.Err()
+	if errors.Is(ctx.Err(), context.Canceled) {
+		return res, ctx.Err() // interrupted: the caller says so
+	}
+	// Reaching the deadline is no failure: tests cut short are unknown.
+	return res, nil
 }
 
 func wildcard(f Family) string {
@@ -323,21 +330,26 @@ func (r *typeRun) bindingRound(ctx context.Context, mc *Conn) (binds, tcp []Test
 		return firstGap << min(i, 5)
 	}
 	binds = make([]TestResult, len(r.cfg.Servers))
-	done := make(chan time.Duration, len(r.cfg.Servers))
+	type answer struct {
+		rtt     time.Duration // <= 0: no answer
+		rfc5780 bool          // a genuine OTHER-ADDRESS came with it
+	}
+	done := make(chan answer, len(r.cfg.Servers))
 	for i, s := range r.cfg.Servers {
 		go func() {
 			resp, n, err := paced(ctx, mc, send{to: s, gaps: gaps, copies: maxCopies, waitEnd: r.deadline})
-			binds[i] = result(TestServer, mc.LocalAddr(), s, 0, resp, n, err)
-			rtt := time.Duration(-1)
+			t := result(TestServer, mc.LocalAddr(), s, 0, resp, n, err)
+			binds[i] = t
+			a := answer{rtt: -1}
 			if err == nil {
-				rtt = max(resp.RTT, time.Millisecond)
+				a = answer{rtt: max(resp.RTT, time.Millisecond), rfc5780: validOther(s, t.OtherAddress)}
 				mu.Lock()
 				if firstRTT == 0 {
-					firstRTT = rtt
+					firstRTT = a.rtt
 				}
 				mu.Unlock()
 			}
-			done <- rtt
+			done <- a
 		}()
 	}
 	tcpTimer := time.NewTimer(tcpAfter)
@@ -345,16 +357,24 @@ func (r *typeRun) bindingRound(ctx context.Context, mc *Conn) (binds, tcp []Test
 	tcpc := make(chan []TestResult, 1)
 	var tcpC <-chan []TestResult
 	var graceC <-chan time.Time
-	answered := false
+	answered, rfcAnswered := false, false
 	for left := len(binds); left > 0; {
 		select {
-		case rtt := <-done:
+		case a := <-done:
 			left--
-			if rtt > 0 && !answered {
+			switch {
+			case a.rtt > 0 && a.rfc5780 && !rfcAnswered:
+				// The behaviour tests can start: the others only add
+				// corroboration, worth a short wait.
+				rfcAnswered, answered = true, true
+				graceC = time.After(max(2*firstRTT, silenceFloor/2))
+			case a.rtt > 0 && !answered:
+				// A plain server answered first: an RFC 5780 server,
+				// often farther away, gets several round trips more (the
+				// filtering verdict depends on it); a dead one costs that
+				// much, never a timeout.
 				answered = true
-				// The others get a few round trips more: enough for paced
-				// copies to beat loss, never a full timeout.
-				graceC = time.After(max(4*rtt, silenceFloor))
+				graceC = time.After(max(8*a.rtt, rfc5780Wait))
 			}
 		case <-tcpTimer.C:
 			if !answered {
