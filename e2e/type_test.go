@@ -101,30 +101,39 @@ func checkBool(t *testing.T, name string, got, want *bool) bool {
 	return true
 }
 
-// TestTypeLab: every topology gets its known verdict from coturn with two
-// addresses (RFC 5780).
+// TestTypeLab: every topology gets its known verdict, from coturn with two
+// addresses (RFC 5780) and from natcheck's own server.
 func TestTypeLab(t *testing.T) {
 	lab.Require(t)
 	bin := lab.BuildNatcheck(t)
-	for _, kind := range lab.Kinds {
-		want := typeVerdicts[kind]
-		t.Run(string(kind), func(t *testing.T) {
-			l := lab.New(t, lab.Options{Kind: kind})
-			startCoturn(t, l, bin)
-			got := runType(t, l, bin, l.ServerIPs[0].String())
-			if got.Type != want.typ || got.Mapping != want.mapping || got.Filtering != want.filtering {
-				t.Errorf("type=%s mapping=%s filtering=%s, want %s %s %s\nevidence:\n  %s",
-					got.Type, got.Mapping, got.Filtering, want.typ, want.mapping, want.filtering, strings.Join(got.Evidence, "\n  "))
-			}
-			checkBool(t, "nat", got.NAT, want.nat)
-			if !checkBool(t, "cgnat", got.CGNAT, want.cgnat) {
-				t.Logf("hops: %+v server_ttl %d\nevidence:\n  %s", got.Hops, got.ServerTTL, strings.Join(got.Evidence, "\n  "))
-			}
-			checkBool(t, "hairpinning", got.Hairpinning, want.hairpin)
-			if got.PublicIP != l.PublicIP.String() {
-				t.Errorf("public_ip = %s, want %s", got.PublicIP, l.PublicIP)
-			}
-		})
+	servers := []struct {
+		name  string
+		start func(*testing.T, *lab.Lab)
+	}{
+		{"coturn", func(t *testing.T, l *lab.Lab) { startCoturn(t, l, bin) }},
+		{"natcheck-serve", func(t *testing.T, l *lab.Lab) { natcheckServe(t, l) }},
+	}
+	for _, srv := range servers {
+		for _, kind := range lab.Kinds {
+			want := typeVerdicts[kind]
+			t.Run(srv.name+"/"+string(kind), func(t *testing.T) {
+				l := lab.New(t, lab.Options{Kind: kind})
+				srv.start(t, l)
+				got := runType(t, l, bin, l.ServerIPs[0].String())
+				if got.Type != want.typ || got.Mapping != want.mapping || got.Filtering != want.filtering {
+					t.Errorf("type=%s mapping=%s filtering=%s, want %s %s %s\nevidence:\n  %s",
+						got.Type, got.Mapping, got.Filtering, want.typ, want.mapping, want.filtering, strings.Join(got.Evidence, "\n  "))
+				}
+				checkBool(t, "nat", got.NAT, want.nat)
+				if !checkBool(t, "cgnat", got.CGNAT, want.cgnat) {
+					t.Logf("hops: %+v server_ttl %d\nevidence:\n  %s", got.Hops, got.ServerTTL, strings.Join(got.Evidence, "\n  "))
+				}
+				checkBool(t, "hairpinning", got.Hairpinning, want.hairpin)
+				if got.PublicIP != l.PublicIP.String() {
+					t.Errorf("public_ip = %s, want %s", got.PublicIP, l.PublicIP)
+				}
+			})
+		}
 	}
 }
 
