@@ -30,11 +30,12 @@ type rfc5780Server struct {
 	ips   [2]netip.Addr
 	ports [2]uint16
 	flaw  serverFlaw
+	delay time.Duration // answer this much later (a far-away server)
 }
 
-func startServer(t *testing.T, n *vnet.Net, ips [2]string, flaw serverFlaw) *rfc5780Server {
+func startServer(t *testing.T, n *vnet.Net, ips [2]string, flaw serverFlaw, delay time.Duration) *rfc5780Server {
 	t.Helper()
-	s := &rfc5780Server{conns: map[netip.AddrPort]net.PacketConn{}, ports: [2]uint16{3478, 3479}, flaw: flaw}
+	s := &rfc5780Server{conns: map[netip.AddrPort]net.PacketConn{}, ports: [2]uint16{3478, 3479}, flaw: flaw, delay: delay}
 	for i, ip := range ips {
 		s.ips[i] = netip.MustParseAddr(ip)
 		for _, p := range s.ports {
@@ -97,6 +98,10 @@ func (s *rfc5780Server) serve(self netip.AddrPort, pc net.PacketConn) {
 		if err != nil {
 			continue
 		}
+		if s.delay > 0 {
+			time.AfterFunc(s.delay, func() { s.conns[out].WriteTo(resp.Raw, from) })
+			continue
+		}
 		s.conns[out].WriteTo(resp.Raw, from)
 	}
 }
@@ -119,6 +124,13 @@ func (s *rfc5780Server) otherPort(p uint16) uint16 {
 // behind a NAT of the given behaviour or (nat == nil) directly connected.
 func world(t *testing.T, nat *vnet.NATType, flaw serverFlaw) (*vnet.Net, []netip.AddrPort) {
 	t.Helper()
+	return worldWith(t, nat, flaw, 0, false)
+}
+
+// worldWith adds, when plainToo, a fast plain server on 1.2.3.6 and .7,
+// and delays the main server's answers by delay.
+func worldWith(t *testing.T, nat *vnet.NATType, flaw serverFlaw, delay time.Duration, plainToo bool) (*vnet.Net, []netip.AddrPort) {
+	t.Helper()
 	wan, err := vnet.NewRouter(&vnet.RouterConfig{CIDR: "1.2.3.0/24", LoggerFactory: quiet()})
 	if err != nil {
 		t.Fatal(err)
@@ -129,6 +141,15 @@ func world(t *testing.T, nat *vnet.NATType, flaw serverFlaw) (*vnet.Net, []netip
 	}
 	if err := wan.AddNet(srvNet); err != nil {
 		t.Fatal(err)
+	}
+	var plainNet *vnet.Net
+	if plainToo {
+		if plainNet, err = vnet.NewNet(&vnet.NetConfig{StaticIPs: []string{"1.2.3.6", "1.2.3.7"}}); err == nil {
+			err = wan.AddNet(plainNet)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 	var client *vnet.Net
 	if nat == nil {
@@ -156,7 +177,11 @@ func world(t *testing.T, nat *vnet.NATType, flaw serverFlaw) (*vnet.Net, []netip
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { wan.Stop() })
-	startServer(t, srvNet, [2]string{"1.2.3.4", "1.2.3.5"}, flaw)
+	startServer(t, srvNet, [2]string{"1.2.3.4", "1.2.3.5"}, flaw, delay)
+	if plainToo {
+		startServer(t, plainNet, [2]string{"1.2.3.6", "1.2.3.7"}, noRFC5780, 0)
+		return client, []netip.AddrPort{netip.MustParseAddrPort("1.2.3.6:3478"), netip.MustParseAddrPort("1.2.3.4:3478")}
+	}
 	return client, []netip.AddrPort{netip.MustParseAddrPort("1.2.3.4:3478")}
 }
 
@@ -250,4 +275,21 @@ func quiet() logging.LoggerFactory {
 	f := logging.NewDefaultLoggerFactory()
 	f.DefaultLogLevel = logging.LogLevelDisabled
 	return f
+}
+
+// TestRunTypeWaitsForFarRFC5780Server: a plain server that answers first
+// must not end the binding round before a slower RFC 5780 server answers,
+// or filtering would needlessly be unknown.
+func TestRunTypeWaitsForFarRFC5780Server(t *testing.T) {
+	n, servers := worldWith(t, natType(vnet.EndpointIndependent, vnet.EndpointAddrPortDependent), honest, 150*time.Millisecond, true)
+	res, err := runType(context.Background(), TypeConfig{Net: n, Family: IPv4, Servers: servers, Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatalf("runType: %v", err)
+	}
+	if res.Primary != servers[1] || res.Type != TypePortRestrictedCone {
+		t.Errorf("primary %s type %s, want %s %s\n%v\n%+v", res.Primary, res.Type, servers[1], TypePortRestrictedCone, res.Evidence, res.Tests)
+	}
+	if other := res.Test(TestServer); other == nil || !other.Replied || other.To != servers[0] {
+		t.Errorf("the plain server's answer is missing: %+v", other)
+	}
 }
