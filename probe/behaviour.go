@@ -175,6 +175,11 @@ func runType(ctx context.Context, cfg TypeConfig) (*TypeResult, error) {
 		res.Verdict = Classify(res.Observations)
 		res.Duration = time.Since(start)
 		if res.Type == TypeUDPBlocked {
+			for _, t := range tcp {
+				if t.Replied && !res.Primary.IsValid() {
+					res.Primary = t.To
+				}
+			}
 			return res, nil
 		}
 		return res, ErrNoAnswer
