@@ -241,7 +241,7 @@ func wildcard(f Family) string {
 	return "0.0.0.0:0"
 }
 
-// run holds what the tests of one run share: the measured RTT and the
+// typeRun holds what the tests of one run share: the measured RTT and the
 // overall deadline.
 type typeRun struct {
 	cfg      *TypeConfig
