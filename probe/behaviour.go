@@ -182,7 +182,11 @@ func runType(ctx context.Context, cfg TypeConfig) (*TypeResult, error) {
 			}
 			return res, nil
 		}
-		return res, ErrNoAnswer
+		how := "UDP"
+		if len(tcp) > 0 {
+			how = "UDP, then TCP"
+		}
+		return res, fmt.Errorf("%w (%d asked over %s)", ErrNoAnswer, len(binds), how)
 	}
 	res.Primary = binds[prim].To
 	for i := range binds {
@@ -199,7 +203,12 @@ func runType(ctx context.Context, cfg TypeConfig) (*TypeResult, error) {
 
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	add := func(t TestResult) { mu.Lock(); res.Tests = append(res.Tests, t); mu.Unlock() }
+	add := func(t TestResult) {
+		cfg.logf("%s", t.summary())
+		mu.Lock()
+		res.Tests = append(res.Tests, t)
+		mu.Unlock()
+	}
 	goTest := func(f func()) { wg.Add(1); go func() { defer wg.Done(); f() }() }
 
 	b := res.Tests[0]
@@ -612,4 +621,16 @@ func isTunnelName(name string) bool {
 		}
 	}
 	return false
+}
+
+// summary is one progress line for --verbose.
+func (t TestResult) summary() string {
+	switch {
+	case t.Err != "":
+		return fmt.Sprintf("%s: %s", t.Name, t.Err)
+	case !t.Replied:
+		return fmt.Sprintf("%s: no reply from %s after %d copies", t.Name, t.To, t.Attempts)
+	default:
+		return fmt.Sprintf("%s: reply from %s after %v, saw %s", t.Name, t.From, t.RTT.Round(time.Millisecond/10), t.Public())
+	}
 }

@@ -36,7 +36,10 @@ func (r *typeRun) tcpBinding(ctx context.Context, to netip.AddrPort) TestResult 
 		network = "tcp6"
 	}
 	start := time.Now()
-	d := r.cfg.Net.CreateDialer(&net.Dialer{Deadline: r.deadline})
+	// Cancel (rather than a context, which transport.Dialer lacks) lets
+	// Ctrl-C end a dial to a black-holed server at once.
+	d := r.cfg.Net.CreateDialer(&net.Dialer{Deadline: r.deadline, Cancel: ctx.Done()}) //nolint:staticcheck
+
 	c, err := d.Dial(network, to.String())
 	if err != nil {
 		t.Err = err.Error()
