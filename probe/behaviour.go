@@ -182,6 +182,9 @@ func runType(ctx context.Context, cfg TypeConfig) (*TypeResult, error) {
 			}
 			return res, nil
 		}
+		if errors.Is(ctx.Err(), context.Canceled) {
+			return res, ctx.Err() // interrupted, not unanswered
+		}
 		how := "UDP"
 		if len(tcp) > 0 {
 			how = "UDP, then TCP"

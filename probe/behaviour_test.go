@@ -293,3 +293,16 @@ func TestRunTypeWaitsForFarRFC5780Server(t *testing.T) {
 		t.Errorf("the plain server's answer is missing: %+v", other)
 	}
 }
+
+// TestRunTypeInterrupted: cancelling the context (Ctrl-C) ends the run
+// with context.Canceled, not with a verdict or a no-answer error.
+func TestRunTypeInterrupted(t *testing.T) {
+	n, _ := world(t, natType(vnet.EndpointIndependent, vnet.EndpointIndependent), honest)
+	dead := []netip.AddrPort{netip.MustParseAddrPort("1.2.3.9:3478")}
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(100*time.Millisecond, cancel)
+	_, err := runType(ctx, TypeConfig{Net: n, Family: IPv4, Servers: dead, Timeout: time.Minute})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+}
