@@ -3,6 +3,8 @@ module github.com/natcheck/natcheck
 go 1.26.8
 
 require (
+	github.com/huin/goupnp v1.3.1
+	github.com/jackpal/go-nat-pmp v1.1.0
 	github.com/pion/stun/v3 v3.1.7
 	github.com/pion/transport/v3 v3.1.1
 	github.com/spf13/cobra v1.10.2
@@ -20,4 +22,5 @@ require (
 	github.com/wlynxg/anet v0.0.5 // indirect
 	go.yaml.in/yaml/v3 v3.0.4 // indirect
 	golang.org/x/crypto v0.48.0 // indirect
+	golang.org/x/sync v0.0.0-20210220032951-036812b2e83c // indirect
 )
