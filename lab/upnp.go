@@ -1,0 +1,176 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// MiniUPnPd is Debian's miniupnpd (UPnP IGD, NAT-PMP and PCP) running on
+// the lab's router (the home router of DoubleNAT), with an explicit config.
+type MiniUPnPd struct {
+	Router string // namespace it runs in
+	Config string // path of the config file written for it
+	cmd    *exec.Cmd
+	l      *Lab
+}
+
+// miniupnpdTable is the nft table (family inet) miniupnpd adds its rules
+// to; the lab creates it with the chains miniupnpd expects, because
+// miniupnpd's nftables backend does not create them itself.
+const miniupnpdTable = "miniupnpd"
+
+// started maps a Lab to the miniupnpd it runs, so that the Lab struct
+// (edited by others too) needs no field for it.
+var started sync.Map // *Lab -> *MiniUPnPd
+
+// MiniUPnPd returns the miniupnpd started on this lab (by Options.UPnP or
+// StartMiniUPnPd), nil if none.
+func (l *Lab) MiniUPnPd() *MiniUPnPd {
+	if m, ok := started.Load(l); ok {
+		return m.(*MiniUPnPd)
+	}
+	return nil
+}
+
+// StartMiniUPnPd starts miniupnpd on the router and waits until it serves
+// SSDP and NAT-PMP/PCP. It is stopped at test cleanup, or earlier by Stop.
+// Without miniupnpd installed the test skips (fails with NATCHECK_LAB=1).
+func (l *Lab) StartMiniUPnPd(t testing.TB) *MiniUPnPd {
+	t.Helper()
+	if _, err := exec.LookPath("miniupnpd"); err != nil {
+		if os.Getenv("NATCHECK_LAB") == "1" {
+			t.Fatal("miniupnpd not installed (Debian package miniupnpd-nftables)")
+		}
+		t.Skip("miniupnpd not installed (Debian package miniupnpd-nftables)")
+	}
+	if err := l.nft(l.Router, miniupnpdRuleset()); err != nil {
+		t.Fatalf("miniupnpd chains: %v", err)
+	}
+	dir := t.TempDir()
+	m := &MiniUPnPd{Router: l.Router, Config: filepath.Join(dir, "miniupnpd.conf"), l: l}
+	if err := os.WriteFile(m.Config, []byte(miniupnpdConfig(netip.PrefixFrom(l.Gateway, 24).Masked())), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// -d: foreground, log to stderr (kept by Start for failed tests).
+	// -P: a pid file per lab, or parallel labs would see each other's
+	// miniupnpd as "already running".
+	m.cmd = l.Start(t, l.Router, "miniupnpd", "-d", "-f", m.Config, "-P", filepath.Join(dir, "miniupnpd.pid"))
+	started.Store(l, m)
+	t.Cleanup(func() { started.CompareAndDelete(l, m) })
+	if err := m.waitListening(5 * time.Second); err != nil {
+		t.Fatalf("miniupnpd in %s: %v", l.Router, err)
+	}
+	return m
+}
+
+// Stop ends miniupnpd (SIGTERM, so it removes its rules) and waits for it.
+// The chains the lab made for it stay, empty.
+func (m *MiniUPnPd) Stop(t testing.TB) {
+	t.Helper()
+	if m.cmd.ProcessState != nil {
+		return
+	}
+	_ = m.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = m.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		_ = m.cmd.Process.Kill()
+		<-done
+	}
+}
+
+// Ruleset is the router's nft table of miniupnpd: its port-mapping rules
+// (DNAT in prerouting_miniupnpd, accepts in the miniupnpd chain).
+func (m *MiniUPnPd) Ruleset(t testing.TB) string {
+	t.Helper()
+	out, err := m.l.Command(context.Background(), m.Router, "nft", "list", "table", "inet", miniupnpdTable).CombinedOutput()
+	if err != nil {
+		t.Fatalf("nft list table inet %s in %s: %v: %s", miniupnpdTable, m.Router, err, out)
+	}
+	return string(out)
+}
+
+// waitListening polls the router's UDP sockets until SSDP (1900) and
+// NAT-PMP/PCP (5351) are bound.
+func (m *MiniUPnPd) waitListening(limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for {
+		var udp []byte
+		err := m.l.Do(m.Router, func() (err error) {
+			// /proc/net resolves to the namespace of the reading thread.
+			udp, err = os.ReadFile("/proc/net/udp")
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		if strings.Contains(string(udp), ":076C ") && strings.Contains(string(udp), ":14E7 ") {
+			return nil
+		}
+		if m.cmd.ProcessState != nil || time.Now().After(deadline) {
+			return fmt.Errorf("not listening on UDP 1900 and 5351 after %v", limit)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// miniupnpdRuleset creates the table and chains named in miniupnpdConfig.
+// Base chains accept by default: miniupnpd only adds to what the
+// topology's own rules (table ip nclab) already do.
+func miniupnpdRuleset() string {
+	return `table inet ` + miniupnpdTable + ` {
+	chain forward {
+		type filter hook forward priority filter; policy accept;
+		jump miniupnpd
+	}
+	chain miniupnpd {
+	}
+	chain prerouting {
+		type nat hook prerouting priority dstnat; policy accept;
+		jump prerouting_miniupnpd
+	}
+	chain postrouting {
+		type nat hook postrouting priority srcnat; policy accept;
+		jump postrouting_miniupnpd
+	}
+	chain prerouting_miniupnpd {
+	}
+	chain postrouting_miniupnpd {
+	}
+}
+`
+}
+
+// miniupnpdConfig serves UPnP IGD and NAT-PMP (and PCP, which Debian's
+// build serves on the NAT-PMP port) on lan0 for wan0, in secure mode (a
+// client may only map to itself), to clients of lan.
+func miniupnpdConfig(lan netip.Prefix) string {
+	return fmt.Sprintf(`ext_ifname=wan0
+listening_ip=lan0
+enable_upnp=yes
+enable_natpmp=yes
+secure_mode=yes
+system_uptime=yes
+min_lifetime=10
+max_lifetime=86400
+uuid=4e2c7a10-5d0b-4f6e-9c1a-6a7b8c9d0e1f
+upnp_table_name=%[2]s
+upnp_nat_table_name=%[2]s
+upnp_forward_chain=miniupnpd
+upnp_nat_chain=prerouting_miniupnpd
+upnp_nat_postrouting_chain=postrouting_miniupnpd
+allow 1024-65535 %[1]s 1024-65535
+deny 0-65535 0.0.0.0/0 0-65535
+`, lan, miniupnpdTable)
+}
