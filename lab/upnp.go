@@ -57,7 +57,20 @@ func (l *Lab) StartMiniUPnPd(t testing.TB) *MiniUPnPd {
 	}
 	dir := t.TempDir()
 	m := &MiniUPnPd{Router: l.Router, Config: filepath.Join(dir, "miniupnpd.conf"), l: l}
-	if err := os.WriteFile(m.Config, []byte(miniupnpdConfig(netip.PrefixFrom(l.Gateway, 24).Masked())), 0o644); err != nil {
+	conf := miniupnpdConfig(netip.PrefixFrom(l.Gateway, 24).Masked())
+	if l.Carrier == "" {
+		// miniupnpd refuses to map ports while its WAN address is private
+		// or reserved, and the lab's "public" 203.0.113.0/24 is reserved
+		// (documentation). With STUN it learns that nothing filters in
+		// front of it and takes the STUN-mapped address as its own. The
+		// home router of DoubleNAT gets no STUN: behind the carrier's
+		// filtering it would stay refused anyway, and without STUN it
+		// keeps reporting its real WAN address 100.64.0.2 (PCP), as a
+		// router behind a carrier NAT does.
+		stun := l.startSTUNForMiniUPnPd(t, dir)
+		conf += fmt.Sprintf("ext_perform_stun=yes\next_stun_host=%s\next_stun_port=%d\n", stun.Addr(), stun.Port())
+	}
+	if err := os.WriteFile(m.Config, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	// -d: foreground, log to stderr (kept by Start for failed tests).
@@ -101,13 +114,40 @@ func (m *MiniUPnPd) Ruleset(t testing.TB) string {
 	return string(out)
 }
 
-// waitListening polls the router's UDP sockets until SSDP (1900) and
-// NAT-PMP/PCP (5351) are bound.
-func (m *MiniUPnPd) waitListening(limit time.Duration) error {
+// miniupnpdSTUNPort is where the lab's STUN server for miniupnpd listens
+// (and one above, coturn's alternate port), apart from the 3478 tests use.
+const miniupnpdSTUNPort = 34780
+
+// startSTUNForMiniUPnPd runs coturn as an RFC 5780 STUN server (two
+// addresses, CHANGE-REQUEST honoured) in the internet namespace, which
+// miniupnpd's filtering test needs, and waits until it listens.
+func (l *Lab) startSTUNForMiniUPnPd(t testing.TB, dir string) netip.AddrPort {
+	t.Helper()
+	if _, err := exec.LookPath("turnserver"); err != nil {
+		if os.Getenv("NATCHECK_LAB") == "1" {
+			t.Fatal("turnserver (coturn) not installed; miniupnpd needs a STUN server in the lab")
+		}
+		t.Skip("turnserver (coturn) not installed; miniupnpd needs a STUN server in the lab")
+	}
+	empty := filepath.Join(dir, "turnserver.conf") // coturn's packaged config disables RFC 5780
+	if err := os.WriteFile(empty, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l.Start(t, l.Internet, "turnserver", "-c", empty, "-S", "-n", "--no-cli", "--log-file", "stdout",
+		"--simple-log", "--pidfile", filepath.Join(dir, "turnserver.pid"),
+		"--listening-port", fmt.Sprint(miniupnpdSTUNPort), "-L", l.ServerIPs[0].String(), "-L", l.ServerIPs[1].String())
+	if err := l.waitUDPPorts(l.Internet, 5*time.Second, miniupnpdSTUNPort, miniupnpdSTUNPort+1); err != nil {
+		t.Fatalf("STUN server for miniupnpd: %v", err)
+	}
+	return netip.AddrPortFrom(l.ServerIPs[0], miniupnpdSTUNPort)
+}
+
+// waitUDPPorts polls ns's UDP sockets until every port is bound.
+func (l *Lab) waitUDPPorts(ns string, limit time.Duration, ports ...int) error {
 	deadline := time.Now().Add(limit)
 	for {
 		var udp []byte
-		err := m.l.Do(m.Router, func() (err error) {
+		err := l.Do(ns, func() (err error) {
 			// /proc/net resolves to the namespace of the reading thread.
 			udp, err = os.ReadFile("/proc/net/udp")
 			return err
@@ -115,14 +155,25 @@ func (m *MiniUPnPd) waitListening(limit time.Duration) error {
 		if err != nil {
 			return err
 		}
-		if strings.Contains(string(udp), ":076C ") && strings.Contains(string(udp), ":14E7 ") {
+		missing := 0
+		for _, p := range ports {
+			if !strings.Contains(string(udp), fmt.Sprintf(":%04X ", p)) {
+				missing++
+			}
+		}
+		if missing == 0 {
 			return nil
 		}
-		if m.cmd.ProcessState != nil || time.Now().After(deadline) {
-			return fmt.Errorf("not listening on UDP 1900 and 5351 after %v", limit)
+		if time.Now().After(deadline) {
+			return fmt.Errorf("UDP ports %v not all bound in %s after %v", ports, ns, limit)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// waitListening waits until SSDP (1900) and NAT-PMP/PCP (5351) are bound.
+func (m *MiniUPnPd) waitListening(limit time.Duration) error {
+	return m.l.waitUDPPorts(m.Router, limit, 1900, 5351)
 }
 
 // miniupnpdRuleset creates the table and chains named in miniupnpdConfig.
