@@ -96,8 +96,7 @@ func runPortmap(parent context.Context, s *Streams, o *portmapOptions) error {
 	rep, err := o.check(ctx, portmap.Options{Wait: min(portmap.DefaultWait, r.timeout), Hold: o.hold})
 	<-stunDone
 	if parent.Err() != nil {
-		// Check has deleted its mappings before returning.
-		return &ExitError{Code: ExitInterrupted, Err: errors.New("interrupted (test mappings deleted)")}
+		return &ExitError{Code: ExitInterrupted, Err: errors.New(interruptedMessage(rep))}
 	}
 	if err != nil {
 		return &ExitError{Code: ExitFailure, Err: fmt.Errorf("portmap: %w", err)}
@@ -108,4 +107,18 @@ func runPortmap(parent context.Context, s *Streams, o *portmapOptions) error {
 		return report.WriteJSON(s.Out, report.NewPortmapJSON(in))
 	}
 	return report.PortmapText(s.Out, in, o.flags.verbose)
+}
+
+// interruptedMessage says whether every test mapping was deleted: Check
+// deletes them before returning, but a gateway may not confirm in time.
+func interruptedMessage(rep *portmap.Report) string {
+	if rep != nil {
+		for _, r := range rep.Results {
+			if r.MappingAdded == portmap.Yes && r.MappingDeleted != portmap.Yes {
+				return fmt.Sprintf("interrupted; the %s test mapping's deletion was not confirmed (it expires within %s)",
+					r.Protocol, r.Lifetime)
+			}
+		}
+	}
+	return "interrupted; no test mapping left behind"
 }

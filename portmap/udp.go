@@ -52,7 +52,7 @@ func exchange(ctx context.Context, conn *net.UDPConn, reqs [][]byte, match func(
 		}
 		_ = conn.SetReadDeadline(next)
 		if ctx.Err() != nil { // cancelled before the deadline was set
-			return nil, 0, ctxError(ctx, start, tries)
+			return nil, time.Since(start), ctxError(ctx, start, tries)
 		}
 		for {
 			n, err := conn.Read(buf)
@@ -63,13 +63,15 @@ func exchange(ctx context.Context, conn *net.UDPConn, reqs [][]byte, match func(
 				continue // not ours: keep waiting for this transmission
 			}
 			if errors.Is(err, syscall.ECONNREFUSED) {
-				return nil, 0, ErrRefused
+				return nil, time.Since(start), ErrRefused
 			}
 			if !errors.Is(err, os.ErrDeadlineExceeded) {
 				return nil, 0, err
 			}
-			if ctx.Err() != nil {
-				return nil, 0, ctxError(ctx, start, tries)
+			// ctx's timer may fire a moment after its deadline: trust the
+			// clock too, or we would spin retransmitting until it does.
+			if dl, ok := ctx.Deadline(); ctx.Err() != nil || ok && !time.Now().Before(dl) {
+				return nil, time.Since(start), ctxError(ctx, start, tries)
 			}
 			break // retransmit
 		}
@@ -84,7 +86,7 @@ func sendError(err error) error {
 }
 
 func ctxError(ctx context.Context, start time.Time, tries int) error {
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+	if ctx.Err() == nil || errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		return errNoAnswer{wait: time.Since(start), tries: tries}
 	}
 	return ctx.Err()
