@@ -46,7 +46,12 @@ func (c *checker) natpmp(ctx context.Context) {
 		// is a gateway without a public address); anything else is not.
 		code, isResult := natpmpResultCode(err)
 		c.res.Supported = TriOf(isResult && code != 1)
-		c.fail(natpmpError(err, timeout))
+		if isResult {
+			err = fmt.Errorf("external address: %w", natpmpError(err, timeout))
+		} else {
+			err = natpmpError(err, timeout)
+		}
+		c.fail(err)
 		if !isResult || code == 1 {
 			return
 		}
@@ -73,7 +78,7 @@ func (c *checker) natpmp(ctx context.Context) {
 		} else {
 			c.res.MappingAdded = No
 		}
-		c.fail(natpmpError(err, timeout))
+		c.fail(fmt.Errorf("mapping: %w", natpmpError(err, timeout)))
 		return
 	}
 	c.res.MappingAdded = Yes

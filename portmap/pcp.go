@@ -78,7 +78,7 @@ func (c *checker) pcp(ctx context.Context) {
 		} else {
 			c.res.MappingAdded = No
 		}
-		c.fail(err)
+		c.fail(fmt.Errorf("MAP: %w", err))
 		return
 	}
 	c.res.MappingAdded = Yes

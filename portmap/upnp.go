@@ -67,6 +67,9 @@ func (c *checker) upnp(ctx context.Context) {
 		if interrupted(ctx) != nil {
 			err = interrupted(ctx)
 		}
+		if errors.Is(err, errNotIGD) {
+			c.res.Supported = No
+		}
 		c.fail(err)
 		return
 	}
@@ -288,8 +291,12 @@ func (c *checker) igd(ctx context.Context, hc *http.Client, loc *url.URL) (igdCl
 		cand.sc.SOAPClient.HTTPClient = *hc
 		return cand.client, nil
 	}
-	return nil, errors.New("the gateway's UPnP device has no WAN connection service on the gateway (not an IGD)")
+	return nil, errNotIGD
 }
+
+// errNotIGD: a UPnP device answered on the gateway, but it offers no WAN
+// connection service there, so it cannot map ports.
+var errNotIGD = errors.New("the gateway's UPnP device has no WAN connection service on the gateway (not an IGD)")
 
 // fetchDescription reads the root device description, at most 1 MiB.
 func fetchDescription(ctx context.Context, hc *http.Client, loc *url.URL) (*goupnp.RootDevice, error) {
