@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -532,5 +533,33 @@ func TestRequireReportsMissingTools(t *testing.T) {
 		}
 	} else if got := missing(); got == "" {
 		t.Error("missing() = \"\" without root, want a reason")
+	}
+}
+
+// TestHelpers checks Command and Start run inside the namespace they name,
+// and BuildNatcheck gives a runnable binary, built once.
+func TestHelpers(t *testing.T) {
+	t.Parallel()
+	l := New(t, Options{Kind: PortRestrictedCone})
+	out, err := l.Command(t.Context(), l.Client, "ip", "-4", "-o", "addr", "show", "dev", "eth0").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), l.ClientIP.String()+"/24") {
+		t.Errorf("Command in client: %v %q, want an address %v", err, out, l.ClientIP)
+	}
+	cmd := l.Start(t, l.Router, "sleep", "60")
+	// The child enters the namespace (ip netns exec) a moment after it starts.
+	inRouter := false
+	for deadline := time.Now().Add(5 * time.Second); !inRouter && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		pids, _ := exec.Command("ip", "netns", "pids", l.Router).Output()
+		inRouter = slices.Contains(strings.Fields(string(pids)), strconv.Itoa(cmd.Process.Pid))
+	}
+	if !inRouter {
+		t.Errorf("started pid %d never appeared in the router namespace", cmd.Process.Pid)
+	}
+	bin := BuildNatcheck(t)
+	if again := BuildNatcheck(t); again != bin {
+		t.Errorf("BuildNatcheck gave %q then %q, want one build", bin, again)
+	}
+	if out, err := l.Command(t.Context(), l.Client, bin, "--help").CombinedOutput(); err != nil {
+		t.Errorf("natcheck --help in the client namespace: %v\n%s", err, out)
 	}
 }

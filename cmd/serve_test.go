@@ -1,0 +1,81 @@
+package cmd
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestServeUsageErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		msg  string
+	}{
+		{[]string{"serve"}, "needs --listen"},
+		{[]string{"serve", "--listen", "nope"}, "not an IP address"},
+		{[]string{"serve", "--listen", "127.0.0.1", "--listen", "127.0.0.1"}, "alternate address equals the primary"},
+		{[]string{"serve", "--listen", "127.0.0.1", "--port", "3478", "--alt-port", "3478"}, "alternate port equals"},
+		{[]string{"serve", "--listen", "127.0.0.1", "--port", "70000"}, "not a port"},
+		{[]string{"serve", "--listen", "0.0.0.0"}, "specific address"},
+		{[]string{"serve", "--listen", "127.0.0.1", "--rate-limit", "-1"}, "negative"},
+		{[]string{"serve", "extra"}, "unknown command"},
+	} {
+		var out, errOut bytes.Buffer
+		code := Execute(context.Background(), tc.args, nil, &out, &errOut)
+		if code != ExitUsage || !strings.Contains(errOut.String(), tc.msg) || strings.Count(errOut.String(), "\n") != 1 || out.Len() != 0 {
+			t.Errorf("%v: exit %d, stderr %q", tc.args, code, errOut.String())
+		}
+	}
+}
+
+func TestServeBindFailure(t *testing.T) {
+	var errOut bytes.Buffer
+	code := Execute(context.Background(), []string{"serve", "--listen", "192.0.2.1"}, nil, &bytes.Buffer{}, &errOut)
+	if code != ExitFailure || !strings.Contains(errOut.String(), "address not assigned") {
+		t.Errorf("exit %d, stderr %q", code, errOut.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the server's logger and the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestServeRunsUntilCancelled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var out bytes.Buffer
+	var errOut syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		// Ports 40000+ are unlikely to be taken on a test machine's loopback.
+		done <- Execute(ctx, []string{"serve", "--listen", "127.0.0.1", "--port", "41478", "--alt-port", "41479", "--metrics", "127.0.0.1:0"}, nil, &out, &errOut)
+	}()
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(errOut.String(), "serving STUN"); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("server did not start: %q", errOut.String())
+		}
+	}
+	cancel()
+	if code := <-done; code != ExitOK {
+		t.Errorf("exit %d after cancel, stderr %q", code, errOut.String())
+	}
+	if out.Len() != 0 || !strings.Contains(errOut.String(), "shutting down") || !strings.Contains(errOut.String(), "metrics on http://127.0.0.1:") {
+		t.Errorf("stdout %q stderr %q", out.String(), errOut.String())
+	}
+}

@@ -1,0 +1,117 @@
+package server
+
+import "net/netip"
+
+// amplification bounds a UDP answer to this many times the request's size.
+// With it a minimal 20-byte request still gets every attribute over IPv4
+// (80 bytes) and the ones RFC 5780 clients need over IPv6; see buildSuccess.
+const amplification = 4
+
+// maxResponse is the largest answer we build (mirrored PADDING included).
+const maxResponse = 2048
+
+// Endpoint indexes within a family: bit 0 selects the alternate port,
+// bit 1 the alternate IP, so CHANGE-REQUEST flags map onto XOR.
+const (
+	epAltPort = 1
+	epAltIP   = 2
+)
+
+// family is the RFC 5780 address/port grid of one address family.
+type family struct {
+	ep    [4]netip.AddrPort // ep[2], ep[3] are invalid without a second IP
+	twoIP bool
+}
+
+// replyKind classifies what was sent, for metrics.
+type replyKind uint8
+
+const (
+	replySuccess replyKind = iota
+	replyError400
+	replyError420
+	numReplyKinds
+)
+
+var replyNames = [numReplyKinds]string{"success", "error_400", "error_420"}
+
+// reply is the outcome of one request.
+type reply struct {
+	n    int            // response length in out; 0 when dropped
+	from int            // endpoint index to send from
+	to   netip.AddrPort // destination
+	kind replyKind
+	drop dropReason
+}
+
+// handler turns a request into a reply. It is shared by all workers and
+// must stay allocation-free.
+type handler struct {
+	fam      *family
+	lim      *limiter // nil: no rate limit
+	software string
+}
+
+// handle processes one request that arrived on endpoint local from src.
+// stream is true for TCP, where the answer always goes back on the same
+// connection and no amplification bound is needed (the handshake proves
+// the source).
+func (h *handler) handle(pkt []byte, src netip.AddrPort, local int, stream bool, now int64, out []byte) reply {
+	var r request
+	if d := parseRequest(pkt, &r); d != dropNone {
+		return reply{drop: d}
+	}
+	if h.lim != nil && !h.lim.allow(src.Addr(), now) {
+		return reply{drop: dropRateLimited}
+	}
+	rep := reply{from: local, to: src}
+	switch {
+	case r.nUnknown > 0:
+		return h.fail(rep, &r, 420, r.unknown[:r.nUnknown], out)
+	case r.hasRespPort && r.padLen >= 0:
+		// RFC 5780 6.1: PADDING with RESPONSE-PORT is a 400.
+		return h.fail(rep, &r, 400, nil, out)
+	case stream && r.change != 0:
+		// A TCP connection cannot be answered from another address or
+		// port; say so rather than pretend (RFC 5780 section 6).
+		return h.fail(rep, &r, 420, []uint16{attrChangeRequest}, out)
+	case stream && r.hasRespPort:
+		return h.fail(rep, &r, 420, []uint16{attrResponsePort}, out)
+	case r.change&changeIP != 0 && !h.fam.twoIP:
+		// Never answer from the wrong place: without a second IP the
+		// change cannot be honoured (RFC 5780 section 6).
+		return h.fail(rep, &r, 420, []uint16{attrChangeRequest}, out)
+	case r.hasRespPort && r.respPort == 0:
+		return h.fail(rep, &r, 400, nil, out)
+	}
+	if r.change&changeIP != 0 {
+		rep.from ^= epAltIP
+	}
+	if r.change&changePort != 0 {
+		rep.from ^= epAltPort
+	}
+	if r.hasRespPort {
+		rep.to = netip.AddrPortFrom(src.Addr(), r.respPort)
+	}
+	a := answer{mapped: src, origin: h.fam.ep[rep.from]}
+	if h.fam.twoIP {
+		// OTHER-ADDRESS is Ca:Cp relative to where the request arrived,
+		// whatever the flags (RFC 5780 table 1).
+		a.other = h.fam.ep[local^(epAltIP|epAltPort)]
+	}
+	budget := len(out)
+	if !stream {
+		budget = amplification * len(pkt)
+	}
+	rep.n = buildSuccess(out, &r, &a, budget, h.software)
+	return rep
+}
+
+func (h *handler) fail(rep reply, r *request, code int, unknown []uint16, out []byte) reply {
+	rep.n = buildError(out, r, code, unknown)
+	rep.kind = replyError400
+	if code == 420 {
+		rep.kind = replyError420
+	}
+	return rep
+}
