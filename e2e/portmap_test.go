@@ -74,8 +74,10 @@ func TestPortmapWithMiniUPnPd(t *testing.T) {
 			t.Errorf("without miniupnpd, %s: %+v; want supported false, nothing mapped", name, *pr)
 		}
 	}
-	// The router refuses (ICMP port unreachable): no protocol waits.
-	if p.ElapsedMs > 500 || r.elapsed > 2*time.Second {
+	// The router refuses (ICMP port unreachable): no protocol waits. The
+	// bound is on the check itself; the process (a -race build under a
+	// loaded CI) may take longer to start.
+	if p.ElapsedMs > 500 {
 		t.Errorf("without miniupnpd the check took %.0f ms (process %v); want well under 2 s", p.ElapsedMs, r.elapsed)
 	}
 }
