@@ -29,12 +29,23 @@ func portmapJSON(t *testing.T, r result) report.PortmapJSON {
 	return p
 }
 
-// dnatRules are miniupnpd's port-mapping rules, one per mapping.
-var dnatRule = regexp.MustCompile(`dnat ip to 192\.168\.1\.2:\d+`)
+// dnatRule is miniupnpd's DNAT rule, one per mapping; every rule it adds
+// (DNAT and the matching forward accept) matches upnpRule.
+var (
+	dnatRule = regexp.MustCompile(`dnat ip to 192\.168\.1\.2:\d+`)
+	upnpRule = regexp.MustCompile(`(?m)^\s*iif "wan0".*$`)
+)
 
+// mappings are the DNAT rules of miniupnpd's mappings.
 func mappings(t *testing.T, m *lab.MiniUPnPd) []string {
 	t.Helper()
 	return dnatRule.FindAllString(m.Ruleset(t), -1)
+}
+
+// leftovers are all rules miniupnpd has added: DNAT and forward accepts.
+func leftovers(t *testing.T, m *lab.MiniUPnPd) []string {
+	t.Helper()
+	return upnpRule.FindAllString(m.Ruleset(t), -1)
 }
 
 // With miniupnpd on the router, all three protocols are found, report the
@@ -62,8 +73,8 @@ func TestPortmapWithMiniUPnPd(t *testing.T) {
 	if p.DoubleNAT.Detected != portmap.No || p.DoubleNAT.STUNMappedIP != l.PublicIP.String() {
 		t.Errorf("double NAT %+v; want detected false with the STUN-mapped %s", p.DoubleNAT, l.PublicIP)
 	}
-	if left := mappings(t, m); len(left) != 0 {
-		t.Errorf("mappings left on the router after the run: %v\n%s", left, m.Ruleset(t))
+	if left := leftovers(t, m); len(left) != 0 {
+		t.Errorf("rules left on the router after the run: %v\n%s", left, m.Ruleset(t))
 	}
 
 	m.Stop(t)
@@ -95,9 +106,10 @@ func TestPortmapInterruptDeletesMappings(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	// Wait until all three mappings are on the router.
+	// Wait until all three mappings are on the router: a DNAT and a
+	// forward accept each.
 	deadline := time.Now().Add(10 * time.Second)
-	for len(mappings(t, m)) < 3 {
+	for len(mappings(t, m)) < 3 || len(leftovers(t, m)) < 6 {
 		if time.Now().After(deadline) {
 			_ = cmd.Process.Kill()
 			_ = cmd.Wait()
@@ -105,7 +117,6 @@ func TestPortmapInterruptDeletesMappings(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	t.Logf("mappings during the hold: %v", mappings(t, m))
 	// ip netns exec execs natcheck in its own process: this is Ctrl-C.
 	start := time.Now()
 	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
@@ -120,8 +131,8 @@ func TestPortmapInterruptDeletesMappings(t *testing.T) {
 	if code != 130 || out.Len() != 0 || !strings.Contains(errOut.String(), "interrupted") {
 		t.Errorf("exit %d stdout %q stderr %q; want 130, nothing, interrupted", code, out.String(), errOut.String())
 	}
-	if left := mappings(t, m); len(left) != 0 {
-		t.Errorf("mappings left on the router after Ctrl-C: %v", left)
+	if left := leftovers(t, m); len(left) != 0 {
+		t.Errorf("rules left on the router after Ctrl-C: %v", left)
 	}
 	if took > 2*time.Second {
 		t.Errorf("exit took %v after Ctrl-C", took)
@@ -143,7 +154,7 @@ func TestPortmapDoubleNAT(t *testing.T) {
 			t.Errorf("%s: supported %v, want true", name, pr.Supported)
 		}
 	}
-	if left := mappings(t, l.MiniUPnPd()); len(left) != 0 {
+	if left := leftovers(t, l.MiniUPnPd()); len(left) != 0 {
 		t.Errorf("mappings left: %v", left)
 	}
 }

@@ -32,6 +32,10 @@ func (c *checker) pcp(ctx context.Context) {
 		c.res.Supported = No
 		c.fail(err)
 		return
+	case errors.As(err, new(*PCPResultError)):
+		// A PCP server that does not like ANNOUNCE is still a PCP server:
+		// go on to MAP.
+		c.fail(fmt.Errorf("ANNOUNCE: %w", err))
 	case err != nil:
 		c.fail(err)
 		return
