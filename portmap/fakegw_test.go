@@ -21,6 +21,10 @@ type fakeGateway struct {
 	addr     netip.Addr
 	external netip.Addr
 	noPCP    bool // answer PCP like a NAT-PMP-only server
+	// private: behave like miniupnpd on a private WAN address: UPnP
+	// reports an empty address and refuses mappings, NAT-PMP answers
+	// result 3, PCP result 8 with the address in the response.
+	private bool
 
 	mu       sync.Mutex
 	mappings map[string]bool // "proto/internal port", live ones
@@ -103,7 +107,7 @@ func (g *fakeGateway) handlePMP(b []byte) []byte {
 		return nil
 	}
 	g.mu.Lock()
-	noPCP := g.noPCP
+	noPCP, private := g.noPCP, g.private
 	g.mu.Unlock()
 	if b[0] == 2 {
 		if noPCP {
@@ -121,11 +125,18 @@ func (g *fakeGateway) handlePMP(b []byte) []byte {
 		if b[1] == pcpOpMap && len(b) >= pcpHeaderLen+pcpMapLen {
 			lifetime := binary.BigEndian.Uint32(b[4:8])
 			port := binary.BigEndian.Uint16(b[pcpHeaderLen+16:])
-			g.set(fmt.Sprintf("pcp/%d", port), lifetime > 0)
+			if private {
+				resp[3] = 8 // NO_RESOURCES
+			} else {
+				g.set(fmt.Sprintf("pcp/%d", port), lifetime > 0)
+			}
 			a := g.external.As16()
 			copy(resp[pcpHeaderLen+20:], a[:])
 		}
 		return resp
+	}
+	if private {
+		return []byte{0, b[1] | 0x80, 0, 3, 0, 0, 0, 42} // network failure
 	}
 	switch b[1] {
 	case 0:
@@ -196,9 +207,22 @@ func (g *fakeGateway) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	action := r.Header.Get("SOAPAction")
 	action = strings.Trim(action[strings.Index(action, "#")+1:], `"`)
 	out := ""
+	g.mu.Lock()
+	private := g.private
+	g.mu.Unlock()
+	switch {
+	case action == "GetExternalIPAddress" && private:
+		out = "<NewExternalIPAddress></NewExternalIPAddress>"
+	case action == "AddPortMapping" && private:
+		w.WriteHeader(http.StatusInternalServerError)
+		fmt.Fprint(w, `<?xml version="1.0"?><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><s:Fault><faultcode>s:Client</faultcode><faultstring>UPnPError</faultstring><detail><UPnPError xmlns="urn:schemas-upnp-org:control-1-0"><errorCode>501</errorCode><errorDescription>ActionFailed</errorDescription></UPnPError></detail></s:Fault></s:Body></s:Envelope>`)
+		return
+	}
 	switch action {
 	case "GetExternalIPAddress":
-		out = "<NewExternalIPAddress>" + g.external.String() + "</NewExternalIPAddress>"
+		if out == "" {
+			out = "<NewExternalIPAddress>" + g.external.String() + "</NewExternalIPAddress>"
+		}
 	case "AddPortMapping":
 		g.set("upnp/"+args["NewInternalPort"], true)
 	case "DeletePortMapping":

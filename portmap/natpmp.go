@@ -75,8 +75,8 @@ func (c *checker) natpmp(ctx context.Context) {
 	if err != nil {
 		if interrupted(ctx) != nil {
 			err = interrupted(ctx)
-		} else {
-			c.res.MappingAdded = No
+		} else if _, refused := natpmpResultCode(err); refused {
+			c.res.MappingAdded = No // without an answer it stays unknown
 		}
 		c.fail(fmt.Errorf("mapping: %w", natpmpError(err, timeout)))
 		return

@@ -77,10 +77,11 @@ func (c *checker) pcp(ctx context.Context) {
 		}
 	}
 	if err != nil {
-		if interrupted(ctx) != nil {
+		switch {
+		case interrupted(ctx) != nil:
 			err = interrupted(ctx)
-		} else {
-			c.res.MappingAdded = No
+		case errors.As(err, new(*PCPResultError)):
+			c.res.MappingAdded = No // refused; without an answer it stays unknown
 		}
 		c.fail(fmt.Errorf("MAP: %w", err))
 		return

@@ -107,3 +107,31 @@ func TestCheckNoGateway(t *testing.T) {
 		t.Fatalf("err %v, want ErrNoGateway", err)
 	}
 }
+
+// A gateway behind a carrier NAT (like miniupnpd on a 100.64.0.0/10 WAN
+// address) answers every protocol but maps nothing; PCP's error response
+// still names its external address, which proves the double NAT.
+func TestCheckGatewayWithPrivateWAN(t *testing.T) {
+	g := newFakeGateway(t, "100.64.0.2", true, true)
+	g.mu.Lock()
+	g.private = true
+	g.mu.Unlock()
+	rep, err := Check(context.Background(), Options{Gateway: g.gateway()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rep.Results {
+		if r.Supported != Yes || r.MappingAdded != No || r.MappingDeleted != Unknown || r.Err == "" {
+			t.Errorf("%s: %+v; want supported, mapping refused with a reason", r.Protocol, r)
+		}
+	}
+	if got := rep.ExternalIP(); got != g.external {
+		t.Fatalf("external %s, want %s from PCP", got, g.external)
+	}
+	if v, _ := DoubleNAT(rep.ExternalIP(), netip.MustParseAddr("203.0.113.2")); v != Yes {
+		t.Errorf("double NAT %v, want yes", v)
+	}
+	if len(g.live()) != 0 {
+		t.Errorf("live mappings %v", g.live())
+	}
+}

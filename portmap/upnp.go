@@ -135,11 +135,15 @@ func (c *checker) upnpMap(ctx context.Context, client igdClient) {
 	}
 	c.res.Timings.Add = time.Since(start)
 	if err != nil {
-		if interrupted(ctx) != nil {
+		switch {
+		case interrupted(ctx) != nil:
 			err = interrupted(ctx)
-		} else {
+		case soapCode(err) != 0:
+			// The gateway answered with a refusal: nothing to delete.
+			// Without an answer (timeout) the mapping may exist, so it
+			// stays pending and "added" stays unknown.
 			c.res.MappingAdded = No
-			pending = nil // refused: there is nothing to delete
+			pending = nil
 		}
 		c.fail(fmt.Errorf("AddPortMapping: %w", err))
 		return
