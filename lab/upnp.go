@@ -30,7 +30,10 @@ const miniupnpdTable = "miniupnpd"
 
 // started maps a Lab to the miniupnpd it runs, so that the Lab struct
 // (edited by others too) needs no field for it.
-var started sync.Map // *Lab -> *MiniUPnPd
+var (
+	started     sync.Map // *Lab -> *MiniUPnPd
+	stunStarted sync.Map // *Lab -> true once its STUN server for miniupnpd runs
+)
 
 // MiniUPnPd returns the miniupnpd started on this lab (by Options.UPnP or
 // StartMiniUPnPd), nil if none.
@@ -131,6 +134,11 @@ const miniupnpdSTUNPort = 34780
 // miniupnpd's filtering test needs, and waits until it listens.
 func (l *Lab) startSTUNForMiniUPnPd(t testing.TB, dir string) netip.AddrPort {
 	t.Helper()
+	addr := netip.AddrPortFrom(l.ServerIPs[0], miniupnpdSTUNPort)
+	if _, running := stunStarted.LoadOrStore(l, true); running {
+		return addr // a restarted miniupnpd reuses the lab's STUN server
+	}
+	t.Cleanup(func() { stunStarted.Delete(l) })
 	if _, err := exec.LookPath("turnserver"); err != nil {
 		if os.Getenv("NATCHECK_LAB") == "1" {
 			t.Fatal("turnserver (coturn) not installed; miniupnpd needs a STUN server in the lab")
@@ -147,7 +155,7 @@ func (l *Lab) startSTUNForMiniUPnPd(t testing.TB, dir string) netip.AddrPort {
 	if err := l.waitUDPPorts(l.Internet, 5*time.Second, miniupnpdSTUNPort, miniupnpdSTUNPort+1); err != nil {
 		t.Fatalf("STUN server for miniupnpd: %v", err)
 	}
-	return netip.AddrPortFrom(l.ServerIPs[0], miniupnpdSTUNPort)
+	return addr
 }
 
 // waitUDPPorts polls ns's UDP sockets until every port is bound.
@@ -184,11 +192,16 @@ func (m *MiniUPnPd) waitListening(limit time.Duration) error {
 	return m.l.waitUDPPorts(m.Router, limit, 1900, 5351)
 }
 
-// miniupnpdRuleset creates the table and chains named in miniupnpdConfig.
+// miniupnpdRuleset (re)creates the table and chains named in
+// miniupnpdConfig.
 // Base chains accept by default: miniupnpd only adds to what the
 // topology's own rules (table ip nclab) already do.
 func miniupnpdRuleset() string {
-	return `table inet ` + miniupnpdTable + ` {
+	// Declaring the table empty and deleting it first makes a restart
+	// (StartMiniUPnPd after Stop) start from scratch, in one transaction.
+	return `table inet ` + miniupnpdTable + ` {}
+delete table inet ` + miniupnpdTable + `
+table inet ` + miniupnpdTable + ` {
 	chain forward {
 		type filter hook forward priority filter; policy accept;
 		jump miniupnpd
