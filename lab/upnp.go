@@ -164,24 +164,25 @@ func (l *Lab) waitUDPPorts(ns string, limit time.Duration, ports ...int) error {
 	for {
 		var udp []byte
 		err := l.Do(ns, func() (err error) {
-			// /proc/net resolves to the namespace of the reading thread.
-			udp, err = os.ReadFile("/proc/net/udp")
+			// /proc/net is /proc/self/net, the namespace of the process's
+			// main thread; thread-self is the one of this (locked) thread.
+			udp, err = os.ReadFile("/proc/thread-self/net/udp")
 			return err
 		})
 		if err != nil {
 			return err
 		}
-		missing := 0
+		var missing []int
 		for _, p := range ports {
 			if !strings.Contains(string(udp), fmt.Sprintf(":%04X ", p)) {
-				missing++
+				missing = append(missing, p)
 			}
 		}
-		if missing == 0 {
+		if len(missing) == 0 {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("UDP ports %v not all bound in %s after %v", ports, ns, limit)
+			return fmt.Errorf("UDP ports %v not bound in %s after %v; /proc/net/udp:\n%s", missing, ns, limit, udp)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
