@@ -44,7 +44,11 @@ func DoubleNAT(gatewayExternal, stunMapped netip.Addr) (Tri, string) {
 	case !gw.IsValid() || gw.IsUnspecified():
 		return Unknown, "the gateway reported no external address"
 	case IsNonPublic(gw):
-		return Yes, fmt.Sprintf("the gateway's external address %s is private or shared (carrier-grade NAT) space", gw)
+		why := fmt.Sprintf("the gateway's external address %s is private or shared (carrier-grade NAT) space", gw)
+		if pub.IsValid() {
+			why += fmt.Sprintf("; a STUN server saw %s", pub)
+		}
+		return Yes, why
 	case !pub.IsValid():
 		return Unknown, "no STUN-mapped address to compare the gateway's external address with"
 	case gw != pub:

@@ -81,7 +81,7 @@ func (c *checker) upnp(ctx context.Context) {
 	cancel()
 	c.res.Timings.ExternalIP = time.Since(start)
 	if err != nil {
-		c.fail(fmt.Errorf("GetExternalIPAddress: %w", err))
+		c.fail(fmt.Errorf("GetExternalIPAddress: %w", upnpError(err)))
 	} else if ext == "" {
 		c.fail(errors.New("gateway reports no external address (empty)"))
 	} else if a, perr := parseAddr(ext); perr != nil {
@@ -145,7 +145,7 @@ func (c *checker) upnpMap(ctx context.Context, client igdClient) {
 			c.res.MappingAdded = No
 			pending = nil
 		}
-		c.fail(fmt.Errorf("AddPortMapping: %w", err))
+		c.fail(fmt.Errorf("AddPortMapping: %w", upnpError(err)))
 		return
 	}
 	c.res.MappingAdded = Yes
@@ -181,10 +181,30 @@ func (c *checker) upnpDelete(ctx context.Context, client igdClient, ports []uint
 	switch {
 	case failed != nil && c.res.MappingAdded == Yes:
 		c.res.MappingDeleted = No
-		c.fail(fmt.Errorf("DeletePortMapping: %w", failed))
+		c.fail(fmt.Errorf("DeletePortMapping: %w", upnpError(failed)))
 	case deleted:
 		c.res.MappingDeleted = Yes
 	}
+}
+
+// UPnPError is a UPnP action refused by the gateway (a SOAP fault).
+type UPnPError struct {
+	Code        int
+	Description string
+}
+
+func (e *UPnPError) Error() string {
+	return fmt.Sprintf("UPnP error %d (%s)", e.Code, e.Description)
+}
+
+// upnpError turns goupnp's SOAP fault (whose text is raw XML) into a
+// UPnPError; other errors pass unchanged.
+func upnpError(err error) error {
+	var f *soap.SOAPFaultError
+	if errors.As(err, &f) && f.Detail.UPnPError.Errorcode != 0 {
+		return &UPnPError{Code: f.Detail.UPnPError.Errorcode, Description: f.Detail.UPnPError.ErrorDescription}
+	}
+	return err
 }
 
 // soapCode is the UPnP error code in a SOAP fault, 0 if err is none.
