@@ -112,13 +112,18 @@ func runPortmap(parent context.Context, s *Streams, o *portmapOptions) error {
 // interruptedMessage says whether every test mapping was deleted: Check
 // deletes them before returning, but a gateway may not confirm in time.
 func interruptedMessage(rep *portmap.Report) string {
+	deleted := false
 	if rep != nil {
 		for _, r := range rep.Results {
 			if r.MappingAdded == portmap.Yes && r.MappingDeleted != portmap.Yes {
 				return fmt.Sprintf("interrupted; the %s test mapping's deletion was not confirmed (it expires within %s)",
 					r.Protocol, r.Lifetime)
 			}
+			deleted = deleted || r.MappingDeleted == portmap.Yes
 		}
 	}
-	return "interrupted; no test mapping left behind"
+	if deleted {
+		return "interrupted; test mappings deleted"
+	}
+	return "interrupted; no test mapping was left"
 }
