@@ -13,6 +13,8 @@ import (
 //
 //	NATCHECK_LAB_HOLD=symmetric go test ./e2e -run TestHoldLab -v -timeout 0
 //
+// NATCHECK_LAB_UPNP=1 also runs miniupnpd on the router.
+//
 // It writes the namespace names to /tmp/natcheck-lab.env and tears the lab
 // down when that file is deleted. It never runs otherwise.
 func TestHoldLab(t *testing.T) {
@@ -23,7 +25,8 @@ func TestHoldLab(t *testing.T) {
 	var loss, delay int
 	fmt.Sscan(os.Getenv("NATCHECK_LAB_LOSS"), &loss)
 	fmt.Sscan(os.Getenv("NATCHECK_LAB_DELAY_MS"), &delay)
-	l := lab.New(t, lab.Options{Kind: lab.Kind(kind), LossPercent: loss, DelayMs: delay})
+	l := lab.New(t, lab.Options{Kind: lab.Kind(kind), LossPercent: loss, DelayMs: delay,
+		UPnP: os.Getenv("NATCHECK_LAB_UPNP") == "1"}) // miniupnpd on the router
 	const envFile = "/tmp/natcheck-lab.env"
 	env := fmt.Sprintf("CLIENT=%s\nROUTER=%s\nCARRIER=%s\nINET=%s\nPUBLIC_IP=%s\nCLIENT_IP=%s\nSERVER1=%s\nSERVER2=%s\n",
 		l.Client, l.Router, l.Carrier, l.Internet, l.PublicIP, l.ClientIP, l.ServerIPs[0], l.ServerIPs[1])
