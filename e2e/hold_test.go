@@ -13,6 +13,8 @@ import (
 //
 //	NATCHECK_LAB_HOLD=symmetric go test ./e2e -run TestHoldLab -v -timeout 0
 //
+// NATCHECK_LAB_UPNP=1 also runs miniupnpd on the router.
+//
 // It writes the namespace names to /tmp/natcheck-lab.env and tears the lab
 // down when that file is deleted. It never runs otherwise.
 func TestHoldLab(t *testing.T) {
@@ -23,13 +25,14 @@ func TestHoldLab(t *testing.T) {
 	var loss, delay int
 	fmt.Sscan(os.Getenv("NATCHECK_LAB_LOSS"), &loss)
 	fmt.Sscan(os.Getenv("NATCHECK_LAB_DELAY_MS"), &delay)
-	l := lab.New(t, lab.Options{Kind: lab.Kind(kind), LossPercent: loss, DelayMs: delay})
+	l := lab.New(t, lab.Options{Kind: lab.Kind(kind), LossPercent: loss, DelayMs: delay,
+		UPnP: os.Getenv("NATCHECK_LAB_UPNP") == "1"}) // miniupnpd on the router
 	envFile := "/tmp/natcheck-lab.env"
 	if f := os.Getenv("NATCHECK_LAB_ENV"); f != "" { // several labs held at once
 		envFile = f
 	}
 	// NATCHECK_LAB_UDP_TIMEOUT=20s sets the router's conntrack UDP timeouts;
-	// NATCHECK_LAB_IPV6=routed|nat66 adds IPv6.
+	// NATCHECK_LAB_IPV6=routed|nat66|nptv6 adds IPv6.
 	if d, err := time.ParseDuration(os.Getenv("NATCHECK_LAB_UDP_TIMEOUT")); err == nil {
 		l.SetUDPTimeout(d, d)
 	}

@@ -42,6 +42,9 @@ type Options struct {
 	// DelayMs delays every frame on the WAN link by this many milliseconds
 	// in each direction (so the round trip grows by 2*DelayMs).
 	DelayMs int
+	// UPnP runs miniupnpd on the (home) router: see StartMiniUPnPd and
+	// Lab.MiniUPnPd.
+	UPnP bool
 }
 
 // Lab is one built topology. Namespace names are unique per Lab, so labs in
@@ -116,6 +119,9 @@ func New(t testing.TB, o Options) *Lab {
 	start := time.Now()
 	if err := l.build(); err != nil {
 		t.Fatalf("lab %s: %v", o.Kind, err)
+	}
+	if o.UPnP {
+		l.StartMiniUPnPd(t)
 	}
 	t.Logf("lab %s (loss %d%%, delay %dms) built in %v: client %s in %s",
 		o.Kind, o.LossPercent, o.DelayMs, time.Since(start).Round(time.Millisecond), l.ClientIP, l.Client)

@@ -48,8 +48,15 @@ func TestWhoAmIOnLoopbackIsNotNAT(t *testing.T) {
 	if w.Local.Addr() != netip.MustParseAddr("127.0.0.1") || w.Local.Port() != w.Public.Port() {
 		t.Errorf("local = %s, want 127.0.0.1:%d (route source, socket port)", w.Local, w.Public.Port())
 	}
-	if w.Agreed != 2 || w.Differ != 0 {
-		t.Errorf("agreed/differ = %d/%d, want 2/0", w.Agreed, w.Differ)
+	// Both may confirm, or the slower one may be skipped after the grace
+	// period on a loaded machine; neither may disagree.
+	if w.Agreed < 1 || w.Differ != 0 {
+		t.Errorf("agreed/differ = %d/%d, want at least 1/0", w.Agreed, w.Differ)
+	}
+	for _, r := range w.Servers {
+		if r.Status != StatusAnswered && r.Status != StatusSkipped {
+			t.Errorf("server %s: status %s", r.Server, r.Status)
+		}
 	}
 }
 

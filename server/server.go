@@ -16,6 +16,15 @@ import (
 )
 
 // Config describes what to listen on and how to behave.
+// DefaultRateLimit is the default sustained rate per source, in requests
+// per second. One `natcheck type` run sends about 45 requests within a few
+// hundred milliseconds (copies of each test, so that loss cannot fake a
+// stricter NAT); with the default burst of four times the rate, a client can
+// run it four times back to back. A lower limit would drop test replies,
+// and silence is what a filtering test reads as "filtered": a tight limit
+// on a behaviour-discovery server produces wrong verdicts, not only slow ones.
+const DefaultRateLimit = 50
+
 type Config struct {
 	// Addrs are the IP addresses to serve: one or two per address family.
 	// The first of a family is its primary, the second its alternate.
@@ -197,7 +206,7 @@ func (c *Config) normalise() error {
 		c.Batch = 32
 	}
 	if c.RateBurst <= 0 {
-		c.RateBurst = int(2 * c.RateLimit)
+		c.RateBurst = int(4 * c.RateLimit)
 	}
 	if c.MaxTCPConns <= 0 {
 		c.MaxTCPConns = 1024

@@ -1,0 +1,117 @@
+package cmd
+
+import (
+	"context"
+	"encoding/json"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/natcheck/natcheck/internal/stuntest"
+	"github.com/natcheck/natcheck/probe"
+	"github.com/natcheck/natcheck/report"
+)
+
+// fakeType returns a command whose probe run yields a fixed verdict.
+func fakeTypeResult(typ string) *probe.TypeResult {
+	t := true
+	return &probe.TypeResult{
+		Primary: netip.MustParseAddrPort("203.0.113.10:3478"),
+		Verdict: probe.Verdict{Type: typ, NAT: &t, Mapping: probe.AddressAndPortDependent, Filtering: probe.AddressAndPortDependent,
+			Public: netip.MustParseAddrPort("203.0.113.2:61000"), Local: netip.MustParseAddrPort("192.168.1.2:40000"),
+			RFC5780: "advertised", Evidence: []string{"mapping: address-and-port-dependent, ..."}, Outlook: "relay needed"},
+	}
+}
+
+func runTypeFake(t *testing.T, typ string, args ...string) (string, string, int) {
+	t.Helper()
+	var out, errOut strings.Builder
+	s := &Streams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut}
+	c := newTypeCmdWith(s, func(context.Context, probe.TypeOptions) (*probe.TypeResult, error) {
+		return fakeTypeResult(typ), nil
+	})
+	c.SetArgs(args)
+	c.SilenceErrors, c.SilenceUsage = true, true
+	err := c.ExecuteContext(context.Background())
+	code := ExitOK
+	if ee, ok := err.(*ExitError); ok {
+		code = ee.Code
+	} else if err != nil {
+		code = ExitFailure
+	}
+	return out.String(), errOut.String(), code
+}
+
+func TestTypeFailOn(t *testing.T) {
+	cases := []struct {
+		name, typ string
+		args      []string
+		code      int
+	}{
+		{"matches", probe.TypeSymmetric, []string{"--fail-on", "symmetric,udp-blocked", "-s", "203.0.113.10"}, ExitVerdict},
+		{"repeated flag matches", probe.TypeUDPBlocked, []string{"--fail-on", "symmetric", "--fail-on", "udp-blocked", "-s", "203.0.113.10"}, ExitVerdict},
+		{"does not match", probe.TypeFullCone, []string{"--fail-on", "symmetric", "-s", "203.0.113.10"}, ExitOK},
+		{"unknown type is a usage error", probe.TypeFullCone, []string{"--fail-on", "symetric", "-s", "203.0.113.10"}, ExitUsage},
+		{"no fail-on", probe.TypeSymmetric, []string{"-s", "203.0.113.10"}, ExitOK},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			out, _, code := runTypeFake(t, c.typ, c.args...)
+			if code != c.code {
+				t.Fatalf("exit %d, want %d", code, c.code)
+			}
+			if c.code != ExitUsage && !strings.HasPrefix(out, c.typ+" (") {
+				t.Errorf("first line should be the verdict, got:\n%s", out)
+			}
+		})
+	}
+}
+
+func TestTypeTextShape(t *testing.T) {
+	out, _, code := runTypeFake(t, probe.TypeSymmetric, "-s", "203.0.113.10")
+	if code != ExitOK {
+		t.Fatalf("exit %d", code)
+	}
+	lines := strings.Split(out, "\n")
+	if lines[0] != "symmetric (mapping address-and-port-dependent, filtering address-and-port-dependent)" {
+		t.Errorf("verdict line %q", lines[0])
+	}
+	for _, want := range []string{"public address", "203.0.113.2:61000", "local address", "192.168.1.2:40000", "evidence:", "P2P: relay needed"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// TestTypeAgainstLoopbackServer runs the real probe against a plain
+// in-process server: no NAT on loopback, and without RFC 5780 support the
+// filtering, hence the type, is honestly unknown.
+func TestTypeAgainstLoopbackServer(t *testing.T) {
+	s := stuntest.Start(t, "127.0.0.1", stuntest.Behaviour{})
+	out, errOut, code := execute(t, nil, "type", "--json", "-s", s.Addr.String())
+	if code != ExitOK {
+		t.Fatalf("exit %d, stderr %q", code, errOut)
+	}
+	var got report.TypeJSON
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("stdout is not JSON: %v\n%s", err, out)
+	}
+	if got.SchemaVersion != report.SchemaVersion || got.NAT == nil || *got.NAT || got.PublicIP != "127.0.0.1" ||
+		got.Filtering != probe.Unknown || got.Type != probe.TypeUnknown || got.RFC5780 != "absent" || got.LocalIP != "127.0.0.1" {
+		t.Errorf("unexpected answer: %s", out)
+	}
+	if len(got.Tests) == 0 || got.Tests[0].Name != probe.TestBinding || !got.Tests[0].Replied {
+		t.Errorf("tests: %+v", got.Tests)
+	}
+}
+
+func TestTypeNoAnswer(t *testing.T) {
+	dead := stuntest.Dead(t, "127.0.0.1")
+	out, errOut, code := execute(t, nil, "type", "--timeout", "400ms", "-s", dead.String())
+	if code != ExitNoAnswer || out != "" || !strings.Contains(errOut, "no STUN server answered") {
+		t.Fatalf("code=%d stdout=%q stderr=%q", code, out, errOut)
+	}
+	if strings.Count(errOut, "\n") != 1 {
+		t.Errorf("stderr should be one line: %q", errOut)
+	}
+}

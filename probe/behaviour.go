@@ -1,0 +1,639 @@
+package probe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pion/transport/v3"
+	"github.com/pion/transport/v3/stdnet"
+)
+
+// TypeConfig says against what and how a behaviour run probes.
+type TypeConfig struct {
+	Net     transport.Net    // stdnet for real runs, vnet in tests
+	Family  Family           // IPv4 or IPv6
+	Servers []netip.AddrPort // resolved servers, in the user's order
+	Timeout time.Duration    // cap on the whole run, besides ctx's deadline
+	// TTLProbe enables the TTL-limited carrier-NAT probe. It needs a real
+	// socket (Linux); runs on a simulated network leave it off.
+	TTLProbe bool
+	// Logf receives progress lines for --verbose; nil discards them.
+	Logf func(format string, args ...any)
+}
+
+// TypeResult is a finished behaviour run: what was seen and what it means.
+type TypeResult struct {
+	Observations
+	Verdict
+	Servers  []netip.AddrPort
+	Primary  netip.AddrPort // the server the RFC 5780 tests went to
+	Duration time.Duration
+}
+
+// Timing of the tests. Every wait derives from the round trip measured in
+// the binding round; the floors cover scheduling noise on fast links.
+//
+// A test that expects silence sends silenceCopies copies of its request
+// (each its own transaction), paced copyGap apart, and waits
+// max(2*RTT, silenceFloor) after the last. With 10% loss each way a copy
+// is answered with probability 0.9*0.9 = 0.81, so all six fail with
+// probability 0.19^6 = 4.7e-5. A verdict rests on at most seven such
+// exchanges (binding, tests II and III, two CHANGE-REQUEST tests, the two
+// legs of the verify test), so a run is wrong with probability at most
+// 7*4.7e-5 = 3.3e-4: over 100 runs 0.033 wrong runs are expected and two
+// or more happen with probability about 5e-4. Five copies would give
+// 1.7e-3 per run and 1.3% for two or more in 100 runs: too close. (The
+// CHANGE-REQUEST and verify tests run from two sockets each, see fresh,
+// which only lowers these odds further.)
+const (
+	silenceCopies = 6
+	silenceFloor  = 100 * time.Millisecond
+	minGap        = 10 * time.Millisecond
+	// Before any RTT is known, copies go out after 0, 50, 150, 350 ms ...
+	firstGap = 50 * time.Millisecond
+	// Without any UDP answer by then, STUN over TCP starts in parallel.
+	tcpAfter = 250 * time.Millisecond
+	// UDP gives up this long after TCP answered (at least 10 TCP RTTs):
+	// by then the UDP copies have had every chance.
+	udpGraceAfterTCP = time.Second
+	maxCopies        = 8
+	// After a plain server's answer, how long at least an RFC 5780 server
+	// still gets to answer: public ones are few and often a continent away.
+	rfc5780Wait = 500 * time.Millisecond
+	// The verify test's change leg starts this long after its opening leg:
+	// time for the first datagram to pass the NAT.
+	openLead = 5 * time.Millisecond
+	// Without a deadline on ctx a run still ends: offline costs this long.
+	defaultTypeTimeout = 5 * time.Second
+)
+
+func (c *TypeConfig) logf(format string, args ...any) {
+	if c.Logf != nil {
+		c.Logf(format, args...)
+	}
+}
+
+// TypeOptions configure RunType.
+type TypeOptions struct {
+	Servers []Server
+	Family  Family
+	Net     transport.Net // nil means the host's real network (and enables the TTL probe)
+	Logf    func(format string, args ...any)
+}
+
+// RunType resolves the servers (concurrently; an unresolvable name is
+// skipped) and runs the behaviour tests against them until ctx ends. It
+// returns ErrNoAnswer, with the partial result, when no server answered.
+func RunType(ctx context.Context, o TypeOptions) (*TypeResult, error) {
+	cfg := TypeConfig{Net: o.Net, Family: o.Family, Logf: o.Logf}
+	if cfg.Family == 0 {
+		cfg.Family = IPv4
+	}
+	if cfg.Net == nil {
+		n, err := stdnet.NewNet()
+		if err != nil {
+			return nil, err
+		}
+		cfg.Net, cfg.TTLProbe = n, true
+	}
+	addrs := make([]netip.AddrPort, len(o.Servers))
+	errs := make([]error, len(o.Servers))
+	var wg sync.WaitGroup
+	for i, s := range o.Servers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a, err := s.Resolve(ctx, cfg.Family)
+			if err == nil {
+				addrs[i] = a[0]
+			}
+			errs[i] = err
+		}()
+	}
+	wg.Wait()
+	for i, a := range addrs {
+		if a.IsValid() && !slices.Contains(cfg.Servers, a) {
+			cfg.Servers = append(cfg.Servers, a)
+		} else if errs[i] != nil {
+			cfg.logf("%s: %v", o.Servers[i], errs[i])
+		}
+	}
+	if len(cfg.Servers) == 0 {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("%w (no server name resolved: %v)", ErrNoAnswer, errors.Join(errs...))
+	}
+	return runType(ctx, cfg)
+}
+
+// runType runs the tests against resolved servers and classifies what
+// they saw.
+func runType(ctx context.Context, cfg TypeConfig) (*TypeResult, error) {
+	start := time.Now()
+	if len(cfg.Servers) == 0 {
+		return nil, errors.New("no STUN server to ask")
+	}
+	if cfg.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, cfg.Timeout)
+		defer cancel()
+	}
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = start.Add(defaultTypeTimeout)
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, deadline)
+		defer cancel()
+	}
+
+	res := &TypeResult{Servers: cfg.Servers}
+	res.HostAddrs = hostAddrs(cfg.Net)
+	res.RouteSource, _ = RouteSource(cfg.Net, cfg.Family, cfg.Servers[0])
+
+	mc, err := Listen(ctx, cfg.Net, cfg.Family, wildcard(cfg.Family))
+	if err != nil {
+		return nil, err
+	}
+	defer mc.Close()
+	r := &typeRun{cfg: &cfg, deadline: deadline}
+
+	binds, tcp := r.bindingRound(ctx, mc)
+	prim, ok := pickPrimary(binds)
+	if !ok {
+		res.Tests = append(res.Tests, binds...)
+		res.Tests = append(res.Tests, tcp...)
+		res.Verdict = Classify(res.Observations)
+		res.Duration = time.Since(start)
+		if res.Type == TypeUDPBlocked {
+			for _, t := range tcp {
+				if t.Replied && !res.Primary.IsValid() {
+					res.Primary = t.To
+				}
+			}
+			return res, nil
+		}
+		if errors.Is(ctx.Err(), context.Canceled) {
+			return res, ctx.Err() // interrupted, not unanswered
+		}
+		how := "UDP"
+		if len(tcp) > 0 {
+			how = "UDP, then TCP"
+		}
+		return res, fmt.Errorf("%w (%d asked over %s)", ErrNoAnswer, len(binds), how)
+	}
+	res.Primary = binds[prim].To
+	for i := range binds {
+		if i == prim {
+			binds[i].Name = TestBinding
+		} else {
+			binds[i].Name = TestServer
+		}
+	}
+	res.Tests = append(res.Tests, binds[prim])
+	res.Tests = append(res.Tests, append(binds[:prim:prim], binds[prim+1:]...)...)
+	r.rtt = maxRTT(binds)
+	cfg.logf("binding round: %d of %d servers answered, slowest RTT %v", countReplied(binds), len(binds), r.rtt)
+
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	add := func(t TestResult) {
+		cfg.logf("%s", t.summary())
+		mu.Lock()
+		res.Tests = append(res.Tests, t)
+		mu.Unlock()
+	}
+	goTest := func(f func()) { wg.Add(1); go func() { defer wg.Done(); f() }() }
+
+	b := res.Tests[0]
+	if o := b.OtherAddress; validOther(b.To, o) {
+		pa := b.To
+		goTest(func() {
+			add(r.exchange(ctx, mc, TestMappingAltIP, netip.AddrPortFrom(o.Addr(), pa.Port()), 0, netip.AddrPort{}))
+		})
+		goTest(func() { add(r.exchange(ctx, mc, TestMappingAltIPPort, o, 0, netip.AddrPort{})) })
+		goTest(func() { add(r.fresh(ctx, TestFilterIPPort, pa, ChangeIP|ChangePort, o)) })
+		goTest(func() {
+			add(r.fresh(ctx, TestFilterPort, pa, ChangePort, netip.AddrPortFrom(pa.Addr(), o.Port())))
+		})
+		goTest(func() { add(r.pair(func() TestResult { return r.verify(ctx, pa, o) })) })
+	}
+	goTest(func() { add(r.hairpin(ctx, b.To)) })
+	if cfg.TTLProbe {
+		goTest(func() {
+			hops, reached, tested := ttlProbe(ctx, b.To, r.silenceWait(), r.rtt)
+			mu.Lock()
+			res.Hops, res.ReachedTTL, res.HopsTested = hops, reached, tested
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	res.Verdict = Classify(res.Observations)
+	res.Duration = time.Since(start)
+	if errors.Is(ctx.Err(), context.Canceled) {
+		return res, ctx.Err() // interrupted: the caller says so
+	}
+	// Reaching the deadline is no failure: tests cut short are unknown.
+	return res, nil
+}
+
+func wildcard(f Family) string {
+	if f == IPv6 {
+		return "[::]:0"
+	}
+	return "0.0.0.0:0"
+}
+
+// typeRun holds what the tests of one run share: the measured RTT and the
+// overall deadline.
+type typeRun struct {
+	cfg      *TypeConfig
+	deadline time.Time
+	rtt      time.Duration
+}
+
+// gap is the pacing of copies once the RTT is known: half a round trip,
+// so copies are spread over the time a reply needs.
+func (r *typeRun) gap() time.Duration { return max(r.rtt/2, minGap) }
+
+// silenceWait is how long after its last copy a test waits for a reply.
+func (r *typeRun) silenceWait() time.Duration { return max(2*r.rtt, silenceFloor) }
+
+// window is the whole time a test that expects silence listens.
+func (r *typeRun) window() time.Duration {
+	return time.Duration(silenceCopies-1)*r.gap() + r.silenceWait()
+}
+
+// send is one paced exchange on a Conn: copies of a Binding request, each
+// its own transaction, until one is answered or the window closes.
+type send struct {
+	to      netip.AddrPort
+	change  ChangeFlags
+	accept  func(netip.AddrPort) bool
+	gaps    func(i int) time.Duration // wait after copy i
+	copies  int
+	waitEnd time.Time // stop listening then
+}
+
+// paced sends copies of a request and returns the first reply. Separate
+// transactions (rather than one retransmitted) let the pacing follow the
+// measured RTT instead of doubling from a fixed RTO.
+func paced(ctx context.Context, c *Conn, s send) (Response, int, error) {
+	ctx, cancel := context.WithDeadline(ctx, s.waitEnd)
+	defer cancel()
+	type answer struct {
+		r   Response
+		err error
+	}
+	got := make(chan answer, s.copies) // buffered: copies never block after return
+	sent := 0
+	launch := func() {
+		sent++
+		go func() {
+			wait := time.Until(s.waitEnd)
+			resp, err := c.Do(ctx, Request{To: s.to, Change: s.change, AcceptFrom: s.accept,
+				Attempts: 1, RTO: wait, LastWait: wait})
+			got <- answer{resp, err}
+		}()
+	}
+	launch()
+	timer := time.NewTimer(s.gaps(0))
+	defer timer.Stop()
+	for {
+		select {
+		case a := <-got:
+			if a.err == nil {
+				a.r.Attempts = sent
+				return a.r, sent, nil
+			}
+			if !errors.Is(a.err, ErrNoResponse) && ctx.Err() == nil {
+				return Response{}, sent, a.err // the socket failed: say why
+			}
+		case <-timer.C:
+			if sent < s.copies {
+				launch()
+				timer.Reset(s.gaps(sent - 1))
+			}
+		case <-ctx.Done():
+			return Response{}, sent, ErrNoResponse
+		}
+	}
+}
+
+// bindingRound sends Binding requests to every server from the mapping
+// socket at once. It ends when all have answered, a few RTTs after the
+// first answer (a dead server never costs a timeout), or when UDP is
+// judged blocked; STUN over TCP starts if UDP stays silent.
+func (r *typeRun) bindingRound(ctx context.Context, mc *Conn) (binds, tcp []TestResult) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var mu sync.Mutex
+	var firstRTT time.Duration
+	gaps := func(i int) time.Duration {
+		mu.Lock()
+		defer mu.Unlock()
+		if firstRTT > 0 {
+			return max(firstRTT/2, minGap)
+		}
+		return firstGap << min(i, 5)
+	}
+	binds = make([]TestResult, len(r.cfg.Servers))
+	type answer struct {
+		rtt     time.Duration // <= 0: no answer
+		rfc5780 bool          // a genuine OTHER-ADDRESS came with it
+	}
+	done := make(chan answer, len(r.cfg.Servers))
+	for i, s := range r.cfg.Servers {
+		go func() {
+			resp, n, err := paced(ctx, mc, send{to: s, gaps: gaps, copies: maxCopies, waitEnd: r.deadline})
+			t := result(TestServer, mc.LocalAddr(), s, 0, resp, n, err)
+			binds[i] = t
+			a := answer{rtt: -1}
+			if err == nil {
+				a = answer{rtt: max(resp.RTT, time.Millisecond), rfc5780: validOther(s, t.OtherAddress)}
+				mu.Lock()
+				if firstRTT == 0 {
+					firstRTT = a.rtt
+				}
+				mu.Unlock()
+			}
+			done <- a
+		}()
+	}
+	tcpTimer := time.NewTimer(tcpAfter)
+	defer tcpTimer.Stop()
+	tcpc := make(chan []TestResult, 1)
+	var tcpC <-chan []TestResult
+	var graceC <-chan time.Time
+	answered, rfcAnswered := false, false
+	for left := len(binds); left > 0; {
+		select {
+		case a := <-done:
+			left--
+			switch {
+			case a.rtt > 0 && a.rfc5780 && !rfcAnswered:
+				// The behaviour tests can start: the others only add
+				// corroboration, worth a short wait.
+				rfcAnswered, answered = true, true
+				graceC = time.After(max(2*firstRTT, silenceFloor/2))
+			case a.rtt > 0 && !answered:
+				// A plain server answered first: an RFC 5780 server,
+				// often farther away, gets several round trips more (the
+				// filtering verdict depends on it); a dead one costs that
+				// much, never a timeout.
+				answered = true
+				graceC = time.After(max(8*a.rtt, rfc5780Wait))
+			}
+		case <-tcpTimer.C:
+			if !answered {
+				r.cfg.logf("no UDP answer after %v: trying STUN over TCP", tcpAfter)
+				tcpC = tcpc
+				go func() { tcpc <- r.tcpRound(ctx) }()
+			}
+		case tcp = <-tcpC:
+			tcpC = nil
+			if countReplied(tcp) > 0 && !answered {
+				// TCP answers, UDP does not: give UDP at least a second
+				// (ten TCP round trips if slower) before calling it blocked.
+				graceC = time.After(max(udpGraceAfterTCP, 10*maxRTT(tcp)))
+			}
+		case <-graceC:
+			cancel()
+		}
+	}
+	if tcpC != nil && !answered {
+		tcp = <-tcpC
+	}
+	return binds, tcp
+}
+
+// pickPrimary chooses the server for the RFC 5780 tests: the first (in
+// the user's order) whose OTHER-ADDRESS is genuine, else the first that
+// answered at all.
+func pickPrimary(binds []TestResult) (int, bool) {
+	first := -1
+	for i, b := range binds {
+		if !b.Replied || b.ErrorCode != 0 || !b.Public().IsValid() {
+			continue
+		}
+		if validOther(b.To, b.OtherAddress) {
+			return i, true
+		}
+		if first < 0 {
+			first = i
+		}
+	}
+	return first, first >= 0
+}
+
+// validOther reports whether OTHER-ADDRESS can serve behaviour tests: of
+// the same family, with its own IP and its own port (RFC 5780 7.4).
+func validOther(prim, o netip.AddrPort) bool {
+	return o.IsValid() && o.Addr().Unmap().Is4() == prim.Addr().Unmap().Is4() &&
+		o.Addr().Unmap() != prim.Addr().Unmap() && o.Port() != prim.Port() && !o.Addr().IsUnspecified()
+}
+
+// exchange runs one paced test on an existing socket.
+func (r *typeRun) exchange(ctx context.Context, c *Conn, name string, to netip.AddrPort, change ChangeFlags, expect netip.AddrPort) TestResult {
+	var accept func(netip.AddrPort) bool
+	if change != 0 {
+		// Accept a reply from anywhere: where it came from is the finding.
+		accept = func(netip.AddrPort) bool { return true }
+	}
+	resp, n, err := paced(ctx, c, send{to: to, change: change, accept: accept, copies: silenceCopies,
+		gaps: func(int) time.Duration { return r.gap() }, waitEnd: r.windowEnd()})
+	t := result(name, c.LocalAddr(), to, change, resp, n, err)
+	t.Expect = expect
+	return t
+}
+
+func (r *typeRun) windowEnd() time.Time {
+	end := time.Now().Add(r.window())
+	if end.After(r.deadline) {
+		return r.deadline
+	}
+	return end
+}
+
+// fresh runs a CHANGE-REQUEST test from new sockets, so no earlier test
+// has opened the NAT's filter for them. The request itself opens the
+// filter for the primary address only.
+//
+// Two sockets run the test at once and a reply to either counts: a NAT
+// mapping collision (an old conntrack entry holding this public port for
+// the alternate address) or loss on one socket then cannot fake silence.
+// The sockets bind to random ports above the kernel's ephemeral range
+// (filterPortLo-filterPortHi), where no earlier natcheck socket ever
+// contacted the alternate address: NAT state left by an earlier run cannot
+// open their filter and fake a reply either.
+func (r *typeRun) fresh(ctx context.Context, name string, to netip.AddrPort, change ChangeFlags, expect netip.AddrPort) TestResult {
+	return r.pair(func() TestResult {
+		c, err := r.listenFilterPort(ctx)
+		if err != nil {
+			return TestResult{Name: name, To: to, Change: change, Expect: expect, Err: err.Error()}
+		}
+		defer c.Close()
+		return r.exchange(ctx, c, name, to, change, expect)
+	})
+}
+
+// pair runs a test twice at once and keeps the run that got a reply (or
+// the first); Attempts counts both.
+func (r *typeRun) pair(test func() TestResult) TestResult {
+	second := make(chan TestResult, 1)
+	go func() { second <- test() }()
+	a := test()
+	b := <-second
+	if !a.Replied && b.Replied {
+		a, b = b, a
+	}
+	a.Attempts += b.Attempts
+	return a
+}
+
+// Ports for the filtering tests' sockets: above Linux's default ephemeral
+// range (32768-60999), so never a port the other tests (or earlier runs'
+// other tests) used to contact the alternate address.
+const (
+	filterPortLo = 61000
+	filterPortHi = 65535
+)
+
+func (r *typeRun) listenFilterPort(ctx context.Context) (*Conn, error) {
+	for range 8 {
+		p := filterPortLo + rand.IntN(filterPortHi-filterPortLo+1)
+		c, err := Listen(ctx, r.cfg.Net, r.cfg.Family, strings.TrimSuffix(wildcard(r.cfg.Family), "0")+strconv.Itoa(p))
+		if err == nil {
+			return c, nil
+		}
+	}
+	// Every try was taken (or binding is restricted): any port will do.
+	return Listen(ctx, r.cfg.Net, r.cfg.Family, wildcard(r.cfg.Family))
+}
+
+// verify proves the server honours CHANGE-REQUEST: a fresh socket talks
+// to OTHER-ADDRESS (opening its filter there on any cone NAT) and asks the
+// primary for a reply from OTHER-ADDRESS. The filter opens as soon as the
+// first request passes the NAT, long before any changed reply can come
+// back, so the change leg starts openLead later without waiting a round
+// trip; both legs keep sending copies on their own pacing.
+func (r *typeRun) verify(ctx context.Context, prim, other netip.AddrPort) TestResult {
+	c, err := Listen(ctx, r.cfg.Net, r.cfg.Family, wildcard(r.cfg.Family))
+	if err != nil {
+		return TestResult{Name: TestFilterVerify, To: prim, Expect: other, Err: err.Error()}
+	}
+	defer c.Close()
+	opened := make(chan TestResult, 1)
+	go func() { opened <- r.exchange(ctx, c, TestFilterVerify, other, 0, netip.AddrPort{}) }()
+	select {
+	case <-time.After(openLead):
+	case <-ctx.Done():
+	}
+	t := r.exchange(ctx, c, TestFilterVerify, prim, ChangeIP|ChangePort, other)
+	if open := <-opened; !t.Replied && !open.Replied {
+		t.Err = "OTHER-ADDRESS did not answer either"
+	}
+	return t
+}
+
+// result turns an engine answer into a test observation.
+func result(name string, local, to netip.AddrPort, change ChangeFlags, resp Response, n int, err error) TestResult {
+	t := TestResult{Name: name, Local: local, To: to, Change: change, Attempts: n}
+	if err != nil {
+		if !errors.Is(err, ErrNoResponse) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+			t.Err = err.Error()
+		}
+		return t
+	}
+	t.Replied, t.From, t.RTT = true, resp.From, resp.RTT
+	t.XORMapped, t.Mapped, t.OtherAddress, t.ErrorCode = resp.XORMapped, resp.Mapped, resp.OtherAddress, resp.ErrorCode
+	if !t.OtherAddress.IsValid() {
+		// RFC 3489 servers name it CHANGED-ADDRESS.
+		t.OtherAddress = resp.ChangedAddress
+	}
+	return t
+}
+
+func countReplied(ts []TestResult) int {
+	n := 0
+	for _, t := range ts {
+		if t.Replied {
+			n++
+		}
+	}
+	return n
+}
+
+// maxRTT is the slowest measured round trip; the waits derive from it.
+func maxRTT(ts []TestResult) time.Duration {
+	var m time.Duration
+	for _, t := range ts {
+		if t.Replied && t.RTT > m {
+			m = t.RTT
+		}
+	}
+	if m == 0 {
+		m = firstGap // only retransmitted answers: no unambiguous RTT (Karn)
+	}
+	return m
+}
+
+// hostAddrs lists every interface address; tunnel interfaces are marked
+// because their addresses (tailscale's 100.64/10) say nothing about NAT.
+func hostAddrs(n transport.Net) []HostAddr {
+	ifs, err := n.Interfaces()
+	if err != nil {
+		return nil
+	}
+	var out []HostAddr
+	for _, ifc := range ifs {
+		addrs, err := ifc.Addrs()
+		if err != nil {
+			continue
+		}
+		tunnel := ifc.Flags&net.FlagPointToPoint != 0 || isTunnelName(ifc.Name)
+		for _, a := range addrs {
+			var ip net.IP
+			switch v := a.(type) {
+			case *net.IPNet:
+				ip = v.IP
+			case *net.IPAddr:
+				ip = v.IP
+			}
+			if na, ok := netip.AddrFromSlice(ip); ok {
+				out = append(out, HostAddr{Addr: na.Unmap(), Iface: ifc.Name, Tunnel: tunnel})
+			}
+		}
+	}
+	return out
+}
+
+func isTunnelName(name string) bool {
+	for _, p := range []string{"tailscale", "wg", "tun", "utun", "zt", "ts"} {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// summary is one progress line for --verbose.
+func (t TestResult) summary() string {
+	switch {
+	case t.Err != "":
+		return fmt.Sprintf("%s: %s", t.Name, t.Err)
+	case !t.Replied:
+		return fmt.Sprintf("%s: no reply from %s after %d copies", t.Name, t.To, t.Attempts)
+	default:
+		return fmt.Sprintf("%s: reply from %s after %v, saw %s", t.Name, t.From, t.RTT.Round(time.Millisecond/10), t.Public())
+	}
+}

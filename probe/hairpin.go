@@ -1,0 +1,148 @@
+package probe
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/pion/stun/v3"
+)
+
+// hairpin tests whether the NAT loops a datagram sent to a public mapping
+// back inside. Socket A learns its own mapping from the primary server;
+// socket B then sends Binding requests to that mapping, and hairpinning is
+// counted only if A really receives one. Plain sockets are used because A
+// must see a request, not a reply. Only this host's own mapping is
+// targeted, with a handful of datagrams.
+func (r *typeRun) hairpin(ctx context.Context, prim netip.AddrPort) TestResult {
+	t := TestResult{Name: TestHairpin}
+	network := "udp4"
+	if r.cfg.Family == IPv6 {
+		network = "udp6"
+	}
+	a, err := r.cfg.Net.ListenPacket(network, wildcard(r.cfg.Family))
+	if err != nil {
+		t.Err = err.Error()
+		return t
+	}
+	defer a.Close()
+	b, err := r.cfg.Net.ListenPacket(network, wildcard(r.cfg.Family))
+	if err != nil {
+		t.Err = err.Error()
+		return t
+	}
+	defer b.Close()
+	stop := context.AfterFunc(ctx, func() {
+		a.SetReadDeadline(time.Unix(1, 0))
+		b.SetReadDeadline(time.Unix(1, 0))
+	})
+	defer stop()
+	t.Local, _ = netip.ParseAddrPort(a.LocalAddr().String())
+
+	mapped, ok := r.rawBinding(a, prim)
+	if !ok {
+		t.Err = "the socket's own mapping could not be learnt"
+		return t
+	}
+	t.To = mapped
+	req, err := stun.Build(stun.TransactionID, stun.BindingRequest, stun.Fingerprint)
+	if err != nil {
+		t.Err = err.Error()
+		return t
+	}
+	// The hairpinned path never leaves the NAT, so its round trip is a
+	// LAN's: copies go minGap apart and the wait is the floor, not WAN RTTs.
+	end := time.Now().Add((silenceCopies-1)*minGap + silenceFloor)
+	if end.After(r.deadline) {
+		end = r.deadline
+	}
+	go func() {
+		dst := net.UDPAddrFromAddrPort(mapped)
+		for i := 0; i < silenceCopies && time.Now().Before(end) && ctx.Err() == nil; i++ {
+			b.WriteTo(req.Raw, dst)
+			time.Sleep(minGap)
+		}
+	}()
+	from, ok := readTx(a, req.TransactionID, end)
+	t.Attempts = silenceCopies
+	if ok {
+		t.Replied, t.From = true, from
+	}
+	return t
+}
+
+// rawBinding sends paced Binding requests from a plain socket and returns
+// the XOR-MAPPED-ADDRESS of the first reply from the server.
+func (r *typeRun) rawBinding(pc net.PacketConn, to netip.AddrPort) (netip.AddrPort, bool) {
+	req, err := stun.Build(stun.TransactionID, stun.BindingRequest, stun.Fingerprint)
+	if err != nil {
+		return netip.AddrPort{}, false
+	}
+	end := r.windowEnd()
+	for i := 0; i < silenceCopies && time.Now().Before(end); i++ {
+		if _, err := pc.WriteTo(req.Raw, net.UDPAddrFromAddrPort(to)); err != nil {
+			return netip.AddrPort{}, false
+		}
+		wait := time.Now().Add(r.gap())
+		if i == silenceCopies-1 {
+			wait = end
+		}
+		if m, ok := readReply(pc, req.TransactionID, to, wait); ok {
+			var x stun.XORMappedAddress
+			if x.GetFrom(m) == nil {
+				return udpAddrPort(x.IP, x.Port), true
+			}
+			var ma stun.MappedAddress // RFC 3489 servers
+			if ma.GetFrom(m) == nil {
+				return udpAddrPort(ma.IP, ma.Port), true
+			}
+			return netip.AddrPort{}, false
+		}
+	}
+	return netip.AddrPort{}, false
+}
+
+// readReply reads until the deadline for a message with this transaction
+// ID from the expected source; anything else is ignored.
+func readReply(pc net.PacketConn, id [stun.TransactionIDSize]byte, from netip.AddrPort, until time.Time) (*stun.Message, bool) {
+	buf := make([]byte, 1500)
+	pc.SetReadDeadline(until)
+	for {
+		n, src, err := pc.ReadFrom(buf)
+		if err != nil {
+			return nil, false
+		}
+		s, _ := netip.ParseAddrPort(src.String())
+		m := &stun.Message{Raw: append([]byte(nil), buf[:n]...)}
+		if m.Decode() == nil && m.TransactionID == id && unmap(s) == unmap(from) {
+			return m, true
+		}
+	}
+}
+
+// readTx reads until the deadline for a message with this transaction ID
+// from anywhere, and says where it came from.
+func readTx(pc net.PacketConn, id [stun.TransactionIDSize]byte, until time.Time) (netip.AddrPort, bool) {
+	buf := make([]byte, 1500)
+	pc.SetReadDeadline(until)
+	for {
+		n, src, err := pc.ReadFrom(buf)
+		if err != nil {
+			return netip.AddrPort{}, false
+		}
+		m := &stun.Message{Raw: append([]byte(nil), buf[:n]...)}
+		if m.Decode() == nil && m.TransactionID == id {
+			s, _ := netip.ParseAddrPort(src.String())
+			return unmap(s), true
+		}
+	}
+}
+
+func udpAddrPort(ip net.IP, port int) netip.AddrPort {
+	a, ok := netip.AddrFromSlice(ip)
+	if !ok {
+		return netip.AddrPort{}
+	}
+	return netip.AddrPortFrom(a.Unmap(), uint16(port))
+}

@@ -1,0 +1,15 @@
+//go:build !linux
+
+package probe
+
+import (
+	"context"
+	"net/netip"
+	"time"
+)
+
+// ttlProbe needs IP_RECVERR, which only Linux offers to unprivileged
+// sockets: elsewhere the carrier-NAT probe is not tested.
+func ttlProbe(context.Context, netip.AddrPort, time.Duration, time.Duration) ([]Hop, int, bool) {
+	return nil, 0, false
+}

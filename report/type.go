@@ -1,0 +1,218 @@
+package report
+
+import (
+	"fmt"
+	"io"
+	"net/netip"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/natcheck/natcheck/probe"
+)
+
+// TypeJSON is the JSON form of `natcheck type`. Field names are a public
+// contract (docs/json.md). Tri-state findings are null when not tested.
+type TypeJSON struct {
+	SchemaVersion         int        `json:"schema_version"`
+	Family                string     `json:"family"`
+	Type                  string     `json:"type"`
+	NAT                   *bool      `json:"nat"`
+	Mapping               string     `json:"mapping"`
+	Filtering             string     `json:"filtering"`
+	PublicIP              string     `json:"public_ip"`
+	PublicPort            int        `json:"public_port"`
+	LocalIP               string     `json:"local_ip"`
+	LocalPort             int        `json:"local_port"`
+	PortPreservation      *bool      `json:"port_preservation"`
+	Hairpinning           *bool      `json:"hairpinning"`
+	CGNAT                 *bool      `json:"cgnat"`
+	ALG                   *bool      `json:"alg"`
+	MappingVariesByDestIP *bool      `json:"mapping_varies_by_dest_ip"`
+	RFC5780               string     `json:"rfc5780"`
+	Server                string     `json:"server_address"`
+	Servers               []string   `json:"server_addresses"`
+	Outlook               string     `json:"p2p_outlook"`
+	Evidence              []string   `json:"evidence"`
+	ElapsedMs             float64    `json:"elapsed_ms"`
+	Hops                  []HopJSON  `json:"hops"`
+	ServerTTL             int        `json:"server_ttl"`
+	Tests                 []TestJSON `json:"tests"`
+}
+
+// HopJSON is one router seen by the TTL-limited probe.
+type HopJSON struct {
+	TTL     int    `json:"ttl"`
+	Address string `json:"ip"`
+}
+
+// TestJSON is the raw observation of one test.
+type TestJSON struct {
+	Name         string   `json:"name"`
+	Local        string   `json:"local_address,omitempty"`
+	To           string   `json:"to_address,omitempty"`
+	Change       string   `json:"change,omitempty"`
+	Expect       string   `json:"expected_from_address,omitempty"`
+	Replied      bool     `json:"replied"`
+	From         string   `json:"from_address,omitempty"`
+	RTTMs        *float64 `json:"rtt_ms"`
+	Attempts     int      `json:"attempts"`
+	XORMapped    string   `json:"xor_mapped_address,omitempty"`
+	Mapped       string   `json:"mapped_address,omitempty"`
+	OtherAddress string   `json:"other_address,omitempty"`
+	ErrorCode    int      `json:"error_code,omitempty"`
+	Error        string   `json:"error,omitempty"`
+}
+
+// NewTypeJSON converts a behaviour run to its JSON form.
+func NewTypeJSON(f probe.Family, r *probe.TypeResult) TypeJSON {
+	v := r.Verdict
+	out := TypeJSON{
+		SchemaVersion: SchemaVersion, Family: strings.ToLower(f.String()),
+		Type: v.Type, NAT: v.NAT, Mapping: v.Mapping, Filtering: v.Filtering,
+		PortPreservation: v.PortPreservation, Hairpinning: v.Hairpinning, CGNAT: v.CGNAT, ALG: v.ALG,
+		MappingVariesByDestIP: v.MappingVariesByDestIP, RFC5780: v.RFC5780,
+		Server: addrOrEmpty(r.Primary), Servers: []string{}, Outlook: v.Outlook,
+		Evidence: append([]string{}, v.Evidence...), ElapsedMs: Millis(r.Duration),
+		Hops: []HopJSON{}, Tests: []TestJSON{}, ServerTTL: r.ReachedTTL,
+	}
+	if v.Public.IsValid() {
+		out.PublicIP, out.PublicPort = v.Public.Addr().Unmap().String(), int(v.Public.Port())
+	}
+	if v.Local.IsValid() {
+		out.LocalIP, out.LocalPort = v.Local.Addr().Unmap().String(), int(v.Local.Port())
+	}
+	for _, s := range r.Servers {
+		out.Servers = append(out.Servers, s.String())
+	}
+	for _, h := range r.Hops {
+		out.Hops = append(out.Hops, HopJSON{TTL: h.TTL, Address: h.From.Unmap().String()})
+	}
+	for _, t := range r.Tests {
+		out.Tests = append(out.Tests, testJSON(t))
+	}
+	return out
+}
+
+func testJSON(t probe.TestResult) TestJSON {
+	j := TestJSON{Name: t.Name, Local: addrOrEmpty(t.Local), To: addrOrEmpty(t.To), Change: changeName(t.Change),
+		Expect: addrOrEmpty(t.Expect), Replied: t.Replied, From: addrOrEmpty(t.From), Attempts: t.Attempts,
+		XORMapped: addrOrEmpty(t.XORMapped), Mapped: addrOrEmpty(t.Mapped), OtherAddress: addrOrEmpty(t.OtherAddress),
+		ErrorCode: t.ErrorCode, Error: t.Err}
+	if t.Replied && t.RTT > 0 {
+		ms := Millis(t.RTT)
+		j.RTTMs = &ms
+	}
+	return j
+}
+
+func changeName(c probe.ChangeFlags) string {
+	switch c {
+	case 0:
+		return ""
+	case probe.ChangeIP | probe.ChangePort:
+		return "ip+port"
+	case probe.ChangePort:
+		return "port"
+	case probe.ChangeIP:
+		return "ip"
+	}
+	return fmt.Sprintf("0x%x", uint32(c))
+}
+
+// addrOrEmpty prints an address with IPv4-mapped IPv6 shown as IPv4.
+func addrOrEmpty(a netip.AddrPort) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return netip.AddrPortFrom(a.Addr().Unmap(), a.Port()).String()
+}
+
+// TypeText writes the verdict in one line first, then the addresses, each
+// finding with its evidence, and the peer-to-peer outlook. Verbose adds
+// every test's raw observation.
+func TypeText(out io.Writer, r *probe.TypeResult, verbose bool) error {
+	v := r.Verdict
+	if _, err := fmt.Fprintln(out, VerdictLine(v)); err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "public address\t%s\n", AddrString(v.Public))
+	fmt.Fprintf(tw, "local address\t%s\n", AddrString(v.Local))
+	fmt.Fprintf(tw, "behind NAT\t%s\n", triState(v.NAT))
+	fmt.Fprintf(tw, "mapping\t%s\n", v.Mapping)
+	fmt.Fprintf(tw, "filtering\t%s\n", v.Filtering)
+	fmt.Fprintf(tw, "port preservation\t%s\n", triState(v.PortPreservation))
+	fmt.Fprintf(tw, "hairpinning\t%s\n", triState(v.Hairpinning))
+	fmt.Fprintf(tw, "carrier-grade NAT\t%s\n", triState(v.CGNAT))
+	fmt.Fprintf(tw, "ALG\t%s\n", triState(v.ALG))
+	fmt.Fprintf(tw, "server\t%s (RFC 5780 support: %s)\n", AddrString(r.Primary), v.RFC5780)
+	fmt.Fprintf(tw, "time\t%s\n", FormatDuration(r.Duration))
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(out, "evidence:")
+	for _, e := range v.Evidence {
+		fmt.Fprintf(out, "  - %s\n", e)
+	}
+	if len(r.Hops) > 0 {
+		var hs []string
+		for _, h := range r.Hops {
+			hs = append(hs, fmt.Sprintf("%d:%s", h.TTL, h.From.Unmap()))
+		}
+		fmt.Fprintf(out, "  - path (TTL:router): %s\n", strings.Join(hs, " "))
+	}
+	if _, err := fmt.Fprintf(out, "P2P: %s\n", v.Outlook); err != nil || !verbose {
+		return err
+	}
+	fmt.Fprintln(out, "tests:")
+	tw = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	for _, t := range r.Tests {
+		fmt.Fprintf(tw, "  %s\t%s\n", t.Name, testLine(t))
+	}
+	return tw.Flush()
+}
+
+// VerdictLine is the one-line answer: the classic name, then the RFC 4787
+// behaviours it rests on.
+func VerdictLine(v probe.Verdict) string {
+	switch v.Type {
+	case probe.TypeUDPBlocked:
+		return "udp-blocked (UDP gets no answer; STUN over TCP does)"
+	case probe.TypeOpenInternet, probe.TypeSymmetricFirewall:
+		return fmt.Sprintf("%s (no NAT; filtering %s)", v.Type, v.Filtering)
+	}
+	return fmt.Sprintf("%s (mapping %s, filtering %s)", v.Type, v.Mapping, v.Filtering)
+}
+
+func triState(b *bool) string {
+	switch {
+	case b == nil:
+		return "not tested / unknown"
+	case *b:
+		return "yes"
+	default:
+		return "no"
+	}
+}
+
+func testLine(t probe.TestResult) string {
+	parts := []string{"to " + AddrString(t.To)}
+	if c := changeName(t.Change); c != "" {
+		parts = append(parts, "change "+c)
+	}
+	if !t.Replied {
+		parts = append(parts, fmt.Sprintf("no reply (%d sent)", t.Attempts))
+	} else {
+		parts = append(parts, "reply from "+AddrString(t.From))
+		if t.RTT > 0 {
+			parts = append(parts, "rtt "+FormatDuration(t.RTT))
+		}
+		if t.XORMapped.IsValid() {
+			parts = append(parts, "saw "+AddrString(t.XORMapped))
+		}
+	}
+	if t.Err != "" {
+		parts = append(parts, "("+t.Err+")")
+	}
+	return strings.Join(parts, "  ")
+}

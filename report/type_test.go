@@ -1,0 +1,40 @@
+package report
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/natcheck/natcheck/probe"
+)
+
+func TestTypeJSONKeepsNotTestedApartFromFalse(t *testing.T) {
+	f := false
+	r := &probe.TypeResult{Verdict: probe.Verdict{Type: probe.TypeFullCone, NAT: &f, Hairpinning: &f,
+		Public: netip.MustParseAddrPort("[::ffff:203.0.113.2]:4000")}}
+	var buf bytes.Buffer
+	if err := WriteJSON(&buf, NewTypeJSON(probe.IPv4, r)); err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &m); err != nil {
+		t.Fatal(err)
+	}
+	cases := map[string]any{"schema_version": float64(SchemaVersion), "nat": false, "hairpinning": false,
+		"cgnat": nil, "alg": nil, "port_preservation": nil, "public_ip": "203.0.113.2", "type": "full-cone"}
+	for k, want := range cases {
+		t.Run(k, func(t *testing.T) {
+			got, ok := m[k]
+			if !ok || got != want {
+				t.Errorf("%s = %v (present %v), want %v", k, got, ok, want)
+			}
+		})
+	}
+	for _, k := range []string{"tests", "hops", "evidence", "server_addresses"} {
+		if _, ok := m[k].([]any); !ok {
+			t.Errorf("%s should be a list, never null: %s", k, strings.TrimSpace(buf.String()))
+		}
+	}
+}
