@@ -2,7 +2,6 @@ package probe
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -30,10 +29,6 @@ type TCPBindingResult struct {
 
 // OK reports whether the binding gave a mapped address.
 func (r TCPBindingResult) OK() bool { return r.Err == nil && r.Mapped.IsValid() }
-
-// maxTCPMessage bounds a STUN message read from a stream: a Binding
-// response is far smaller, and a peer that claims more is not a STUN server.
-const maxTCPMessage = 2048
 
 // TCPBinding connects to to over TCP and runs one Binding transaction. A
 // valid laddr binds the connection to that local endpoint (shared with other
@@ -67,7 +62,7 @@ func TCPBinding(ctx context.Context, f Family, laddr, to netip.AddrPort) (TCPBin
 		r.Err = err
 		return r, c
 	}
-	m, err := readStreamSTUN(c)
+	m, err := readBindingResponse(c)
 	if err != nil {
 		if ctx.Err() != nil {
 			err = ctx.Err()
@@ -92,28 +87,18 @@ func TCPBinding(ctx context.Context, f Family, laddr, to netip.AddrPort) (TCPBin
 	return r, c
 }
 
-// readStreamSTUN reads one STUN message from a stream: the 20-byte header
-// gives the length of the attributes that follow. Only Binding responses
-// with a valid FINGERPRINT (when present) pass.
-func readStreamSTUN(rd io.Reader) (*stun.Message, error) {
-	hdr := make([]byte, 20)
-	if _, err := io.ReadFull(rd, hdr); err != nil {
+// readBindingResponse reads one STUN message from a stream (with the framing
+// of readStreamMessage) and accepts it only as a Binding response whose
+// FINGERPRINT, when present, is right: the checks UDP replies get too.
+func readBindingResponse(rd io.Reader) (*stun.Message, error) {
+	m, err := readStreamMessage(rd)
+	if err != nil {
 		return nil, err
 	}
-	n := int(binary.BigEndian.Uint16(hdr[2:4]))
-	if hdr[0]&0xc0 != 0 || n%4 != 0 || 20+n > maxTCPMessage {
-		return nil, errors.New("malformed STUN message over TCP")
+	if m, ok := decodeResponse(m.Raw); ok {
+		return m, nil
 	}
-	raw := make([]byte, 20+n)
-	copy(raw, hdr)
-	if _, err := io.ReadFull(rd, raw[20:]); err != nil {
-		return nil, err
-	}
-	m, ok := decodeResponse(raw)
-	if !ok {
-		return nil, errors.New("malformed STUN message over TCP")
-	}
-	return m, nil
+	return nil, errors.New("not a STUN Binding response")
 }
 
 // TCPMappingOptions configure RunTCPMapping.
@@ -127,8 +112,8 @@ type TCPMappingOptions struct {
 // destination?
 type TCPMapping struct {
 	Family Family
-	// Mapping is "endpoint-independent", "address-dependent",
-	// "address-and-port-dependent" or "unknown".
+	// Mapping is EndpointIndependent, AddressDependent,
+	// AddressAndPortDependent or Unknown, as Verdict.Mapping for UDP.
 	Mapping string
 	// EndpointIndependent is nil when not tested; false may come with an
 	// unknown Mapping when no second port of the server could be tried.
@@ -139,14 +124,6 @@ type TCPMapping struct {
 	Reason              string             // why Mapping is unknown
 	Elapsed             time.Duration
 }
-
-// Values of TCPMapping.Mapping.
-const (
-	tcpEIM     = "endpoint-independent"
-	tcpADM     = "address-dependent"
-	tcpAPDM    = "address-and-port-dependent"
-	tcpUnknown = "unknown"
-)
 
 // RunTCPMapping asks every server for a binding over TCP at once (which
 // ones answer, and their OTHER-ADDRESS), then opens, from one shared local
@@ -163,7 +140,7 @@ func RunTCPMapping(ctx context.Context, o TCPMappingOptions) (*TCPMapping, error
 	if o.Family == 0 {
 		o.Family = IPv4
 	}
-	m := &TCPMapping{Family: o.Family, Mapping: tcpUnknown}
+	m := &TCPMapping{Family: o.Family, Mapping: Unknown}
 	defer func() { m.Elapsed = time.Since(start) }()
 
 	m.Servers = tcpProbeAll(ctx, o)
@@ -303,7 +280,7 @@ func (m *TCPMapping) judge() {
 			return
 		}
 		if other.Mapped == first.Mapped {
-			m.Mapping, m.EndpointIndependent = tcpEIM, &yes
+			m.Mapping, m.EndpointIndependent = EndpointIndependent, &yes
 			return
 		}
 		m.EndpointIndependent = &no
@@ -316,7 +293,7 @@ func (m *TCPMapping) judge() {
 		return
 	}
 	if altIP.Mapped == first.Mapped {
-		m.Mapping, m.EndpointIndependent = tcpEIM, &yes
+		m.Mapping, m.EndpointIndependent = EndpointIndependent, &yes
 		return
 	}
 	m.EndpointIndependent = &no
@@ -324,9 +301,9 @@ func (m *TCPMapping) judge() {
 	case altPort == nil || !altPort.OK():
 		m.Reason = "the server's OTHER-ADDRESS did not answer over TCP"
 	case altPort.Mapped == altIP.Mapped:
-		m.Mapping = tcpADM
+		m.Mapping = AddressDependent
 	default:
-		m.Mapping = tcpAPDM
+		m.Mapping = AddressAndPortDependent
 	}
 }
 

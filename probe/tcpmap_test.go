@@ -122,13 +122,13 @@ func TestTCPMappingBehaviours(t *testing.T) {
 		want   string
 		eim    bool
 	}{
-		{"loopback is endpoint-independent", nil, tcpEIM, true},
+		{"loopback is endpoint-independent", nil, EndpointIndependent, true},
 		{"address-dependent", func(c, l netip.AddrPort) netip.AddrPort {
 			return netip.AddrPortFrom(lo, c.Port()+uint16(l.Addr().As4()[3]))
-		}, tcpADM, false},
+		}, AddressDependent, false},
 		{"address-and-port-dependent", func(c, l netip.AddrPort) netip.AddrPort {
 			return netip.AddrPortFrom(lo, c.Port()^l.Port()+uint16(l.Addr().As4()[3]))
-		}, tcpAPDM, false},
+		}, AddressAndPortDependent, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := runTCPMapping(t, rfc5780TCP(t, tc.mapped))
@@ -153,14 +153,14 @@ func TestTCPMappingWithTwoPlainServers(t *testing.T) {
 	a := startTCPServer(t, "127.0.0.1:0", netip.AddrPort{}, nil)
 	b := startTCPServer(t, "127.0.0.2:0", netip.AddrPort{}, nil)
 	m := runTCPMapping(t, serverAt(t, a.addr), serverAt(t, b.addr))
-	if m.Mapping != tcpEIM || m.Tests[1].Name != "other-server" {
+	if m.Mapping != EndpointIndependent || m.Tests[1].Name != "other-server" {
 		t.Errorf("mapping %q (%s), tests %+v", m.Mapping, m.Reason, m.Tests)
 	}
 	dep := func(c, l netip.AddrPort) netip.AddrPort { return netip.AddrPortFrom(l.Addr(), c.Port()) }
 	a2 := startTCPServer(t, "127.0.0.1:0", netip.AddrPort{}, dep)
 	b2 := startTCPServer(t, "127.0.0.2:0", netip.AddrPort{}, dep)
 	m = runTCPMapping(t, serverAt(t, a2.addr), serverAt(t, b2.addr))
-	if m.Mapping != tcpUnknown || m.EndpointIndependent == nil || *m.EndpointIndependent || m.Reason == "" {
+	if m.Mapping != Unknown || m.EndpointIndependent == nil || *m.EndpointIndependent || m.Reason == "" {
 		t.Errorf("mapping %q eim %v reason %q; want unknown, false, a reason", m.Mapping, m.EndpointIndependent, m.Reason)
 	}
 }
@@ -168,7 +168,7 @@ func TestTCPMappingWithTwoPlainServers(t *testing.T) {
 func TestTCPMappingOneServerIsUnknown(t *testing.T) {
 	a := startTCPServer(t, "127.0.0.1:0", netip.AddrPort{}, nil)
 	m := runTCPMapping(t, serverAt(t, a.addr))
-	if m.Mapping != tcpUnknown || m.EndpointIndependent != nil || m.Reason == "" || !m.Servers[0].OK() {
+	if m.Mapping != Unknown || m.EndpointIndependent != nil || m.Reason == "" || !m.Servers[0].OK() {
 		t.Errorf("mapping %q eim %v reason %q servers %+v", m.Mapping, m.EndpointIndependent, m.Reason, m.Servers)
 	}
 }
@@ -214,15 +214,16 @@ func TestTCPBindingRejectsForeignReplies(t *testing.T) {
 	}
 }
 
-func FuzzReadStreamSTUN(f *testing.F) {
+func FuzzReadBindingResponse(f *testing.F) {
 	m, _ := stun.Build(stun.TransactionID, stun.BindingSuccess, &stun.XORMappedAddress{IP: net.IPv4(1, 2, 3, 4), Port: 5}, stun.Fingerprint)
+	req, _ := stun.Build(stun.TransactionID, stun.BindingRequest, stun.Fingerprint)
 	f.Add(m.Raw)
+	f.Add(req.Raw)
 	f.Add([]byte{0, 1, 0xff, 0xfc})
-	f.Add(append(append([]byte(nil), m.Raw[:20]...), 0, 0))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		msg, err := readStreamSTUN(bytes.NewReader(b))
-		if err == nil && (msg == nil || msg.Type.Method != stun.MethodBinding) {
-			t.Fatalf("accepted a non-Binding message: %v", msg)
+		msg, err := readBindingResponse(bytes.NewReader(b))
+		if err == nil && (msg == nil || msg.Type.Method != stun.MethodBinding || msg.Type.Class == stun.ClassRequest) {
+			t.Fatalf("accepted something other than a Binding response: %v", msg)
 		}
 	})
 }
