@@ -31,6 +31,7 @@ func within(got, want time.Duration, frac float64) bool {
 // measured lifetime must come within 20% of it, and the run must end soon
 // after the lifetime instead of running to --max.
 func TestLifetimeMatchesConntrackTimeout(t *testing.T) {
+	t.Parallel() // mostly idle waiting: lifetime runs overlap
 	const timeout = 10 * time.Second
 	l := lab.New(t, lab.Options{Kind: lab.PortRestrictedCone})
 	l.SetUDPTimeout(timeout, timeout)
@@ -64,6 +65,7 @@ func TestLifetimeMatchesConntrackTimeout(t *testing.T) {
 // natcheck serve honours RESPONSE-PORT with its default per-source rate
 // limit on: the burst of mappings a round opens must stay within it.
 func TestLifetimeWithNatcheckServe(t *testing.T) {
+	t.Parallel() // mostly idle waiting: lifetime runs overlap
 	const timeout = 6 * time.Second
 	l := lab.New(t, lab.Options{Kind: lab.Symmetric})
 	l.SetUDPTimeout(timeout, timeout)
@@ -90,6 +92,7 @@ func TestLifetimeWithNatcheckServe(t *testing.T) {
 // timeout: --established measures that one, the default the single-exchange
 // one.
 func TestLifetimeEstablishedFlowUsesStreamTimeout(t *testing.T) {
+	t.Parallel() // mostly idle waiting: lifetime runs overlap
 	const unreplied, stream = 3 * time.Second, 7 * time.Second
 	l := lab.New(t, lab.Options{Kind: lab.PortRestrictedCone})
 	l.SetUDPTimeout(unreplied, stream)
@@ -116,6 +119,7 @@ func TestLifetimeEstablishedFlowUsesStreamTimeout(t *testing.T) {
 // Without RESPONSE-PORT, a NAT that picks random ports still shows expiry:
 // the idle socket's next request comes out on a new port.
 func TestLifetimeByPortChangeBehindSymmetricNAT(t *testing.T) {
+	t.Parallel() // mostly idle waiting: lifetime runs overlap
 	const timeout = 5 * time.Second
 	l := lab.New(t, lab.Options{Kind: lab.Symmetric})
 	l.SetUDPTimeout(timeout, timeout)
@@ -165,6 +169,7 @@ func TestLifetimeDefaultTimeout(t *testing.T) {
 // Conntrack times out NAT66 mappings as it does IPv4 ones: the lifetime is
 // measured over IPv6 too.
 func TestLifetimeOverNAT66(t *testing.T) {
+	t.Parallel() // mostly idle waiting: lifetime runs overlap
 	const timeout = 5 * time.Second
 	l := lab.New(t, lab.Options{Kind: lab.PortRestrictedCone})
 	v6 := l.AddIPv6(lab.IPv6NAT66)
