@@ -566,13 +566,12 @@ func pickResponsePortServer(ctx context.Context, o LifetimeOptions) (netip.AddrP
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	out := make([]LifetimeServer, len(o.Servers))
-	rtts := make([]time.Duration, len(o.Servers))
 	done := make([]chan struct{}, len(o.Servers))
 	for i, s := range o.Servers {
 		done[i] = make(chan struct{})
 		go func() {
 			defer close(done[i])
-			out[i], rtts[i] = checkResponsePort(ctx, o, s)
+			out[i] = checkResponsePort(ctx, o, s)
 		}()
 	}
 	for i := range o.Servers {
@@ -585,7 +584,7 @@ func pickResponsePortServer(ctx context.Context, o LifetimeOptions) (netip.AddrP
 					out[j] = LifetimeServer{Server: out[j].Server, Address: out[j].Address}
 				}
 			}
-			return out[i].Address, rtts[i], out
+			return out[i].Address, out[i].RTT, out
 		}
 	}
 	return netip.AddrPort{}, 0, out
@@ -593,35 +592,35 @@ func pickResponsePortServer(ctx context.Context, o LifetimeOptions) (netip.AddrP
 
 // checkResponsePort makes one mapping and asks, from a second socket, for
 // an answer to it at once: the RESPONSE-PORT exchange the measurement uses.
-func checkResponsePort(ctx context.Context, o LifetimeOptions, s Server) (LifetimeServer, time.Duration) {
+func checkResponsePort(ctx context.Context, o LifetimeOptions, s Server) LifetimeServer {
 	ls := LifetimeServer{Server: s}
 	addrs, err := s.Resolve(ctx, o.Family)
 	if err != nil {
 		ls.Err = err
-		return ls, 0
+		return ls
 	}
 	ls.Address = addrs[0]
 	x, err := Listen(ctx, o.Net, o.Family, "")
 	if err != nil {
 		ls.Err = err
-		return ls, 0
+		return ls
 	}
 	defer x.Close()
 	resp, err := x.Do(ctx, Request{To: ls.Address})
 	switch {
 	case err != nil:
 		ls.Support, ls.Err = RPNoAnswer, err
-		return ls, 0
+		return ls
 	case resp.ErrorCode != 0 || !resp.PublicAddr().IsValid():
 		ls.Support, ls.ErrorCode = RPRefused, resp.ErrorCode
 		ls.Err = fmt.Errorf("binding answered with error %d and no mapped address", resp.ErrorCode)
-		return ls, 0
+		return ls
 	}
 	ls.Mapped, ls.LocalPort, ls.RTT = resp.PublicAddr(), x.LocalAddr().Port(), resp.RTT
 	y, err := Listen(ctx, o.Net, o.Family, "")
 	if err != nil {
 		ls.Err = err
-		return ls, 0
+		return ls
 	}
 	defer y.Close()
 	rto := min(max(4*resp.RTT, 50*time.Millisecond), 500*time.Millisecond)
@@ -630,7 +629,7 @@ func checkResponsePort(ctx context.Context, o LifetimeOptions, s Server) (Lifeti
 	if ls.Support == "" {
 		ls.Support = RPNoAnswer
 	}
-	return ls, resp.RTT
+	return ls
 }
 
 // portChangeServer picks, for the fallback method, the first server that
