@@ -1,0 +1,72 @@
+package cmd
+
+import (
+	"context"
+
+	"github.com/natcheck/natcheck/probe"
+	"github.com/natcheck/natcheck/report"
+	"github.com/spf13/cobra"
+)
+
+func init() { register(newServersCmd) }
+
+type serversOptions struct {
+	flags probeFlags
+	probe bool
+	check func(context.Context, probe.Family, []probe.Server) []probe.ServerCheck
+}
+
+func newServersCmd(s *Streams) *cobra.Command {
+	return newServersCmdWith(s, func(ctx context.Context, f probe.Family, ss []probe.Server) []probe.ServerCheck {
+		return probe.CheckServers(ctx, nil, f, ss)
+	})
+}
+
+// newServersCmdWith lets tests replace the probing.
+func newServersCmdWith(s *Streams, check func(context.Context, probe.Family, []probe.Server) []probe.ServerCheck) *cobra.Command {
+	o := &serversOptions{check: check}
+	c := &cobra.Command{
+		Use:   "servers",
+		Short: "List the STUN servers natcheck uses and, with --probe, test each",
+		Long: `servers lists the STUN servers natcheck would ask: those given with
+--server, else $NATCHECK_SERVERS, else the built-in list.
+
+With --probe it asks every server at once for a Binding and reports whether
+it answered, its round-trip time, and its RFC 5780 support: "verified" when
+a CHANGE-REQUEST reply really came from its OTHER-ADDRESS, "advertised"
+when it names a valid OTHER-ADDRESS that could not be proven from here,
+"invalid" when its OTHER-ADDRESS has no second IP and port or a changed
+reply came from the wrong place, "absent" otherwise. Public servers' RFC
+5780 support comes and goes, so natcheck never assumes it.`,
+		Example: `  natcheck servers
+  natcheck servers --probe
+  natcheck servers --probe --json | jq -r '.servers[] | select(.rfc5780 == "verified") | .server'`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			return runServers(c.Context(), s, o)
+		},
+	}
+	o.flags.register(c)
+	c.Flags().BoolVar(&o.probe, "probe", false, "ask each server: reachability, RTT, RFC 5780 support")
+	return c
+}
+
+func runServers(parent context.Context, s *Streams, o *serversOptions) error {
+	r, err := o.flags.resolve(getenv)
+	if err != nil {
+		return err
+	}
+	var checks []probe.ServerCheck
+	if o.probe {
+		ctx, cancel := context.WithTimeout(parent, r.timeout)
+		checks = o.check(ctx, r.family, r.servers)
+		cancel()
+		if parent.Err() != nil {
+			return runError(parent, parent.Err())
+		}
+	}
+	if o.flags.json {
+		return report.WriteJSON(s.Out, report.NewServersJSON(r.family, r.servers, checks))
+	}
+	return report.ServersText(s.Out, r.servers, checks)
+}
