@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -157,7 +156,7 @@ func runType(ctx context.Context, cfg TypeConfig) (*TypeResult, error) {
 	}
 
 	res := &TypeResult{Servers: cfg.Servers}
-	res.HostAddrs = hostAddrs(cfg.Net)
+	res.HostAddrs, _ = Interfaces(cfg.Net)
 	res.RouteSource, _ = RouteSource(cfg.Net, cfg.Family, cfg.Servers[0])
 
 	mc, err := Listen(ctx, cfg.Net, cfg.Family, wildcard(cfg.Family))
@@ -585,45 +584,6 @@ func maxRTT(ts []TestResult) time.Duration {
 		m = firstGap // only retransmitted answers: no unambiguous RTT (Karn)
 	}
 	return m
-}
-
-// hostAddrs lists every interface address; tunnel interfaces are marked
-// because their addresses (tailscale's 100.64/10) say nothing about NAT.
-func hostAddrs(n transport.Net) []HostAddr {
-	ifs, err := n.Interfaces()
-	if err != nil {
-		return nil
-	}
-	var out []HostAddr
-	for _, ifc := range ifs {
-		addrs, err := ifc.Addrs()
-		if err != nil {
-			continue
-		}
-		tunnel := ifc.Flags&net.FlagPointToPoint != 0 || isTunnelName(ifc.Name)
-		for _, a := range addrs {
-			var ip net.IP
-			switch v := a.(type) {
-			case *net.IPNet:
-				ip = v.IP
-			case *net.IPAddr:
-				ip = v.IP
-			}
-			if na, ok := netip.AddrFromSlice(ip); ok {
-				out = append(out, HostAddr{Addr: na.Unmap(), Iface: ifc.Name, Tunnel: tunnel})
-			}
-		}
-	}
-	return out
-}
-
-func isTunnelName(name string) bool {
-	for _, p := range []string{"tailscale", "wg", "tun", "utun", "zt", "ts"} {
-		if strings.HasPrefix(name, p) {
-			return true
-		}
-	}
-	return false
 }
 
 // summary is one progress line for --verbose.

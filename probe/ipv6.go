@@ -61,7 +61,7 @@ func CheckIPv6(ctx context.Context, o IPv6Options) (*IPv6Check, error) {
 			return nil, err
 		}
 	}
-	own, err := HostAddrs(n)
+	own, err := Interfaces(n)
 	if err != nil {
 		return nil, err
 	}
@@ -87,8 +87,9 @@ func CheckIPv6(ctx context.Context, o IPv6Options) (*IPv6Check, error) {
 }
 
 // splitIPv6 picks the global and unique local IPv6 addresses.
-func splitIPv6(addrs []netip.Addr) (global, ula []netip.Addr) {
-	for _, a := range addrs {
+func splitIPv6(addrs []HostAddr) (global, ula []netip.Addr) {
+	for _, h := range addrs {
+		a := h.Addr
 		if !a.Is6() || a.Is4In6() {
 			continue
 		}

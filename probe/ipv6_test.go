@@ -63,13 +63,9 @@ func TestIPv6Failures(t *testing.T) {
 }
 
 func TestSplitIPv6(t *testing.T) {
-	in := []netip.Addr{
-		netip.MustParseAddr("192.0.2.1"),
-		netip.MustParseAddr("::ffff:192.0.2.1"),
-		netip.MustParseAddr("::1"),
-		netip.MustParseAddr("fe80::1"),
-		netip.MustParseAddr("fd00:1::2"),
-		netip.MustParseAddr("2001:db8:1::2"),
+	var in []HostAddr
+	for _, a := range []string{"192.0.2.1", "::ffff:192.0.2.1", "::1", "fe80::1", "fd00:1::2", "2001:db8:1::2"} {
+		in = append(in, HostAddr{Addr: netip.MustParseAddr(a), Iface: "eth0"})
 	}
 	g, u := splitIPv6(in)
 	if len(g) != 1 || g[0].String() != "2001:db8:1::2" || len(u) != 1 || u[0].String() != "fd00:1::2" {

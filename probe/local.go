@@ -4,30 +4,43 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 
 	"github.com/pion/transport/v3"
 )
 
-// HostAddrs returns every address on the host's interfaces, loopback
+// Interfaces returns every address on the host's interfaces, loopback
 // included, so that a mapped address can be recognised as the host's own.
-func HostAddrs(n transport.Net) ([]netip.Addr, error) {
-	ifaces, err := n.Interfaces()
+// Tunnel interfaces are marked because their addresses (tailscale's
+// 100.64.0.0/10) say nothing about NAT.
+func Interfaces(n transport.Net) ([]HostAddr, error) {
+	ifs, err := n.Interfaces()
 	if err != nil {
 		return nil, fmt.Errorf("list interfaces: %w", err)
 	}
-	var out []netip.Addr
-	for _, ifc := range ifaces {
+	var out []HostAddr
+	for _, ifc := range ifs {
 		addrs, err := ifc.Addrs()
 		if err != nil {
 			continue
 		}
+		tunnel := ifc.Flags&net.FlagPointToPoint != 0 || isTunnelName(ifc.Name)
 		for _, a := range addrs {
 			if p, ok := prefixOf(a); ok {
-				out = append(out, p.Addr().Unmap())
+				out = append(out, HostAddr{Addr: p.Addr().Unmap(), Iface: ifc.Name, Tunnel: tunnel})
 			}
 		}
 	}
 	return out, nil
+}
+
+func isTunnelName(name string) bool {
+	for _, p := range []string{"tailscale", "wg", "tun", "utun", "zt", "ts"} {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
 }
 
 func prefixOf(a net.Addr) (netip.Prefix, bool) {
@@ -68,10 +81,10 @@ func RouteSource(n transport.Net, f Family, to netip.AddrPort) (netip.Addr, erro
 }
 
 // isOwnAddr reports whether a is one of the host's addresses.
-func isOwnAddr(a netip.Addr, own []netip.Addr) bool {
+func isOwnAddr(a netip.Addr, own []HostAddr) bool {
 	a = a.Unmap()
 	for _, o := range own {
-		if o == a {
+		if o.Addr == a {
 			return true
 		}
 	}

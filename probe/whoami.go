@@ -161,7 +161,7 @@ collect:
 			break
 		}
 	}
-	own, err := HostAddrs(n)
+	own, err := Interfaces(n)
 	if err != nil {
 		return w, err
 	}
