@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/natcheck/natcheck/probe"
 	"github.com/natcheck/natcheck/report"
@@ -15,16 +16,19 @@ func init() { register(newTypeCmd) }
 
 // typeOptions is everything `natcheck type` needs to run.
 type typeOptions struct {
-	flags  probeFlags
-	failOn []string
-	run    func(context.Context, probe.TypeOptions) (*probe.TypeResult, error)
+	flags       probeFlags
+	failOn      []string
+	lifetime    bool
+	lifetimeMax time.Duration
+	run         func(context.Context, probe.TypeOptions) (*probe.TypeResult, error)
+	measure     func(context.Context, probe.LifetimeOptions) (*probe.Lifetime, error)
 }
 
 func newTypeCmd(s *Streams) *cobra.Command { return newTypeCmdWith(s, probe.RunType) }
 
 // newTypeCmdWith lets tests replace the probe run.
 func newTypeCmdWith(s *Streams, run func(context.Context, probe.TypeOptions) (*probe.TypeResult, error)) *cobra.Command {
-	o := &typeOptions{run: run}
+	o := &typeOptions{run: run, measure: probe.MeasureLifetime}
 	c := &cobra.Command{
 		Use:   "type",
 		Short: "Tell what kind of NAT or firewall this host is behind",
@@ -35,12 +39,17 @@ unknown, with the RFC 4787 mapping and filtering behaviour behind it, port
 preservation, hairpinning, carrier-grade NAT and ALG findings, and what it
 means for peer-to-peer connections. A test that cannot decide says unknown.
 
+--lifetime also measures how long the NAT keeps an idle UDP mapping (many
+mappings idle for different times at once; it takes about the lifetime
+itself, at most --lifetime-max), so it is never part of a default run.
+
 Filtering needs a server with RFC 5780 support (a second IP and port); with
 plain servers only, mapping comes from comparing two servers on different
 IPs and filtering is unknown. See docs/nat-types.md.`,
 		Example: `  natcheck type
   natcheck type -s stun.example.net -s 203.0.113.10:3478 --json | jq -r .type
-  natcheck type --fail-on symmetric,udp-blocked || echo "a relay will be needed"`,
+  natcheck type --fail-on symmetric,udp-blocked || echo "a relay will be needed"
+  natcheck type --lifetime --lifetime-max 90s`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			return runType(c.Context(), s, o)
@@ -49,6 +58,8 @@ IPs and filtering is unknown. See docs/nat-types.md.`,
 	o.flags.register(c)
 	c.Flags().StringSliceVar(&o.failOn, "fail-on", nil,
 		"exit with status 4 when the type is one of these (comma separated: "+strings.Join(probe.Types, ", ")+")")
+	c.Flags().BoolVar(&o.lifetime, "lifetime", false, "also measure the idle UDP mapping lifetime (takes up to --lifetime-max)")
+	c.Flags().DurationVar(&o.lifetimeMax, "lifetime-max", probe.DefaultLifetimeMax, "longest idle time --lifetime probes")
 	return c
 }
 
@@ -56,6 +67,9 @@ func runType(parent context.Context, s *Streams, o *typeOptions) error {
 	r, err := o.flags.resolve(getenv)
 	if err != nil {
 		return err
+	}
+	if o.lifetime && o.lifetimeMax <= 0 {
+		return usageError("--lifetime-max must be positive, got %s", o.lifetimeMax)
 	}
 	for _, f := range o.failOn {
 		if !slices.Contains(probe.Types, f) {
@@ -68,14 +82,26 @@ func runType(parent context.Context, s *Streams, o *typeOptions) error {
 	if o.flags.verbose {
 		opts.Logf = func(format string, args ...any) { fmt.Fprintf(s.ErrOut, "natcheck: "+format+"\n", args...) }
 	}
+	life := o.startLifetime(parent, r)
 	res, err := o.run(ctx, opts)
 	if err != nil {
 		return runError(parent, err)
 	}
+	l, lerr := life()
+	if lerr != nil && parent.Err() != nil {
+		return runError(parent, lerr)
+	}
 	if o.flags.json {
-		err = report.WriteJSON(s.Out, report.NewTypeJSON(r.family, res))
+		if o.lifetime {
+			err = report.WriteJSON(s.Out, report.NewTypeWithLifetimeJSON(r.family, res, l, lerr))
+		} else {
+			err = report.WriteJSON(s.Out, report.NewTypeJSON(r.family, res))
+		}
 	} else {
 		err = report.TypeText(s.Out, res, o.flags.verbose)
+		if err == nil && o.lifetime {
+			err = report.LifetimeOrError(s.Out, l, lerr, o.flags.verbose)
+		}
 	}
 	if err != nil {
 		return err
@@ -84,4 +110,26 @@ func runType(parent context.Context, s *Streams, o *typeOptions) error {
 		return &ExitError{Code: ExitVerdict, Err: fmt.Errorf("type %s matched --fail-on", res.Type)}
 	}
 	return nil
+}
+
+// startLifetime starts the lifetime measurement, when asked for, beside
+// the behaviour tests; its budget is --timeout plus --lifetime-max, since
+// it lasts about as long as the lifetime it measures. The returned
+// function waits for it.
+func (o *typeOptions) startLifetime(parent context.Context, r resolved) func() (*probe.Lifetime, error) {
+	if !o.lifetime {
+		return func() (*probe.Lifetime, error) { return nil, nil }
+	}
+	type outcome struct {
+		l   *probe.Lifetime
+		err error
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(parent, r.timeout+probe.LifetimeBudget(o.lifetimeMax))
+		defer cancel()
+		l, err := o.measure(ctx, probe.LifetimeOptions{Servers: r.servers, Family: r.family, Max: o.lifetimeMax})
+		done <- outcome{l, err}
+	}()
+	return func() (*probe.Lifetime, error) { out := <-done; return out.l, out.err }
 }

@@ -3,9 +3,12 @@ package cmd
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"io"
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/natcheck/natcheck/internal/stuntest"
 	"github.com/natcheck/natcheck/probe"
@@ -113,5 +116,59 @@ func TestTypeNoAnswer(t *testing.T) {
 	}
 	if strings.Count(errOut, "\n") != 1 {
 		t.Errorf("stderr should be one line: %q", errOut)
+	}
+}
+
+// --lifetime runs the measurement beside the tests and adds it to both
+// outputs; a failed measurement is reported, not fatal.
+func TestTypeLifetime(t *testing.T) {
+	measured := &probe.Lifetime{Family: probe.IPv4, Result: probe.LifetimeMeasured,
+		Lower: 28 * time.Second, Upper: 31 * time.Second, Method: "response-port"}
+	for _, tc := range []struct {
+		name string
+		l    *probe.Lifetime
+		err  error
+		want []string
+	}{
+		{"measured", measured, nil, []string{"UDP mapping lifetime: about 30s"}},
+		{"failed", nil, errors.New("no server honours RESPONSE-PORT"), []string{"UDP mapping lifetime: not measured (no server honours RESPONSE-PORT)"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var gotMax time.Duration
+			for _, asJSON := range []bool{false, true} {
+				var out strings.Builder
+				o := &typeOptions{lifetime: true, lifetimeMax: 40 * time.Second,
+					run: func(context.Context, probe.TypeOptions) (*probe.TypeResult, error) {
+						return fakeTypeResult(probe.TypeSymmetric), nil
+					},
+					measure: func(_ context.Context, lo probe.LifetimeOptions) (*probe.Lifetime, error) {
+						gotMax = lo.Max
+						return tc.l, tc.err
+					}}
+				o.flags.servers, o.flags.timeout, o.flags.json = []string{"203.0.113.10"}, time.Second, asJSON
+				err := runType(context.Background(), &Streams{Out: &out, ErrOut: io.Discard}, o)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if gotMax != 40*time.Second {
+					t.Errorf("lifetime max %v, want 40s", gotMax)
+				}
+				if !asJSON {
+					for _, w := range tc.want {
+						if !strings.Contains(out.String(), w) {
+							t.Errorf("text lacks %q:\n%s", w, out.String())
+						}
+					}
+					continue
+				}
+				var j report.TypeWithLifetimeJSON
+				if err := json.Unmarshal([]byte(out.String()), &j); err != nil {
+					t.Fatal(err)
+				}
+				if j.Type != probe.TypeSymmetric || (j.Lifetime != nil) != (tc.l != nil) || (j.LifetimeError != "") != (tc.err != nil) {
+					t.Errorf("json: %+v", j)
+				}
+			}
+		})
 	}
 }

@@ -66,6 +66,11 @@ const (
 	maxLifetimeSockets     = 256 // each socket holds one NAT mapping: stay modest
 )
 
+// LifetimeBudget is how long MeasureLifetime may need with Max = max: the
+// longest idle time, plus its set-up round and the confirmation of the
+// last expiry (a second or two in the lab; the rest is margin).
+func LifetimeBudget(max time.Duration) time.Duration { return max + 5*time.Second }
+
 // LifetimeOptions configure MeasureLifetime.
 type LifetimeOptions struct {
 	Servers []Server // tried in order; the first that honours RESPONSE-PORT is used

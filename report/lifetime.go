@@ -196,3 +196,17 @@ func LifetimeText(out io.Writer, l *probe.Lifetime, verbose bool) error {
 	}
 	return tw.Flush()
 }
+
+// LifetimeOrError writes the lifetime section of `natcheck type --lifetime`:
+// the measurement, or why there is none.
+func LifetimeOrError(out io.Writer, l *probe.Lifetime, err error, verbose bool) error {
+	if l == nil {
+		msg := "UDP mapping lifetime: not measured"
+		if err != nil {
+			msg += " (" + err.Error() + ")"
+		}
+		_, werr := fmt.Fprintln(out, msg)
+		return werr
+	}
+	return LifetimeText(out, l, verbose)
+}

@@ -84,9 +84,9 @@ func TCPMappingLine(m *probe.TCPMapping) string {
 	case m.Mapping != "unknown":
 		return "TCP mapping: " + m.Mapping
 	case m.EndpointIndependent != nil && !*m.EndpointIndependent:
-		return "TCP mapping: not endpoint-independent (" + m.Reason + ")"
+		return "TCP mapping: not endpoint-independent" + parenthesised(m.Reason)
 	default:
-		return "TCP mapping: unknown (" + m.Reason + ")"
+		return "TCP mapping: unknown" + parenthesised(m.Reason)
 	}
 }
 
@@ -112,4 +112,12 @@ func TCPMappingText(out io.Writer, m *probe.TCPMapping, verbose bool) error {
 		}
 	}
 	return tw.Flush()
+}
+
+// parenthesised is " (s)", or nothing for an empty s.
+func parenthesised(s string) string {
+	if s == "" {
+		return ""
+	}
+	return " (" + s + ")"
 }

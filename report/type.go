@@ -216,3 +216,25 @@ func testLine(t probe.TestResult) string {
 	}
 	return strings.Join(parts, "  ")
 }
+
+// TypeWithLifetimeJSON is `natcheck type --lifetime --json`: type's fields,
+// plus the lifetime measurement (null when it failed; see
+// binding_lifetime_error).
+type TypeWithLifetimeJSON struct {
+	TypeJSON
+	Lifetime      *LifetimeJSON `json:"binding_lifetime"`
+	LifetimeError string        `json:"binding_lifetime_error,omitempty"`
+}
+
+// NewTypeWithLifetimeJSON adds a lifetime measurement to type's JSON.
+func NewTypeWithLifetimeJSON(f probe.Family, r *probe.TypeResult, l *probe.Lifetime, err error) TypeWithLifetimeJSON {
+	out := TypeWithLifetimeJSON{TypeJSON: NewTypeJSON(f, r)}
+	if l != nil {
+		j := NewLifetimeJSON(l)
+		out.Lifetime = &j
+	}
+	if err != nil {
+		out.LifetimeError = err.Error()
+	}
+	return out
+}

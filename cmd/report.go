@@ -1,0 +1,125 @@
+package cmd
+
+import (
+	"context"
+	"os"
+	"time"
+
+	"github.com/natcheck/natcheck/diagnose"
+	"github.com/natcheck/natcheck/probe"
+	"github.com/natcheck/natcheck/progress"
+	"github.com/natcheck/natcheck/report"
+	"github.com/spf13/cobra"
+)
+
+func init() { register(newReportCmd) }
+
+// reportTimeout is the default bound of a report: every check runs at once,
+// so this is the slowest check's worst case (a silent gateway, a far
+// RFC 5780 server), not a sum.
+const reportTimeout = 5 * time.Second
+
+type reportOptions struct {
+	flags       probeFlags
+	format      string
+	quiet       bool
+	lifetime    bool
+	lifetimeMax time.Duration
+	noPortmap   bool
+	run         func(context.Context, diagnose.Options) (*diagnose.Result, error)
+	now         func() time.Time
+}
+
+func newReportCmd(s *Streams) *cobra.Command {
+	return newReportCmdWith(s, diagnose.Run)
+}
+
+// newReportCmdWith lets tests replace the checks.
+func newReportCmdWith(s *Streams, run func(context.Context, diagnose.Options) (*diagnose.Result, error)) *cobra.Command {
+	o := &reportOptions{run: run, now: time.Now}
+	c := &cobra.Command{
+		Use:   "report",
+		Short: "Run every check at once and write the diagnosis a support ticket needs",
+		Long: `report runs every natcheck check in parallel and writes one document:
+the NAT type (mapping, filtering, hairpinning, carrier NAT, ALG), the
+gateway's port mapping (UPnP IGD, NAT-PMP, PCP; the test mapping is deleted
+again, also on Ctrl-C) and double NAT, IPv6 (routed or translated), STUN
+over TCP, each STUN server's round trip and RFC 5780 support, and the
+host's interfaces and default route. --lifetime adds how long the NAT
+keeps an idle UDP mapping (up to --lifetime-max more).
+
+Every check has the same --timeout; one that cannot finish in time says so
+in the report instead of holding the others up. On a terminal, stderr
+shows which checks are pending, done or failed (not with --quiet, nor when
+stderr is not a terminal; colour honours NO_COLOR).
+
+The report is printed whatever the checks found (exit 0); a check that
+failed, e.g. because no STUN server answered, says why in the report.`,
+		Example: `  natcheck report
+  natcheck report --format markdown > natcheck-report.md
+  natcheck report --json | jq '{type, port_mapping: .port_mapping.upnp.supported}'
+  natcheck report --lifetime --lifetime-max 3m`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			return runReport(c.Context(), s, o)
+		},
+	}
+	o.flags.register(c)
+	o.flags.timeout = reportTimeout
+	c.Flags().Lookup("timeout").DefValue = reportTimeout.String()
+	// report checks both families itself.
+	for _, name := range []string{"ipv4", "ipv6"} {
+		c.Flags().MarkHidden(name)
+	}
+	f := c.Flags()
+	f.StringVar(&o.format, "format", "text", "output format: text, json or markdown")
+	f.BoolVarP(&o.quiet, "quiet", "q", false, "no progress display on stderr")
+	f.BoolVar(&o.lifetime, "lifetime", false, "also measure how long an idle UDP mapping survives (takes up to --lifetime-max)")
+	f.DurationVar(&o.lifetimeMax, "lifetime-max", probe.DefaultLifetimeMax, "longest idle time the lifetime measurement probes")
+	f.BoolVar(&o.noPortmap, "no-portmap", false, "skip the gateway's port-mapping test (it briefly creates a mapping)")
+	return c
+}
+
+func runReport(parent context.Context, s *Streams, o *reportOptions) error {
+	r, err := o.flags.resolve(getenv)
+	if err != nil {
+		return err
+	}
+	if o.flags.ipv6 {
+		return usageError("report checks IPv4 and IPv6 itself; -6 does not apply")
+	}
+	format := o.format
+	if o.flags.json {
+		format = "json"
+	}
+	if format != "text" && format != "json" && format != "markdown" {
+		return usageError("--format must be text, json or markdown, got %q", o.format)
+	}
+	if o.lifetime && o.lifetimeMax <= 0 {
+		return usageError("--lifetime-max must be positive, got %s", o.lifetimeMax)
+	}
+	opt := progress.Options{}
+	if s.ErrOut == os.Stderr {
+		opt = progress.ForStderr(o.quiet)
+	}
+	display := progress.New(s.ErrOut, opt)
+	started := o.now()
+	res, err := o.run(parent, diagnose.Options{
+		Servers: r.servers, Timeout: r.timeout, Lifetime: o.lifetime, LifetimeMax: o.lifetimeMax,
+		NoPortmap: o.noPortmap,
+		Start:     func(name string) diagnose.Step { return display.Start(name) },
+	})
+	display.Stop()
+	if err != nil {
+		return runError(parent, err)
+	}
+	in := report.FullInput{Result: res, Servers: r.servers, Version: readVersion().Version, At: started}
+	switch format {
+	case "json":
+		return report.WriteJSON(s.Out, report.NewFullJSON(in))
+	case "markdown":
+		return report.FullMarkdown(s.Out, in, o.flags.verbose)
+	default:
+		return report.FullText(s.Out, in, o.flags.verbose)
+	}
+}

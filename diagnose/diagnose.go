@@ -1,0 +1,313 @@
+// Package diagnose runs every natcheck check at once, within one deadline,
+// and collects what each found, for `natcheck report`.
+package diagnose
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/natcheck/natcheck/portmap"
+	"github.com/natcheck/natcheck/probe"
+	"github.com/pion/transport/v3/stdnet"
+)
+
+// Names of the checks, as shown in progress and in the report.
+const (
+	CheckType     = "nat-type"
+	CheckPortmap  = "port-mapping"
+	CheckIPv6     = "ipv6"
+	CheckTCP      = "tcp"
+	CheckServers  = "servers"
+	CheckLocal    = "local"
+	CheckLifetime = "binding-lifetime"
+)
+
+// Status of a finished check.
+type Status string
+
+const (
+	StatusDone    Status = "done"
+	StatusFailed  Status = "failed"
+	StatusTimeout Status = "timeout" // cut short by the deadline: its findings may be partial
+	StatusSkipped Status = "skipped" // not run (e.g. lifetime without --lifetime)
+)
+
+// Step reports one check's end; progress.Check satisfies it.
+type Step interface {
+	Done(note string)
+	Fail(note string)
+	Skip(note string)
+}
+
+// Options choose what Run does.
+type Options struct {
+	Servers []probe.Server
+	// Timeout bounds every check but the lifetime measurement.
+	Timeout time.Duration
+	// Lifetime adds the binding-lifetime measurement, which takes up to
+	// LifetimeMax beyond the other checks' deadline.
+	Lifetime    bool
+	LifetimeMax time.Duration
+	// NoPortmap skips the gateway's port-mapping test, which briefly
+	// creates (and deletes) a mapping on the router.
+	NoPortmap bool
+	// Start announces a check; nil announces nothing.
+	Start func(name string) Step
+}
+
+// Check is one check's outcome.
+type Check struct {
+	Name    string
+	Status  Status
+	Note    string // a short result, or why it failed
+	Elapsed time.Duration
+}
+
+// Local is the host's own picture.
+type Local struct {
+	Interfaces []probe.HostAddr
+	Gateway    portmap.Gateway // default route; zero when none was found
+	GatewayErr string
+	// InternetIface is the interface whose address the route to the
+	// primary STUN server uses; "" when unknown.
+	InternetIface string
+}
+
+// Result is everything the checks found. A nil section did not run or
+// failed; its Check says why.
+type Result struct {
+	Type     *probe.TypeResult
+	Portmap  *portmap.Report
+	IPv6     *probe.IPv6Check
+	TCP      *probe.TCPMapping
+	Servers  []probe.ServerCheck
+	Lifetime *probe.Lifetime
+	Local    Local
+	Checks   []Check
+	Elapsed  time.Duration
+}
+
+// Check returns the outcome of the named check.
+func (r *Result) Check(name string) (Check, bool) {
+	for _, c := range r.Checks {
+		if c.Name == name {
+			return c, true
+		}
+	}
+	return Check{}, false
+}
+
+// Run runs the checks concurrently for at most o.Timeout (the lifetime
+// measurement has LifetimeMax more). A check that does not finish in time
+// is marked timeout with whatever it found; Run itself never fails. It
+// returns ctx's error only when ctx was cancelled (Ctrl-C).
+func Run(ctx context.Context, o Options) (*Result, error) {
+	start := time.Now()
+	res := &Result{}
+	checkCtx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	r := &runner{o: o, res: res, ctx: checkCtx}
+
+	r.run(CheckLocal, func(ctx context.Context) (string, error) { return r.local() })
+	r.run(CheckType, func(ctx context.Context) (string, error) {
+		t, err := probe.RunType(ctx, probe.TypeOptions{Servers: o.Servers, Family: probe.IPv4})
+		r.set(func() { res.Type = t })
+		if t != nil {
+			return t.Type, err
+		}
+		return "", err
+	})
+	if o.NoPortmap {
+		r.skip(CheckPortmap, "not run (--no-portmap)")
+	} else {
+		r.run(CheckPortmap, func(ctx context.Context) (string, error) {
+			p, err := portmap.Check(ctx, portmap.Options{})
+			r.set(func() { res.Portmap = p })
+			if err != nil {
+				return "", err
+			}
+			return portmapNote(p), nil
+		})
+	}
+	r.run(CheckIPv6, func(ctx context.Context) (string, error) {
+		c, err := probe.CheckIPv6(ctx, probe.IPv6Options{Servers: o.Servers})
+		r.set(func() { res.IPv6 = c })
+		if c != nil {
+			return "STUN over IPv6: " + c.STUN + ", path " + c.Path, err
+		}
+		return "", err
+	})
+	r.run(CheckTCP, func(ctx context.Context) (string, error) {
+		m, err := probe.RunTCPMapping(ctx, probe.TCPMappingOptions{Servers: o.Servers, Family: probe.IPv4})
+		r.set(func() { res.TCP = m })
+		if m != nil {
+			return "mapping " + m.Mapping, err
+		}
+		return "", err
+	})
+	r.run(CheckServers, func(ctx context.Context) (string, error) {
+		cs := probe.CheckServers(ctx, nil, probe.IPv4, o.Servers)
+		r.set(func() { res.Servers = cs })
+		return serversNote(cs), nil
+	})
+	if o.Lifetime {
+		lifeCtx, cancel := context.WithTimeout(ctx, o.Timeout+probe.LifetimeBudget(o.LifetimeMax))
+		defer cancel()
+		r.runWith(CheckLifetime, lifeCtx, func(ctx context.Context) (string, error) {
+			l, err := probe.MeasureLifetime(ctx, probe.LifetimeOptions{Servers: o.Servers, Family: probe.IPv4, Max: o.LifetimeMax})
+			r.set(func() { res.Lifetime = l })
+			if l != nil {
+				return l.Result, err
+			}
+			return "", err
+		})
+	} else {
+		r.skip(CheckLifetime, "not measured (--lifetime)")
+	}
+	r.wg.Wait()
+
+	if res.Type != nil && res.Type.Primary.IsValid() {
+		res.Local.InternetIface = ifaceOf(res.Local.Interfaces, res.Type.RouteSource)
+	}
+	orderChecks(res.Checks)
+	res.Elapsed = time.Since(start)
+	if errors.Is(ctx.Err(), context.Canceled) {
+		return res, ctx.Err()
+	}
+	return res, nil
+}
+
+// runner starts checks and records their outcomes.
+type runner struct {
+	o   Options
+	res *Result
+	ctx context.Context
+	mu  sync.Mutex
+	wg  sync.WaitGroup
+}
+
+func (r *runner) set(f func()) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	f()
+}
+
+func (r *runner) step(name string) Step {
+	if r.o.Start == nil {
+		return nopStep{}
+	}
+	return r.o.Start(name)
+}
+
+func (r *runner) run(name string, f func(context.Context) (string, error)) {
+	r.runWith(name, r.ctx, f)
+}
+
+// runWith runs f in its own goroutine under ctx and files its outcome.
+func (r *runner) runWith(name string, ctx context.Context, f func(context.Context) (string, error)) {
+	step := r.step(name)
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		t0 := time.Now()
+		note, err := f(ctx)
+		c := Check{Name: name, Status: StatusDone, Note: note, Elapsed: time.Since(t0)}
+		switch {
+		case errors.Is(ctx.Err(), context.DeadlineExceeded) && (err != nil || note == ""):
+			c.Status, c.Note = StatusTimeout, "did not finish in time"
+			if note != "" {
+				c.Note += "; partial: " + note
+			}
+			step.Fail(c.Note)
+		case err != nil:
+			c.Status, c.Note = StatusFailed, err.Error()
+			step.Fail(c.Note)
+		default:
+			step.Done(note)
+		}
+		r.set(func() { r.res.Checks = append(r.res.Checks, c) })
+	}()
+}
+
+func (r *runner) skip(name, why string) {
+	r.step(name).Skip(why)
+	r.set(func() { r.res.Checks = append(r.res.Checks, Check{Name: name, Status: StatusSkipped, Note: why}) })
+}
+
+// local reads interfaces and the default route; it needs no network.
+func (r *runner) local() (string, error) {
+	n, err := stdnet.NewNet()
+	if err != nil {
+		return "", err
+	}
+	ifs, err := probe.Interfaces(n)
+	if err != nil {
+		return "", err
+	}
+	gw, gwErr := (portmap.SystemGateway{}).FindGateway()
+	r.set(func() {
+		r.res.Local.Interfaces = ifs
+		r.res.Local.Gateway = gw
+		if gwErr != nil {
+			r.res.Local.GatewayErr = gwErr.Error()
+		}
+	})
+	if gwErr != nil {
+		return fmt.Sprintf("%d addresses, no default route", len(ifs)), nil
+	}
+	return fmt.Sprintf("%d addresses, default route via %s dev %s", len(ifs), gw.Addr, gw.Iface), nil
+}
+
+func ifaceOf(ifs []probe.HostAddr, a netip.Addr) string {
+	for _, h := range ifs {
+		if h.Addr == a {
+			return h.Iface
+		}
+	}
+	return ""
+}
+
+func portmapNote(p *portmap.Report) string {
+	note := ""
+	for _, r := range p.Results {
+		if note != "" {
+			note += ", "
+		}
+		note += fmt.Sprintf("%s %s", r.Protocol, r.Supported)
+	}
+	return note
+}
+
+func serversNote(cs []probe.ServerCheck) string {
+	up, verified := 0, 0
+	for _, c := range cs {
+		if c.Replied {
+			up++
+		}
+		if c.RFC5780 == "verified" {
+			verified++
+		}
+	}
+	return fmt.Sprintf("%d of %d answered, %d with verified RFC 5780 support", up, len(cs), verified)
+}
+
+// checkOrder is the order of checks in a report.
+var checkOrder = []string{CheckType, CheckPortmap, CheckIPv6, CheckTCP, CheckLifetime, CheckServers, CheckLocal}
+
+// orderChecks puts checks in report order (they finish in any order).
+func orderChecks(cs []Check) {
+	slices.SortFunc(cs, func(a, b Check) int {
+		return slices.Index(checkOrder, a.Name) - slices.Index(checkOrder, b.Name)
+	})
+}
+
+type nopStep struct{}
+
+func (nopStep) Done(string) {}
+func (nopStep) Fail(string) {}
+func (nopStep) Skip(string) {}

@@ -1,0 +1,81 @@
+package diagnose
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/natcheck/natcheck/internal/stuntest"
+	"github.com/natcheck/natcheck/probe"
+)
+
+// A run against one plain loopback server: every check reports, none
+// holds the others up, and the port-mapping test (which would talk to the
+// machine's real gateway) is skipped.
+func TestRunReportsEveryCheck(t *testing.T) {
+	srv := stuntest.Start(t, "127.0.0.1", stuntest.Behaviour{})
+	s, err := probe.ParseServer(srv.Addr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var started []string
+	res, err := Run(context.Background(), Options{
+		Servers: []probe.Server{s}, Timeout: 2 * time.Second, NoPortmap: true,
+		Start: func(name string) Step { started = append(started, name); return nopStep{} },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]Status{
+		CheckType: StatusDone, CheckPortmap: StatusSkipped, CheckIPv6: StatusDone, CheckTCP: StatusFailed,
+		CheckLifetime: StatusSkipped, CheckServers: StatusDone, CheckLocal: StatusDone,
+	}
+	if len(res.Checks) != len(want) || len(started) != len(want) {
+		t.Fatalf("checks %+v, started %v; want %d of each", res.Checks, started, len(want))
+	}
+	for i, c := range res.Checks {
+		if c.Name != checkOrder[i] {
+			t.Errorf("check %d is %s, want %s (report order)", i, c.Name, checkOrder[i])
+		}
+		if c.Status != want[c.Name] {
+			t.Errorf("%s: status %s (%s), want %s", c.Name, c.Status, c.Note, want[c.Name])
+		}
+	}
+	if res.Type == nil || res.Type.Public.Addr().String() != "127.0.0.1" {
+		t.Errorf("type result %+v", res.Type)
+	}
+	if len(res.Servers) != 1 || !res.Servers[0].Replied {
+		t.Errorf("server checks %+v", res.Servers)
+	}
+	if len(res.Local.Interfaces) == 0 {
+		t.Error("no interfaces in the local picture")
+	}
+}
+
+// A dead server: the checks end by the deadline and say so.
+func TestRunWithDeadServerEndsByTimeout(t *testing.T) {
+	dead := stuntest.Dead(t, "127.0.0.1")
+	s, _ := probe.ParseServer(dead.String())
+	start := time.Now()
+	res, err := Run(context.Background(), Options{Servers: []probe.Server{s}, Timeout: 700 * time.Millisecond, NoPortmap: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if el := time.Since(start); el > 3*time.Second {
+		t.Errorf("took %v with a 700ms timeout", el)
+	}
+	if c, _ := res.Check(CheckType); c.Status == StatusDone {
+		t.Errorf("type check against a dead server: %+v", c)
+	}
+}
+
+func TestRunCancelled(t *testing.T) {
+	dead := stuntest.Dead(t, "127.0.0.1")
+	s, _ := probe.ParseServer(dead.String())
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(100*time.Millisecond, cancel)
+	_, err := Run(ctx, Options{Servers: []probe.Server{s}, Timeout: 5 * time.Second, NoPortmap: true})
+	if err == nil {
+		t.Fatal("want the cancellation reported")
+	}
+}

@@ -1,0 +1,135 @@
+package report
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/natcheck/natcheck/diagnose"
+	"github.com/natcheck/natcheck/probe"
+)
+
+// sampleResult is a report whose type test found a port-restricted cone
+// and whose TCP check failed.
+func sampleResult() *diagnose.Result {
+	pub := netip.MustParseAddrPort("203.0.113.2:40000")
+	tr := &probe.TypeResult{Primary: netip.MustParseAddrPort("203.0.113.10:3478")}
+	tr.Verdict = probe.Verdict{Type: probe.TypePortRestrictedCone, Mapping: probe.EndpointIndependent,
+		Filtering: probe.AddressAndPortDependent, Public: pub, RFC5780: "verified", Outlook: "Direct connections work with most peers."}
+	return &diagnose.Result{
+		Type: tr,
+		Servers: []probe.ServerCheck{{Address: netip.MustParseAddrPort("203.0.113.10:3478"), Replied: true,
+			RTT: 20 * time.Millisecond, Mapped: pub, RFC5780: "verified"}},
+		Local: diagnose.Local{Interfaces: []probe.HostAddr{{Addr: netip.MustParseAddr("192.168.1.2"), Iface: "eth0"}}},
+		Checks: []diagnose.Check{
+			{Name: diagnose.CheckType, Status: diagnose.StatusDone, Note: "port-restricted-cone", Elapsed: 300 * time.Millisecond},
+			{Name: diagnose.CheckPortmap, Status: diagnose.StatusSkipped, Note: "not run (--no-portmap)"},
+			{Name: diagnose.CheckTCP, Status: diagnose.StatusFailed, Note: "no STUN server answered over TCP"},
+			{Name: diagnose.CheckServers, Status: diagnose.StatusDone, Note: "1 of 1 answered, 1 with verified RFC 5780 support"},
+			{Name: diagnose.CheckLocal, Status: diagnose.StatusDone},
+		},
+		Elapsed: 310 * time.Millisecond,
+	}
+}
+
+func sampleInput() FullInput {
+	s, _ := probe.ParseServer("203.0.113.10")
+	return FullInput{Result: sampleResult(), Servers: []probe.Server{s}, Version: "v1.2.3",
+		At: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
+}
+
+func TestFullJSONKeepsTypeFieldsAtTopLevel(t *testing.T) {
+	var buf bytes.Buffer
+	if err := WriteJSON(&buf, NewFullJSON(sampleInput())); err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &m); err != nil {
+		t.Fatal(err)
+	}
+	for key, want := range map[string]any{
+		"schema_version": float64(SchemaVersion), "type": "port-restricted-cone",
+		"mapping": "endpoint-independent", "filtering": "address-and-port-dependent",
+		"public_ip": "203.0.113.2", "natcheck_version": "v1.2.3", "created_at": "2026-11-25T12:00:00Z",
+	} {
+		if m[key] != want {
+			t.Errorf("%s = %v, want %v", key, m[key], want)
+		}
+	}
+	for _, key := range []string{"port_mapping", "tcp", "binding_lifetime", "ipv6"} {
+		if v, ok := m[key]; !ok || v != nil {
+			t.Errorf("%s = %v, want null (the check did not produce findings)", key, v)
+		}
+	}
+	if checks := m["checks"].([]any); len(checks) != 5 {
+		t.Errorf("checks: %v", checks)
+	}
+	if sc := m["server_checks"].([]any); len(sc) != 1 || sc[0].(map[string]any)["rfc5780"] != "verified" {
+		t.Errorf("server_checks: %v", sc)
+	}
+}
+
+func TestFullTextVerdictFirstThenSections(t *testing.T) {
+	var buf bytes.Buffer
+	if err := FullText(&buf, sampleInput(), false); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	first, _, _ := strings.Cut(out, "\n")
+	if first != "port-restricted-cone (mapping endpoint-independent, filtering address-and-port-dependent)" {
+		t.Errorf("first line %q", first)
+	}
+	for _, want := range []string{
+		"== NAT type (IPv4) ==", "== Port mapping (UPnP, NAT-PMP, PCP) ==\nnot run (--no-portmap)",
+		"STUN over TCP", "failed: no STUN server answered over TCP",
+		"1 of 1 answered, 1 with verified RFC 5780 support", "eth0", "natcheck v1.2.3, 2026-11-25T12:00:00Z",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("text lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestFullMarkdown(t *testing.T) {
+	var buf bytes.Buffer
+	if err := FullMarkdown(&buf, sampleInput(), false); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	for _, want := range []string{
+		"# natcheck report\n", "**port-restricted-cone (mapping endpoint-independent, filtering address-and-port-dependent)**",
+		"| public address | 203.0.113.2:40000 |", "| STUN over TCP | failed: no STUN server answered over TCP |",
+		"## NAT type (IPv4)\n\n```\n", "| tcp | failed |",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("markdown lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Count(out, "```")%2 != 0 {
+		t.Error("unbalanced code fences")
+	}
+}
+
+func TestFullWithoutTypeResultIsUnknown(t *testing.T) {
+	in := sampleInput()
+	in.Result.Type = nil
+	in.Result.Checks[0] = diagnose.Check{Name: diagnose.CheckType, Status: diagnose.StatusFailed, Note: "no STUN server answered"}
+	j := NewFullJSON(in)
+	if j.Type != probe.TypeUnknown || j.Mapping != probe.Unknown || len(j.Evidence) != 1 {
+		t.Errorf("type JSON without a result: %+v", j.TypeJSON)
+	}
+	var buf bytes.Buffer
+	FullText(&buf, in, false)
+	if !strings.HasPrefix(buf.String(), "unknown: failed: no STUN server answered\n") {
+		t.Errorf("headline: %q", strings.SplitN(buf.String(), "\n", 2)[0])
+	}
+}
+
+func TestMarkdownEscapesTableCells(t *testing.T) {
+	if got := mdCell("a|b *c* d_e\nf"); got != `a\|b \*c\* d\_e f` {
+		t.Errorf("mdCell = %q", got)
+	}
+}
