@@ -151,7 +151,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return "", err
 	})
 	r.run(CheckServers, func(ctx context.Context) (string, error) {
-		cs := probe.CheckServers(ctx, nil, probe.IPv4, o.Servers)
+		cs := checkServersEachFamily(ctx, o.Servers)
 		r.set(func() { res.Servers = cs })
 		return serversNote(cs), nil
 	})
@@ -261,6 +261,33 @@ func (r *runner) local() (string, error) {
 		return fmt.Sprintf("%d addresses, no default route", len(ifs)), nil
 	}
 	return fmt.Sprintf("%d addresses, default route via %s dev %s", len(ifs), gw.Addr, gw.Iface), nil
+}
+
+// checkServersEachFamily checks IPv6 literals over IPv6 and every other
+// server over IPv4, keeping the given order.
+func checkServersEachFamily(ctx context.Context, servers []probe.Server) []probe.ServerCheck {
+	var v4, v6 []probe.Server
+	for _, s := range servers {
+		if a, err := netip.ParseAddr(s.Host); err == nil && a.Is6() {
+			v6 = append(v6, s)
+		} else {
+			v4 = append(v4, s)
+		}
+	}
+	var wg sync.WaitGroup
+	var c4, c6 []probe.ServerCheck
+	wg.Go(func() { c4 = probe.CheckServers(ctx, nil, probe.IPv4, v4) })
+	wg.Go(func() { c6 = probe.CheckServers(ctx, nil, probe.IPv6, v6) })
+	wg.Wait()
+	out := make([]probe.ServerCheck, 0, len(servers))
+	for _, s := range servers {
+		if len(v6) > 0 && s == v6[0] {
+			out, v6, c6 = append(out, c6[0]), v6[1:], c6[1:]
+		} else {
+			out, v4, c4 = append(out, c4[0]), v4[1:], c4[1:]
+		}
+	}
+	return out
 }
 
 func ifaceOf(ifs []probe.HostAddr, a netip.Addr) string {

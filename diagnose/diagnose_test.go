@@ -2,6 +2,7 @@ package diagnose
 
 import (
 	"context"
+	"net"
 	"testing"
 	"time"
 
@@ -77,5 +78,29 @@ func TestRunCancelled(t *testing.T) {
 	_, err := Run(ctx, Options{Servers: []probe.Server{s}, Timeout: 5 * time.Second, NoPortmap: true})
 	if err == nil {
 		t.Fatal("want the cancellation reported")
+	}
+}
+
+// IPv6 literals are checked over IPv6, the rest over IPv4, in order.
+func TestServersCheckedInTheirOwnFamily(t *testing.T) {
+	a := stuntest.Start(t, "127.0.0.1", stuntest.Behaviour{})
+	c, err := net.ListenUDP("udp6", &net.UDPAddr{IP: net.IPv6loopback})
+	if err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	}
+	b := stuntest.Serve(t, c, stuntest.Behaviour{})
+	var servers []probe.Server
+	for _, addr := range []string{b.Addr.String(), a.Addr.String()} {
+		s, err := probe.ParseServer(addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		servers = append(servers, s)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	got := checkServersEachFamily(ctx, servers)
+	if len(got) != 2 || !got[0].Replied || !got[1].Replied || got[0].Address != b.Addr || got[1].Address != a.Addr {
+		t.Errorf("checks %+v; want both answered, in the given order", got)
 	}
 }
