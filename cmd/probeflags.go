@@ -76,7 +76,7 @@ func (f *probeFlags) resolve(getenv func(string) string) (resolved, error) {
 		}
 		r.servers = list
 	default:
-		r.servers = probe.DefaultServers()
+		r.servers = defaultServers()
 	}
 	if len(r.servers) == 0 {
 		return r, usageError("no STUN server given")
@@ -99,3 +99,7 @@ func runError(parent context.Context, err error) error {
 
 // getenv is os.Getenv, replaced in tests.
 var getenv = os.Getenv
+
+// defaultServers is the built-in list; tests replace it so that no test can
+// ever reach a public server.
+var defaultServers = probe.DefaultServers
