@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -187,49 +186,5 @@ func TestServeIPv6(t *testing.T) {
 	mapping, filtering := natdiscovery(t, &inInternet, a1, "-m", "-f", "-L", client.String())
 	if mapping != "No NAT! (Endpoint Independent Mapping)" || filtering != "NAT with Endpoint Independent Filtering!" {
 		t.Errorf("natdiscovery over IPv6 says %q / %q", mapping, filtering)
-	}
-}
-
-// TestServeNatcheckType points natcheck's own client, `natcheck type`, at
-// natcheck serve in each topology. It runs once both commands are in the
-// binary; until the type command is merged it skips, saying so.
-func TestServeNatcheckType(t *testing.T) {
-	lab.Require(t)
-	bin := lab.BuildNatcheck(t)
-	if err := exec.Command(bin, "type", "--help").Run(); err != nil {
-		t.Skip("this build has no `natcheck type` command yet")
-	}
-	for _, tc := range []struct {
-		kind                    lab.Kind
-		typ, mapping, filtering string
-	}{
-		{lab.NoNAT, "open-internet", "endpoint-independent", "endpoint-independent"},
-		{lab.Firewall, "symmetric-udp-firewall", "endpoint-independent", "address-and-port-dependent"},
-		{lab.FullCone, "full-cone", "endpoint-independent", "endpoint-independent"},
-		{lab.RestrictedCone, "restricted-cone", "endpoint-independent", "address-dependent"},
-		{lab.PortRestrictedCone, "port-restricted-cone", "endpoint-independent", "address-and-port-dependent"},
-		{lab.Symmetric, "symmetric", "address-and-port-dependent", "address-and-port-dependent"},
-	} {
-		t.Run(string(tc.kind), func(t *testing.T) {
-			l := lab.New(t, lab.Options{Kind: tc.kind})
-			natcheckServe(t, l)
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			out, err := l.Command(ctx, l.Client, bin, "type", "--json", "-s", l.ServerIPs[0].String()).Output()
-			if err != nil {
-				t.Fatalf("natcheck type: %v\n%s", err, out)
-			}
-			var got struct {
-				Type, Mapping, Filtering, RFC5780 string
-				Evidence                          []string
-			}
-			if err := json.Unmarshal(out, &got); err != nil {
-				t.Fatalf("stdout is not JSON: %v\n%s", err, out)
-			}
-			if got.Type != tc.typ || got.Mapping != tc.mapping || got.Filtering != tc.filtering {
-				t.Errorf("type=%s mapping=%s filtering=%s, want %s %s %s\nevidence:\n  %s",
-					got.Type, got.Mapping, got.Filtering, tc.typ, tc.mapping, tc.filtering, strings.Join(got.Evidence, "\n  "))
-			}
-		})
 	}
 }
