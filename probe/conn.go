@@ -356,20 +356,18 @@ func toAddrPort(ip net.IP, port int) netip.AddrPort {
 	if !ok || port < 0 || port > 65535 {
 		return netip.AddrPort{}
 	}
-	return netip.AddrPortFrom(a.Unmap(), uint16(port))
+	return unmap(netip.AddrPortFrom(a, uint16(port)))
 }
 
 func addrPortOf(a net.Addr) netip.AddrPort {
 	switch v := a.(type) {
 	case *net.UDPAddr:
-		ap := v.AddrPort()
-		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+		return unmap(v.AddrPort())
 	case *net.TCPAddr:
-		ap := v.AddrPort()
-		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+		return unmap(v.AddrPort())
 	}
 	if ap, err := netip.ParseAddrPort(a.String()); err == nil {
-		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+		return unmap(ap)
 	}
 	return netip.AddrPort{}
 }

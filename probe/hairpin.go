@@ -38,7 +38,7 @@ func (r *typeRun) hairpin(ctx context.Context, prim netip.AddrPort) TestResult {
 		b.SetReadDeadline(time.Unix(1, 0))
 	})
 	defer stop()
-	t.Local, _ = netip.ParseAddrPort(a.LocalAddr().String())
+	t.Local = addrPortOf(a.LocalAddr())
 
 	mapped, ok := r.rawBinding(a, prim)
 	if !ok {
@@ -107,9 +107,8 @@ func readReply(pc net.PacketConn, id [stun.TransactionIDSize]byte, from netip.Ad
 		if err != nil {
 			return nil, false
 		}
-		s, _ := netip.ParseAddrPort(src.String())
 		m := &stun.Message{Raw: append([]byte(nil), buf[:n]...)}
-		if m.Decode() == nil && m.TransactionID == id && unmap(s) == unmap(from) {
+		if m.Decode() == nil && m.TransactionID == id && addrPortOf(src) == unmap(from) {
 			return m, true
 		}
 	}
@@ -127,8 +126,7 @@ func readTx(pc net.PacketConn, id [stun.TransactionIDSize]byte, until time.Time)
 		}
 		m := &stun.Message{Raw: append([]byte(nil), buf[:n]...)}
 		if m.Decode() == nil && m.TransactionID == id {
-			s, _ := netip.ParseAddrPort(src.String())
-			return unmap(s), true
+			return addrPortOf(src), true
 		}
 	}
 }

@@ -49,7 +49,7 @@ func (r *typeRun) tcpBinding(ctx context.Context, to netip.AddrPort) TestResult 
 	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 	c.SetDeadline(r.deadline)
-	t.Local, _ = netip.ParseAddrPort(c.LocalAddr().String())
+	t.Local = addrPortOf(c.LocalAddr())
 	resp, err := streamBinding(c, to)
 	if err != nil {
 		t.Err = err.Error()
