@@ -12,6 +12,7 @@ import (
 
 	"github.com/pion/stun/v3"
 	"github.com/pion/transport/v3"
+	"github.com/pion/transport/v3/stdnet"
 )
 
 // ErrNoResponse means a transaction ended without a valid reply.
@@ -122,6 +123,19 @@ func Listen(ctx context.Context, n transport.Net, f Family, laddr string) (*Conn
 		}
 	}()
 	return c, nil
+}
+
+// netOrReal is n, or the real network when n is nil (vnet in tests,
+// stdnet in runs).
+func netOrReal(n transport.Net) (transport.Net, error) {
+	if n != nil {
+		return n, nil
+	}
+	s, err := stdnet.NewNet()
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 // LocalAddr is the socket's bound address (often the wildcard address).
