@@ -180,18 +180,5 @@ func mergePrefix(p netip.Prefix, a netip.Addr) [16]byte {
 // ListenUDP6 opens an IPv6 UDP socket inside namespace ns, bound to addr
 // ("[2001:db8:ff::10]:3478"). It is closed at test cleanup.
 func (l *Lab) ListenUDP6(ns, addr string) (*net.UDPConn, error) {
-	ua, err := net.ResolveUDPAddr("udp6", addr)
-	if err != nil {
-		return nil, err
-	}
-	var c *net.UDPConn
-	err = l.Do(ns, func() (err error) {
-		c, err = net.ListenUDP("udp6", ua)
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	l.t.Cleanup(func() { c.Close() })
-	return c, nil
+	return l.listenUDP(ns, "udp6", addr)
 }

@@ -56,13 +56,18 @@ func inNamespace(ns string, fn func() error) error {
 // ("203.0.113.10:3478", ":0", ...). It is closed at test cleanup if the
 // caller has not closed it.
 func (l *Lab) ListenUDP(ns string, addr string) (*net.UDPConn, error) {
-	ua, err := net.ResolveUDPAddr("udp4", addr)
+	return l.listenUDP(ns, "udp4", addr)
+}
+
+// listenUDP is ListenUDP and ListenUDP6 for network "udp4" or "udp6".
+func (l *Lab) listenUDP(ns, network, addr string) (*net.UDPConn, error) {
+	ua, err := net.ResolveUDPAddr(network, addr)
 	if err != nil {
 		return nil, err
 	}
 	var c *net.UDPConn
 	err = l.Do(ns, func() (err error) {
-		c, err = net.ListenUDP("udp4", ua)
+		c, err = net.ListenUDP(network, ua)
 		return err
 	})
 	if err != nil {

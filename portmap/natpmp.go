@@ -100,15 +100,7 @@ func (c *checker) natpmpDelete(ctx context.Context, client *natpmp.Client, add *
 		return client.AddPortMapping("udp", port, 0, 0)
 	}).wait(cctx)
 	c.res.Timings.Delete = time.Since(start)
-	switch {
-	case err == nil:
-		if c.res.MappingAdded == Yes || interrupted(ctx) != nil {
-			c.res.MappingDeleted = Yes
-		}
-	case c.res.MappingAdded == Yes:
-		c.res.MappingDeleted = No
-		c.fail(fmt.Errorf("delete: %w", err))
-	}
+	c.deleted(ctx, err)
 }
 
 // natpmpResultCode extracts the result code from the library's error text

@@ -101,15 +101,7 @@ func (c *checker) pcpDelete(ctx context.Context, conn *net.UDPConn, req pcpReque
 	req.Lifetime = 0
 	_, rtt, err := c.pcpDo(cctx, conn, req)
 	c.res.Timings.Delete = rtt
-	switch {
-	case err == nil:
-		if c.res.MappingAdded == Yes || interrupted(ctx) != nil {
-			c.res.MappingDeleted = Yes
-		}
-	case c.res.MappingAdded == Yes:
-		c.res.MappingDeleted = No
-		c.fail(fmt.Errorf("delete: %w", err))
-	}
+	c.deleted(ctx, err)
 }
 
 // pcpDo runs one PCP transaction. A response counts when it answers our

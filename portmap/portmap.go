@@ -203,6 +203,22 @@ func (c *checker) fail(err error) {
 	}
 }
 
+// deleted records how a NAT-PMP or PCP deletion of the test mapping went
+// (err from the gateway's answer). A confirmed deletion counts when the
+// mapping was added, or when ctx was interrupted (an add may have been
+// granted unseen); a failure counts only when the mapping was added.
+func (c *checker) deleted(ctx context.Context, err error) {
+	switch {
+	case err == nil:
+		if c.res.MappingAdded == Yes || interrupted(ctx) != nil {
+			c.res.MappingDeleted = Yes
+		}
+	case c.res.MappingAdded == Yes:
+		c.res.MappingDeleted = No
+		c.fail(fmt.Errorf("delete: %w", err))
+	}
+}
+
 // cleanupContext is the context deletions run on: it outlives the caller's
 // cancellation (Ctrl-C must not leave a mapping behind) but is bounded.
 func (c *checker) cleanupContext(ctx context.Context) (context.Context, context.CancelFunc) {

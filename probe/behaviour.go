@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/pion/transport/v3"
-	"github.com/pion/transport/v3/stdnet"
 )
 
 // TypeConfig says against what and how a behaviour run probes.
@@ -97,12 +96,10 @@ func RunType(ctx context.Context, o TypeOptions) (*TypeResult, error) {
 	if cfg.Family == 0 {
 		cfg.Family = IPv4
 	}
-	if cfg.Net == nil {
-		n, err := stdnet.NewNet()
-		if err != nil {
-			return nil, err
-		}
-		cfg.Net, cfg.TTLProbe = n, true
+	cfg.TTLProbe = cfg.Net == nil // the TTL probe needs a real socket
+	var err error
+	if cfg.Net, err = netOrReal(cfg.Net); err != nil {
+		return nil, err
 	}
 	addrs := make([]netip.AddrPort, len(o.Servers))
 	errs := make([]error, len(o.Servers))

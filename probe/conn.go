@@ -12,6 +12,7 @@ import (
 
 	"github.com/pion/stun/v3"
 	"github.com/pion/transport/v3"
+	"github.com/pion/transport/v3/stdnet"
 )
 
 // ErrNoResponse means a transaction ended without a valid reply.
@@ -122,6 +123,19 @@ func Listen(ctx context.Context, n transport.Net, f Family, laddr string) (*Conn
 		}
 	}()
 	return c, nil
+}
+
+// netOrReal is n, or the real network when n is nil (vnet in tests,
+// stdnet in runs).
+func netOrReal(n transport.Net) (transport.Net, error) {
+	if n != nil {
+		return n, nil
+	}
+	s, err := stdnet.NewNet()
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 // LocalAddr is the socket's bound address (often the wildcard address).
@@ -356,20 +370,18 @@ func toAddrPort(ip net.IP, port int) netip.AddrPort {
 	if !ok || port < 0 || port > 65535 {
 		return netip.AddrPort{}
 	}
-	return netip.AddrPortFrom(a.Unmap(), uint16(port))
+	return unmap(netip.AddrPortFrom(a, uint16(port)))
 }
 
 func addrPortOf(a net.Addr) netip.AddrPort {
 	switch v := a.(type) {
 	case *net.UDPAddr:
-		ap := v.AddrPort()
-		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+		return unmap(v.AddrPort())
 	case *net.TCPAddr:
-		ap := v.AddrPort()
-		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+		return unmap(v.AddrPort())
 	}
 	if ap, err := netip.ParseAddrPort(a.String()); err == nil {
-		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+		return unmap(ap)
 	}
 	return netip.AddrPort{}
 }

@@ -38,7 +38,7 @@ func (r *typeRun) hairpin(ctx context.Context, prim netip.AddrPort) TestResult {
 		b.SetReadDeadline(time.Unix(1, 0))
 	})
 	defer stop()
-	t.Local, _ = netip.ParseAddrPort(a.LocalAddr().String())
+	t.Local = addrPortOf(a.LocalAddr())
 
 	mapped, ok := r.rawBinding(a, prim)
 	if !ok {
@@ -46,7 +46,7 @@ func (r *typeRun) hairpin(ctx context.Context, prim netip.AddrPort) TestResult {
 		return t
 	}
 	t.To = mapped
-	req, err := stun.Build(stun.TransactionID, stun.BindingRequest, stun.Fingerprint)
+	req, err := buildRequest(0)
 	if err != nil {
 		t.Err = err.Error()
 		return t
@@ -75,7 +75,7 @@ func (r *typeRun) hairpin(ctx context.Context, prim netip.AddrPort) TestResult {
 // rawBinding sends paced Binding requests from a plain socket and returns
 // the XOR-MAPPED-ADDRESS of the first reply from the server.
 func (r *typeRun) rawBinding(pc net.PacketConn, to netip.AddrPort) (netip.AddrPort, bool) {
-	req, err := stun.Build(stun.TransactionID, stun.BindingRequest, stun.Fingerprint)
+	req, err := buildRequest(0)
 	if err != nil {
 		return netip.AddrPort{}, false
 	}
@@ -89,15 +89,9 @@ func (r *typeRun) rawBinding(pc net.PacketConn, to netip.AddrPort) (netip.AddrPo
 			wait = end
 		}
 		if m, ok := readReply(pc, req.TransactionID, to, wait); ok {
-			var x stun.XORMappedAddress
-			if x.GetFrom(m) == nil {
-				return udpAddrPort(x.IP, x.Port), true
-			}
-			var ma stun.MappedAddress // RFC 3489 servers
-			if ma.GetFrom(m) == nil {
-				return udpAddrPort(ma.IP, ma.Port), true
-			}
-			return netip.AddrPort{}, false
+			// XOR-MAPPED-ADDRESS, else RFC 3489's MAPPED-ADDRESS.
+			mapped := parseResponse(m, to).PublicAddr()
+			return mapped, mapped.IsValid()
 		}
 	}
 	return netip.AddrPort{}, false
@@ -113,9 +107,8 @@ func readReply(pc net.PacketConn, id [stun.TransactionIDSize]byte, from netip.Ad
 		if err != nil {
 			return nil, false
 		}
-		s, _ := netip.ParseAddrPort(src.String())
 		m := &stun.Message{Raw: append([]byte(nil), buf[:n]...)}
-		if m.Decode() == nil && m.TransactionID == id && unmap(s) == unmap(from) {
+		if m.Decode() == nil && m.TransactionID == id && addrPortOf(src) == unmap(from) {
 			return m, true
 		}
 	}
@@ -133,16 +126,7 @@ func readTx(pc net.PacketConn, id [stun.TransactionIDSize]byte, until time.Time)
 		}
 		m := &stun.Message{Raw: append([]byte(nil), buf[:n]...)}
 		if m.Decode() == nil && m.TransactionID == id {
-			s, _ := netip.ParseAddrPort(src.String())
-			return unmap(s), true
+			return addrPortOf(src), true
 		}
 	}
-}
-
-func udpAddrPort(ip net.IP, port int) netip.AddrPort {
-	a, ok := netip.AddrFromSlice(ip)
-	if !ok {
-		return netip.AddrPort{}
-	}
-	return netip.AddrPortFrom(a.Unmap(), uint16(port))
 }

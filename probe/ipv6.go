@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/pion/transport/v3"
-	"github.com/pion/transport/v3/stdnet"
 )
 
 // STUN over IPv6, as CheckIPv6 found it.
@@ -54,12 +53,9 @@ type IPv6Options struct {
 // the error is only for a host whose interfaces cannot be listed.
 func CheckIPv6(ctx context.Context, o IPv6Options) (*IPv6Check, error) {
 	start := time.Now()
-	n := o.Net
-	if n == nil {
-		var err error
-		if n, err = stdnet.NewNet(); err != nil {
-			return nil, err
-		}
+	n, err := netOrReal(o.Net)
+	if err != nil {
+		return nil, err
 	}
 	own, err := Interfaces(n)
 	if err != nil {

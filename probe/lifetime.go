@@ -14,7 +14,6 @@ import (
 
 	"github.com/pion/stun/v3"
 	"github.com/pion/transport/v3"
-	"github.com/pion/transport/v3/stdnet"
 )
 
 // Methods by which MeasureLifetime tests a mapping.
@@ -213,12 +212,9 @@ func (o LifetimeOptions) withDefaults() (LifetimeOptions, error) {
 	if o.Family == 0 {
 		o.Family = IPv4
 	}
-	if o.Net == nil {
-		n, err := stdnet.NewNet()
-		if err != nil {
-			return o, err
-		}
-		o.Net = n
+	var err error
+	if o.Net, err = netOrReal(o.Net); err != nil {
+		return o, err
 	}
 	if o.Min <= 0 {
 		o.Min = DefaultLifetimeMin

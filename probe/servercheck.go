@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/pion/transport/v3"
-	"github.com/pion/transport/v3/stdnet"
 )
 
 // ServerCheck is what one server showed of itself: reachability, round
@@ -30,15 +29,13 @@ type ServerCheck struct {
 // CheckServers probes every server at once, each from its own sockets,
 // with the binding and verify tests of `natcheck type`.
 func CheckServers(ctx context.Context, n transport.Net, f Family, servers []Server) []ServerCheck {
-	if n == nil {
-		var err error
-		if n, err = stdnet.NewNet(); err != nil {
-			out := make([]ServerCheck, len(servers))
-			for i, s := range servers {
-				out[i] = ServerCheck{Server: s, RFC5780: "absent", Err: err.Error()}
-			}
-			return out
+	n, err := netOrReal(n)
+	if err != nil {
+		out := make([]ServerCheck, len(servers))
+		for i, s := range servers {
+			out[i] = ServerCheck{Server: s, RFC5780: "absent", Err: err.Error()}
 		}
+		return out
 	}
 	out := make([]ServerCheck, len(servers))
 	var wg sync.WaitGroup

@@ -49,39 +49,58 @@ func (r *typeRun) tcpBinding(ctx context.Context, to netip.AddrPort) TestResult 
 	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 	c.SetDeadline(r.deadline)
-	t.Local, _ = netip.ParseAddrPort(c.LocalAddr().String())
-	req, err := stun.Build(stun.TransactionID, stun.BindingRequest, stun.Fingerprint)
+	t.Local = addrPortOf(c.LocalAddr())
+	resp, err := streamBinding(c, to)
 	if err != nil {
 		t.Err = err.Error()
 		return t
 	}
-	if _, err := c.Write(req.Raw); err != nil {
-		t.Err = err.Error()
-		return t
-	}
-	m, err := readStreamMessage(c)
-	if err != nil {
-		t.Err = err.Error()
-		return t
-	}
-	if m.TransactionID != req.TransactionID {
-		t.Err = "reply with a foreign transaction ID"
-		return t
-	}
+	// From before the dial: this RTT includes the TCP handshake.
 	t.Replied, t.From, t.RTT = true, to, time.Since(start)
-	var x stun.XORMappedAddress
-	if x.GetFrom(m) == nil {
-		t.XORMapped = udpAddrPort(x.IP, x.Port)
-	}
-	var ma stun.MappedAddress
-	if ma.GetFrom(m) == nil {
-		t.Mapped = udpAddrPort(ma.IP, ma.Port)
-	}
-	var ec stun.ErrorCodeAttribute
-	if ec.GetFrom(m) == nil {
-		t.ErrorCode = int(ec.Code)
-	}
+	t.XORMapped, t.Mapped, t.ErrorCode = resp.XORMapped, resp.Mapped, resp.ErrorCode
 	return t
+}
+
+// streamBinding runs one Binding transaction on a connected stream (RFC
+// 8489 section 6.2.2): it writes a request and reads one reply, accepted
+// only as UDP replies are (a Binding response whose FINGERPRINT, when
+// present, is right) and only with the request's transaction ID. The RTT
+// runs from the write to the reply and is set, also on a foreign reply,
+// as soon as a reply was read.
+func streamBinding(c net.Conn, to netip.AddrPort) (Response, error) {
+	req, err := buildRequest(0)
+	if err != nil {
+		return Response{}, err
+	}
+	start := time.Now()
+	if _, err := c.Write(req.Raw); err != nil {
+		return Response{}, err
+	}
+	m, err := readBindingResponse(c)
+	if err != nil {
+		return Response{}, err
+	}
+	rtt := time.Since(start)
+	if m.TransactionID != req.TransactionID {
+		return Response{RTT: rtt}, errors.New("reply with a foreign transaction ID")
+	}
+	resp := parseResponse(m, to)
+	resp.RTT, resp.RTTExact, resp.Attempts = rtt, true, 1
+	return resp, nil
+}
+
+// readBindingResponse reads one STUN message from a stream (with the framing
+// of readStreamMessage) and accepts it only as a Binding response whose
+// FINGERPRINT, when present, is right: the checks UDP replies get too.
+func readBindingResponse(rd io.Reader) (*stun.Message, error) {
+	m, err := readStreamMessage(rd)
+	if err != nil {
+		return nil, err
+	}
+	if m, ok := decodeResponse(m.Raw); ok {
+		return m, nil
+	}
+	return nil, errors.New("not a STUN Binding response")
 }
 
 // readStreamMessage reads one STUN message from a stream: a 20-byte

@@ -4,13 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
 	"sync"
 	"time"
-
-	"github.com/pion/stun/v3"
 )
 
 // TCPBindingResult is one STUN Binding over TCP (RFC 8489 section 6.2.2).
@@ -52,17 +49,8 @@ func TCPBinding(ctx context.Context, f Family, laddr, to netip.AddrPort) (TCPBin
 	if dl, ok := ctx.Deadline(); ok {
 		c.SetDeadline(dl)
 	}
-	req, err := stun.Build(stun.TransactionID, stun.BindingRequest, stun.Fingerprint)
-	if err != nil {
-		r.Err = err
-		return r, c
-	}
-	start := time.Now()
-	if _, err := c.Write(req.Raw); err != nil {
-		r.Err = err
-		return r, c
-	}
-	m, err := readBindingResponse(c)
+	resp, err := streamBinding(c, to)
+	r.RTT = resp.RTT
 	if err != nil {
 		if ctx.Err() != nil {
 			err = ctx.Err()
@@ -71,12 +59,6 @@ func TCPBinding(ctx context.Context, f Family, laddr, to netip.AddrPort) (TCPBin
 		return r, c
 	}
 	c.SetDeadline(time.Time{})
-	r.RTT = time.Since(start)
-	if m.TransactionID != req.TransactionID {
-		r.Err = errors.New("reply with a foreign transaction ID")
-		return r, c
-	}
-	resp := parseResponse(m, to)
 	r.Mapped, r.Other, r.ErrorCode = resp.PublicAddr(), resp.OtherAddress, resp.ErrorCode
 	switch {
 	case r.ErrorCode != 0:
@@ -85,20 +67,6 @@ func TCPBinding(ctx context.Context, f Family, laddr, to netip.AddrPort) (TCPBin
 		r.Err = errors.New("reply carried no mapped address")
 	}
 	return r, c
-}
-
-// readBindingResponse reads one STUN message from a stream (with the framing
-// of readStreamMessage) and accepts it only as a Binding response whose
-// FINGERPRINT, when present, is right: the checks UDP replies get too.
-func readBindingResponse(rd io.Reader) (*stun.Message, error) {
-	m, err := readStreamMessage(rd)
-	if err != nil {
-		return nil, err
-	}
-	if m, ok := decodeResponse(m.Raw); ok {
-		return m, nil
-	}
-	return nil, errors.New("not a STUN Binding response")
 }
 
 // TCPMappingOptions configure RunTCPMapping.

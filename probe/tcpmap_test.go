@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pion/stun/v3"
+	"github.com/pion/transport/v3/stdnet"
 )
 
 // tcpServer is a loopback STUN-over-TCP server. mapped decides the address
@@ -226,4 +227,62 @@ func FuzzReadBindingResponse(f *testing.F) {
 			t.Fatalf("accepted something other than a Binding response: %v", msg)
 		}
 	})
+}
+
+// Both TCP bindings (type's fallback and the tcp command's) read replies
+// through streamBinding: only a Binding response to our request counts.
+func TestStreamBindingReplies(t *testing.T) {
+	xor := &stun.XORMappedAddress{IP: net.IPv4(203, 0, 113, 2), Port: 4000}
+	cases := []struct {
+		name  string
+		reply func(req *stun.Message) []byte
+		ok    bool
+	}{
+		{"success", func(req *stun.Message) []byte {
+			m, _ := stun.Build(stun.NewTransactionIDSetter(req.TransactionID), stun.BindingSuccess, xor, stun.Fingerprint)
+			return m.Raw
+		}, true},
+		{"a request, not a response", func(req *stun.Message) []byte {
+			m, _ := stun.Build(stun.NewTransactionIDSetter(req.TransactionID), stun.BindingRequest, xor, stun.Fingerprint)
+			return m.Raw
+		}, false},
+		{"foreign transaction", func(*stun.Message) []byte {
+			m, _ := stun.Build(stun.TransactionID, stun.BindingSuccess, xor, stun.Fingerprint)
+			return m.Raw
+		}, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ln, err := net.Listen("tcp4", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			go func() {
+				conn, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				defer conn.Close()
+				req, err := readStreamMessage(conn)
+				if err != nil {
+					return
+				}
+				conn.Write(c.reply(req))
+			}()
+			to := addrPortOf(ln.Addr())
+			n, err := stdnet.NewNet()
+			if err != nil {
+				t.Fatal(err)
+			}
+			run := &typeRun{cfg: &TypeConfig{Net: n, Family: IPv4}, deadline: time.Now().Add(2 * time.Second)}
+			got := run.tcpBinding(context.Background(), to)
+			if got.Replied != c.ok || (got.Err == "") != c.ok {
+				t.Fatalf("replied %v, err %q; want replied %v", got.Replied, got.Err, c.ok)
+			}
+			if c.ok && got.XORMapped != netip.MustParseAddrPort("203.0.113.2:4000") {
+				t.Errorf("XOR-MAPPED-ADDRESS %v, want 203.0.113.2:4000", got.XORMapped)
+			}
+		})
+	}
 }

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/pion/transport/v3"
-	"github.com/pion/transport/v3/stdnet"
 )
 
 // ErrNoAnswer means no STUN server answered: the host is offline, UDP is
@@ -77,12 +76,9 @@ func RunWhoAmI(ctx context.Context, o WhoAmIOptions) (*WhoAmI, error) {
 	if len(o.Servers) == 0 {
 		return nil, errors.New("no STUN servers given")
 	}
-	n := o.Net
-	if n == nil {
-		var err error
-		if n, err = stdnet.NewNet(); err != nil {
-			return nil, err
-		}
+	n, err := netOrReal(o.Net)
+	if err != nil {
+		return nil, err
 	}
 	if o.Family == 0 {
 		o.Family = IPv4

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"net/netip"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -282,7 +281,7 @@ func FullMarkdown(out io.Writer, in FullInput, verbose bool) error {
 	}
 	b.WriteString("| check | result |\n|---|---|\n")
 	if r.Type != nil {
-		fmt.Fprintf(&b, "| public address | %s |\n", mdCell(addrOrDash(r.Type.Public)))
+		fmt.Fprintf(&b, "| public address | %s |\n", mdCell(AddrString(r.Type.Public)))
 	}
 	for _, s := range ss {
 		fmt.Fprintf(&b, "| %s | %s |\n", mdCell(s.title), mdCell(s.summary))
@@ -297,13 +296,6 @@ func FullMarkdown(out io.Writer, in FullInput, verbose bool) error {
 	fmt.Fprintf(&b, "\n_natcheck %s, %s, took %s_\n", mdEscape(in.Version), in.At.UTC().Format(time.RFC3339), FormatDuration(r.Elapsed))
 	_, err := io.WriteString(out, b.String())
 	return err
-}
-
-func addrOrDash(a netip.AddrPort) string {
-	if !a.IsValid() {
-		return "-"
-	}
-	return a.String()
 }
 
 // mdCell makes text safe inside a Markdown table cell.

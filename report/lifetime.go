@@ -68,15 +68,9 @@ func NewLifetimeJSON(l *probe.Lifetime) LifetimeJSON {
 	if l.Server.IsValid() {
 		out.Server = l.Server.String()
 	}
-	if l.Lower > 0 {
-		out.LowerMs = msPtr(l.Lower)
-	}
-	if l.Upper > 0 {
-		out.UpperMs = msPtr(l.Upper)
-	}
-	if e := l.Estimate(); e > 0 {
-		out.EstimateMs = msPtr(e)
-	}
+	out.LowerMs = optMillis(l.Lower)
+	out.UpperMs = optMillis(l.Upper)
+	out.EstimateMs = optMillis(l.Estimate())
 	for _, s := range l.Servers {
 		j := LifetimeServerJSON{Server: s.Server.Input, ResponsePort: s.Support, ErrorCode: s.ErrorCode}
 		if j.ResponsePort == "" {
@@ -104,11 +98,6 @@ func NewLifetimeJSON(l *probe.Lifetime) LifetimeJSON {
 		out.Probes = append(out.Probes, j)
 	}
 	return out
-}
-
-func msPtr(d time.Duration) *float64 {
-	v := Millis(d)
-	return &v
 }
 
 // LifetimeLine is the one-line answer.

@@ -125,14 +125,6 @@ func doubleNATJSON(in PortmapInput) DoubleNATJSON {
 	}
 }
 
-func optMillis(d time.Duration) *float64 {
-	if d <= 0 {
-		return nil
-	}
-	ms := Millis(d)
-	return &ms
-}
-
 func addrString(a netip.Addr) string {
 	if !a.IsValid() {
 		return ""

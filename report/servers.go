@@ -44,8 +44,7 @@ func NewServersJSON(f probe.Family, servers []probe.Server, checks []probe.Serve
 				j.Address = c.Address.String()
 			}
 			if c.Replied {
-				ms := Millis(c.RTT)
-				j.RTTMs = &ms
+				j.RTTMs = msPtr(c.RTT)
 				j.MappedAddress = c.Mapped.String()
 			}
 			if c.Other.IsValid() {

@@ -67,9 +67,7 @@ func tcpBindings(rs []probe.TCPBindingResult) []TCPBindingJSON {
 		if r.Other.IsValid() {
 			j.OtherAddress = r.Other.String()
 		}
-		if r.RTT > 0 {
-			j.RTTMs = msPtr(r.RTT)
-		}
+		j.RTTMs = optMillis(r.RTT)
 		if r.Err != nil {
 			j.Error = r.Err.Error()
 		}

@@ -98,9 +98,8 @@ func testJSON(t probe.TestResult) TestJSON {
 		Expect: addrOrEmpty(t.Expect), Replied: t.Replied, From: addrOrEmpty(t.From), Attempts: t.Attempts,
 		XORMapped: addrOrEmpty(t.XORMapped), Mapped: addrOrEmpty(t.Mapped), OtherAddress: addrOrEmpty(t.OtherAddress),
 		ErrorCode: t.ErrorCode, Error: t.Err}
-	if t.Replied && t.RTT > 0 {
-		ms := Millis(t.RTT)
-		j.RTTMs = &ms
+	if t.Replied {
+		j.RTTMs = optMillis(t.RTT)
 	}
 	return j
 }

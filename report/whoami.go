@@ -71,10 +71,7 @@ func ServersJSON(rs []probe.ServerResult) []ServerJSON {
 		if r.Address.IsValid() {
 			s.Address = r.Address.String()
 		}
-		if r.RTT > 0 {
-			ms := Millis(r.RTT)
-			s.RTTMs = &ms
-		}
+		s.RTTMs = optMillis(r.RTT)
 		if r.Mapped.IsValid() {
 			s.MappedAddress = r.Mapped.String()
 		}
@@ -89,6 +86,20 @@ func ServersJSON(rs []probe.ServerResult) []ServerJSON {
 // Millis is a duration in milliseconds, rounded to microseconds.
 func Millis(d time.Duration) float64 {
 	return float64(d.Round(time.Microsecond)) / float64(time.Millisecond)
+}
+
+// msPtr is Millis for a JSON field that is null when unset.
+func msPtr(d time.Duration) *float64 {
+	ms := Millis(d)
+	return &ms
+}
+
+// optMillis is msPtr for a duration that counts only when positive.
+func optMillis(d time.Duration) *float64 {
+	if d <= 0 {
+		return nil
+	}
+	return msPtr(d)
 }
 
 // WriteJSON writes v as one indented JSON object and a newline.
