@@ -560,27 +560,61 @@ func (r *lifetimeRun) probeByPortChange(ctx context.Context, m *idleMapping, p *
 }
 
 // pickResponsePortServer checks every server at once and returns the first,
-// in the order given, that honours RESPONSE-PORT, with its RTT. A server
-// earlier in the list that is still being checked is waited for; later
-// ones are not needed once an earlier one is confirmed.
+// in the order given, that honours RESPONSE-PORT, with its RTT. Once any
+// server has answered its plain binding, the others have rpGrace to answer
+// theirs; one that has not by then is given up ("no answer"), so a dead
+// server early in the list costs a grace period, never the run's timeout.
+// Servers that answered in time are then waited for in order.
 func pickResponsePortServer(ctx context.Context, o LifetimeOptions) (netip.AddrPort, time.Duration, []LifetimeServer) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	out := make([]LifetimeServer, len(o.Servers))
 	done := make([]chan struct{}, len(o.Servers))
+	cancels := make([]context.CancelFunc, len(o.Servers))
+	answered := make([]chan struct{}, len(o.Servers))
+	firstRTT := make(chan time.Duration, len(o.Servers))
 	for i, s := range o.Servers {
-		done[i] = make(chan struct{})
+		done[i], answered[i] = make(chan struct{}), make(chan struct{})
+		var sctx context.Context
+		sctx, cancels[i] = context.WithCancel(ctx)
 		go func() {
 			defer close(done[i])
-			out[i] = checkResponsePort(ctx, o, s)
+			out[i] = checkResponsePort(sctx, o, s, func(rtt time.Duration) {
+				close(answered[i])
+				firstRTT <- rtt
+			})
 		}()
 	}
+	cancelAll := func(from int) {
+		for j := from; j < len(done); j++ {
+			cancels[j]()
+			<-done[j]
+		}
+	}
+	var grace <-chan time.Time
+	graceOver := false
 	for i := range o.Servers {
-		<-done[i]
+	wait:
+		for {
+			if graceOver && !chanClosed(answered[i]) && !chanClosed(done[i]) {
+				cancels[i]()
+				<-done[i]
+				out[i] = LifetimeServer{Server: out[i].Server, Address: out[i].Address, Support: RPNoAnswer,
+					Err: errors.New("no answer within the grace period after another server's")}
+				break
+			}
+			select {
+			case <-done[i]:
+				break wait
+			case rtt := <-firstRTT:
+				if grace == nil && !graceOver {
+					grace = time.After(rpGrace(rtt))
+				}
+			case <-grace:
+				grace, graceOver = nil, true
+			}
+		}
 		if out[i].Support == RPSupported {
-			cancel()
+			cancelAll(i + 1)
 			for j := i + 1; j < len(done); j++ {
-				<-done[j]
 				if out[j].Support != RPSupported {
 					out[j] = LifetimeServer{Server: out[j].Server, Address: out[j].Address}
 				}
@@ -588,12 +622,32 @@ func pickResponsePortServer(ctx context.Context, o LifetimeOptions) (netip.AddrP
 			return out[i].Address, out[i].RTT, out
 		}
 	}
+	cancelAll(0)
 	return netip.AddrPort{}, 0, out
+}
+
+func chanClosed(c chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
+// rpGrace is how long, after the first server answered a binding, the
+// others may take to answer theirs: several round trips, for servers at
+// other distances, and at least 250 ms for scheduling and one lost packet
+// on a fast path.
+func rpGrace(firstRTT time.Duration) time.Duration {
+	return max(8*firstRTT, 250*time.Millisecond)
 }
 
 // checkResponsePort makes one mapping and asks, from a second socket, for
 // an answer to it at once: the RESPONSE-PORT exchange the measurement uses.
-func checkResponsePort(ctx context.Context, o LifetimeOptions, s Server) LifetimeServer {
+// bound is called once the plain binding has answered.
+func checkResponsePort(ctx context.Context, o LifetimeOptions, s Server, bound func(time.Duration)) LifetimeServer {
+
 	ls := LifetimeServer{Server: s}
 	addrs, err := s.Resolve(ctx, o.Family)
 	if err != nil {
@@ -618,6 +672,7 @@ func checkResponsePort(ctx context.Context, o LifetimeOptions, s Server) Lifetim
 		return ls
 	}
 	ls.Mapped, ls.LocalPort, ls.RTT = resp.PublicAddr(), x.LocalAddr().Port(), resp.RTT
+	bound(resp.RTT)
 	y, err := Listen(ctx, o.Net, o.Family, "")
 	if err != nil {
 		ls.Err = err

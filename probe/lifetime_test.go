@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -256,6 +257,25 @@ func TestLifetimePicksACapableServer(t *testing.T) {
 	}
 	if l.Server != good.addr || l.Servers[0].Support != RPIgnored || l.Servers[1].Support != RPSupported {
 		t.Errorf("server %s, supports %q/%q", l.Server, l.Servers[0].Support, l.Servers[1].Support)
+	}
+}
+
+// A dead server first in the list is given up a grace period after the
+// capable second one answered, not waited for until the run's time limit
+// (which would leave the measurement unknown).
+func TestLifetimeDeadFirstServerCostsAGrace(t *testing.T) {
+	dead := stuntest.Dead(t, "127.0.0.2")
+	good := startRPServer(t, "honour", 0)
+	l, err := measure(t, LifetimeOptions{Min: 20 * time.Millisecond, Max: 40 * time.Millisecond, Sockets: 2}, dead, good.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Server != good.addr || l.Result != LifetimeLongerThanMax && l.Result != LifetimeMeasured {
+		t.Errorf("server %s result %s (%s); want %s used", l.Server, l.Result, l.Reason, good.addr)
+	}
+	got := l.Servers[0]
+	if got.Support != RPNoAnswer || got.Err == nil || !strings.Contains(got.Err.Error(), "grace") {
+		t.Errorf("dead server: support %q err %v; want no answer within the grace period", got.Support, got.Err)
 	}
 }
 
