@@ -134,31 +134,64 @@ func RunTCPMapping(ctx context.Context, o TCPMappingOptions) (*TCPMapping, error
 	}
 	laddr := netip.AddrPortFrom(unspecified(o.Family), port)
 	m.Local = laddr
-
-	first, c := TCPBinding(ctx, o.Family, laddr, primary.To)
-	first.Name = "primary"
-	if c != nil {
-		defer c.Close()
+	if src, err := tcpRouteSource(o.Family, primary.To); err == nil {
+		// The socket is bound to the wildcard; say which address the
+		// connections really leave from, as the UDP tests do.
+		m.Local = netip.AddrPortFrom(src, port)
 	}
-	m.Tests = append(m.Tests, first)
+	// The primary and the other destinations are connected at once: through
+	// loss, each connection set-up may wait for a SYN retransmission (1 s),
+	// and doing them one after another would double that.
+	m.Tests = tcpFromPort(ctx, o.Family, laddr, append([]tcpDest{{"primary", primary.To}}, dests...))
+	first := m.Tests[0]
 	if !first.OK() {
 		m.Reason = "the primary server did not answer from the shared local port: " + errString(first.Err)
+		if ctx.Err() != nil {
+			m.Reason = "slow path: the time limit ended the test before the primary server answered from the shared local port (raise --timeout)"
+		}
 		return m, nil
 	}
 	m.Local = first.Local
-	m.Tests = append(m.Tests, tcpFromPort(ctx, o.Family, laddr, dests)...)
 	m.judge()
+	if m.Mapping == Unknown && ctx.Err() != nil {
+		m.Reason = "slow path: the time limit ended the test before every connection was answered (raise --timeout); " + m.Reason
+	}
 	return m, nil
 }
 
+func tcpRouteSource(f Family, to netip.AddrPort) (netip.Addr, error) {
+	n, err := netOrReal(nil)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	return RouteSource(n, f, to)
+}
+
+// TCPGrace is how long, after the first server answered over TCP, the
+// others may take: several round trips, and at least a second so that one
+// lost SYN (retransmitted after 1 s) does not drop a live server.
+func TCPGrace(firstRTT time.Duration) time.Duration {
+	return max(8*firstRTT, time.Second)
+}
+
 // tcpProbeAll runs one plain TCP binding per server address, all at once.
+// It returns as soon as the primary (the first server in order that
+// answered) is known and advertises a usable OTHER-ADDRESS, or once every
+// server finished, or TCPGrace after the first answer: a server still
+// silent then (black-holed, or accepting TCP and never replying) is given
+// up, so it never costs the run's time limit.
 func tcpProbeAll(ctx context.Context, o TCPMappingOptions) []TCPBindingResult {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	out := make([]TCPBindingResult, len(o.Servers))
+	finished := make([]bool, len(o.Servers))
+	events := make(chan int, len(o.Servers))
 	var wg sync.WaitGroup
 	for i, s := range o.Servers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer func() { events <- i }()
 			addrs, err := s.Resolve(ctx, o.Family)
 			if err != nil {
 				out[i] = TCPBindingResult{Name: "probe", Err: err}
@@ -172,8 +205,50 @@ func tcpProbeAll(ctx context.Context, o TCPMappingOptions) []TCPBindingResult {
 			out[i] = r
 		}()
 	}
+	var grace <-chan time.Time
+	gaveUp := false
+	for n := 0; n < len(o.Servers); n++ {
+		select {
+		case i := <-events:
+			finished[i] = true
+			if out[i].OK() && grace == nil {
+				grace = time.After(TCPGrace(out[i].RTT))
+			}
+		case <-grace:
+			gaveUp = true
+		}
+		if gaveUp || primaryReady(out, finished) {
+			break
+		}
+	}
+	cancel()
 	wg.Wait()
+	for i := range out {
+		switch {
+		case finished[i] || out[i].OK():
+		case gaveUp:
+			out[i].Err = errors.New("no answer within the grace period after another server's")
+		default:
+			out[i].Err = errors.New("not waited for: the primary server was known")
+		}
+	}
 	return out
+}
+
+// primaryReady reports whether the primary is known (every earlier server
+// finished without an answer) and needs no other server: its OTHER-ADDRESS
+// gives the mapping test its destinations.
+func primaryReady(out []TCPBindingResult, finished []bool) bool {
+	for i := range out {
+		if !finished[i] {
+			return false
+		}
+		if r := out[i]; r.OK() {
+			o := r.Other
+			return o.IsValid() && o.Addr() != r.To.Addr()
+		}
+	}
+	return false
 }
 
 // tcpDest is one destination of the mapping test.

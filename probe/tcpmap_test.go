@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -163,6 +164,54 @@ func TestTCPMappingWithTwoPlainServers(t *testing.T) {
 	m = runTCPMapping(t, serverAt(t, a2.addr), serverAt(t, b2.addr))
 	if m.Mapping != Unknown || m.EndpointIndependent == nil || *m.EndpointIndependent || m.Reason == "" {
 		t.Errorf("mapping %q eim %v reason %q; want unknown, false, a reason", m.Mapping, m.EndpointIndependent, m.Reason)
+	}
+}
+
+// silentTCP accepts connections and never answers: a server whose STUN
+// service hangs behind a live TCP stack.
+func silentTCP(t *testing.T) netip.AddrPort {
+	t.Helper()
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held []net.Conn
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		<-done
+		for _, c := range held {
+			c.Close()
+		}
+	})
+	return addrPortOf(ln.Addr())
+}
+
+// A silent first server is given up TCPGrace after the others answered, and
+// the mapping test then runs against the first server that did answer,
+// within runTCPMapping's time limit.
+func TestTCPMappingSilentFirstServer(t *testing.T) {
+	a := startTCPServer(t, "127.0.0.1:0", netip.AddrPort{}, nil)
+	b := startTCPServer(t, "127.0.0.2:0", netip.AddrPort{}, nil)
+	m := runTCPMapping(t, serverAt(t, silentTCP(t)), serverAt(t, a.addr), serverAt(t, b.addr))
+	if m.Mapping != EndpointIndependent || m.Tests[0].To != a.addr {
+		t.Errorf("mapping %q (%s), tests %+v; want endpoint-independent against %s", m.Mapping, m.Reason, m.Tests, a.addr)
+	}
+	if err := m.Servers[0].Err; err == nil || !strings.Contains(err.Error(), "grace") {
+		t.Errorf("silent server err %v; want no answer within the grace period", err)
+	}
+	if !m.Local.Addr().IsLoopback() {
+		t.Errorf("local %s; want the route's source address", m.Local)
 	}
 }
 
