@@ -36,7 +36,9 @@ it answered, its round-trip time, and its RFC 5780 support: "verified" when
 a CHANGE-REQUEST reply really came from its OTHER-ADDRESS, "advertised"
 when it names a valid OTHER-ADDRESS that could not be proven from here,
 "invalid" when its OTHER-ADDRESS has no second IP and port or a changed
-reply came from the wrong place, "absent" otherwise. Public servers' RFC
+reply came from the wrong place, "absent" when it answered without one,
+"unknown" when it did not answer. Once one server has answered, the others
+get a grace of 8 round trips (at least 1 s). Public servers' RFC
 5780 support comes and goes, so natcheck never assumes it.`,
 		Example: `  natcheck servers
   natcheck servers --probe

@@ -274,10 +274,22 @@ func checkServersEachFamily(ctx context.Context, servers []probe.Server) []probe
 			v4 = append(v4, s)
 		}
 	}
+	// Each family bounds its own dead servers; across families, once one
+	// has finished with an answer, the other gets the same grace.
+	ctx4, cancel4 := context.WithCancel(ctx)
+	ctx6, cancel6 := context.WithCancel(ctx)
+	defer cancel4()
+	defer cancel6()
 	var wg sync.WaitGroup
 	var c4, c6 []probe.ServerCheck
-	wg.Go(func() { c4 = probe.CheckServers(ctx, nil, probe.IPv4, v4) })
-	wg.Go(func() { c6 = probe.CheckServers(ctx, nil, probe.IPv6, v6) })
+	wg.Go(func() {
+		c4 = probe.CheckServers(ctx4, nil, probe.IPv4, v4)
+		graceThenCancel(ctx6, c4, cancel6)
+	})
+	wg.Go(func() {
+		c6 = probe.CheckServers(ctx6, nil, probe.IPv6, v6)
+		graceThenCancel(ctx4, c6, cancel4)
+	})
 	wg.Wait()
 	out := make([]probe.ServerCheck, 0, len(servers))
 	for _, s := range servers {
@@ -288,6 +300,29 @@ func checkServersEachFamily(ctx context.Context, servers []probe.Server) []probe
 		}
 	}
 	return out
+}
+
+// graceThenCancel cancels the other family's check a probe.ServerGrace
+// after the fastest answer among cs, so that its dead servers cost no more
+// than this family's would; it returns at once when nothing answered, and
+// its timer ends with other.
+func graceThenCancel(other context.Context, cs []probe.ServerCheck, cancelOther context.CancelFunc) {
+	var rtt time.Duration
+	for _, c := range cs {
+		if c.Replied && (rtt == 0 || c.RTT < rtt) {
+			rtt = c.RTT
+		}
+	}
+	if rtt == 0 {
+		return
+	}
+	go func() {
+		select {
+		case <-time.After(probe.ServerGrace(rtt)):
+			cancelOther()
+		case <-other.Done():
+		}
+	}()
 }
 
 func ifaceOf(ifs []probe.HostAddr, a netip.Addr) string {

@@ -104,3 +104,31 @@ func TestServersCheckedInTheirOwnFamily(t *testing.T) {
 		t.Errorf("checks %+v; want both answered, in the given order", got)
 	}
 }
+
+// A dead IPv6 server beside a live IPv4 one is given up a grace after the
+// IPv4 answer: the check returns long before its time limit.
+func TestServersDeadFamilyCostsAGrace(t *testing.T) {
+	a := stuntest.Start(t, "127.0.0.1", stuntest.Behaviour{})
+	c, err := net.ListenUDP("udp6", &net.UDPAddr{IP: net.IPv6loopback})
+	if err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	}
+	dead := stuntest.Serve(t, c, stuntest.Behaviour{Drop: func(int) bool { return true }})
+	var servers []probe.Server
+	for _, addr := range []string{a.Addr.String(), dead.Addr.String()} {
+		s, err := probe.ParseServer(addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		servers = append(servers, s)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	got := checkServersEachFamily(ctx, servers)
+	if ctx.Err() != nil {
+		t.Fatal("the dead IPv6 server held the check to its time limit")
+	}
+	if !got[0].Replied || got[1].Replied || got[1].RFC5780 != probe.RFC5780Unknown {
+		t.Errorf("checks %+v; want the IPv4 server answered, the IPv6 one unknown", got)
+	}
+}

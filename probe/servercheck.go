@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/transport/v3"
@@ -21,37 +22,85 @@ type ServerCheck struct {
 	// RFC5780 is "verified" (a CHANGE-REQUEST reply really came from
 	// OTHER-ADDRESS), "advertised" (a valid OTHER-ADDRESS, unproven from
 	// here), "invalid" (OTHER-ADDRESS without a second IP and port, or a
-	// changed reply from the wrong place) or "absent".
+	// changed reply from the wrong place), "absent" (it answered without
+	// OTHER-ADDRESS) or "unknown" (it never answered).
 	RFC5780 string
 	Err     string
 }
 
 // CheckServers probes every server at once, each from its own sockets,
-// with the binding and verify tests of `natcheck type`.
+// with the binding and verify tests of `natcheck type`. Once one server has
+// answered its binding, the others have ServerGrace to answer theirs; one
+// still silent then is given up, so a dead server costs at most that grace,
+// never ctx's whole time limit, when a live one answers.
 func CheckServers(ctx context.Context, n transport.Net, f Family, servers []Server) []ServerCheck {
 	n, err := netOrReal(n)
 	if err != nil {
 		out := make([]ServerCheck, len(servers))
 		for i, s := range servers {
-			out[i] = ServerCheck{Server: s, RFC5780: "absent", Err: err.Error()}
+			out[i] = ServerCheck{Server: s, RFC5780: RFC5780Unknown, Err: err.Error()}
 		}
 		return out
 	}
 	out := make([]ServerCheck, len(servers))
+	cancels := make([]context.CancelFunc, len(servers))
+	replied := make([]atomic.Bool, len(servers))
+	firstRTT := make(chan time.Duration, len(servers))
 	var wg sync.WaitGroup
 	for i, s := range servers {
+		var sctx context.Context
+		sctx, cancels[i] = context.WithCancel(ctx)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			out[i] = checkServer(ctx, n, f, s)
+			out[i] = checkServer(sctx, n, f, s, func(rtt time.Duration) {
+				replied[i].Store(true)
+				firstRTT <- rtt
+			})
 		}()
 	}
-	wg.Wait()
+	all := make(chan struct{})
+	go func() { wg.Wait(); close(all) }()
+	gaveUp := make([]bool, len(servers))
+	select {
+	case <-all:
+	case rtt := <-firstRTT:
+		select {
+		case <-all:
+		case <-time.After(ServerGrace(rtt)):
+			for i := range servers {
+				if !replied[i].Load() {
+					gaveUp[i] = true
+					cancels[i]()
+				}
+			}
+			<-all
+		}
+	}
+	for i := range servers {
+		cancels[i]()
+		if gaveUp[i] && !out[i].Replied {
+			out[i].Err = "no answer within the grace period after another server's"
+		}
+	}
 	return out
 }
 
-func checkServer(ctx context.Context, n transport.Net, f Family, s Server) ServerCheck {
-	sc := ServerCheck{Server: s, RFC5780: "absent"}
+// RFC5780Unknown is a ServerCheck's RFC5780 when the server never answered:
+// whether it supports RFC 5780 could not be told.
+const RFC5780Unknown = "unknown"
+
+// ServerGrace is how long, after the first server answered, the others may
+// take: several round trips, for servers farther away, and at least a
+// second, for a lost packet's retransmission.
+func ServerGrace(firstRTT time.Duration) time.Duration {
+	return max(8*firstRTT, time.Second)
+}
+
+// checkServer runs the checks of one server; replied is called once its
+// binding answered.
+func checkServer(ctx context.Context, n transport.Net, f Family, s Server, replied func(time.Duration)) ServerCheck {
+	sc := ServerCheck{Server: s, RFC5780: RFC5780Unknown}
 	addrs, err := s.Resolve(ctx, f)
 	if err != nil {
 		sc.Err = err.Error()
@@ -81,6 +130,7 @@ func checkServer(ctx context.Context, n transport.Net, f Family, s Server) Serve
 		return sc
 	}
 	sc.Replied, sc.RTT, sc.Mapped, sc.Other = true, bind.RTT, bind.Public(), bind.OtherAddress
+	replied(bind.RTT)
 	obs := Observations{Tests: []TestResult{bind}}
 	if validOther(sc.Address, bind.OtherAddress) {
 		r.rtt = max(bind.RTT, time.Millisecond)

@@ -2,6 +2,7 @@ package probe
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -37,16 +38,33 @@ func TestCheckServersRFC5780Support(t *testing.T) {
 	}
 }
 
+// A dead server, first or last, is given up a grace period after the live
+// one answered (not at the 20 s time limit) and its RFC 5780 support is
+// unknown, not absent.
 func TestCheckServersPlainAndDead(t *testing.T) {
 	plain := stuntest.Start(t, "127.0.0.1", stuntest.Behaviour{})
 	dead := stuntest.Dead(t, "127.0.0.2")
-	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
-	defer cancel()
-	got := CheckServers(ctx, nil, IPv4, []Server{serverAt(t, plain.Addr), serverAt(t, dead)})
-	if !got[0].Replied || got[0].RFC5780 != "absent" || got[0].RTT <= 0 {
-		t.Errorf("plain server: %+v", got[0])
+	for _, order := range [][2]int{{0, 1}, {1, 0}} {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		ss := []Server{serverAt(t, plain.Addr), serverAt(t, dead)}
+		got := CheckServers(ctx, nil, IPv4, []Server{ss[order[0]], ss[order[1]]})
+		cancel()
+		p, d := got[order[0]], got[order[1]]
+		if !p.Replied || p.RFC5780 != "absent" || p.RTT <= 0 {
+			t.Errorf("plain server: %+v", p)
+		}
+		if d.Replied || d.RFC5780 != RFC5780Unknown || !strings.Contains(d.Err, "grace") {
+			t.Errorf("dead server: %+v; want no answer within the grace period, rfc5780 unknown", d)
+		}
 	}
-	if got[1].Replied || got[1].Err == "" {
-		t.Errorf("dead server: %+v", got[1])
+}
+
+func TestCheckServersAllDeadIsUnknown(t *testing.T) {
+	dead := stuntest.Dead(t, "127.0.0.2")
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	got := CheckServers(ctx, nil, IPv4, []Server{serverAt(t, dead)})
+	if got[0].Replied || got[0].RFC5780 != RFC5780Unknown || got[0].Err == "" {
+		t.Errorf("dead server: %+v; want no answer, rfc5780 unknown", got[0])
 	}
 }

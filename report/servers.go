@@ -27,7 +27,7 @@ type ServerCheckJSON struct {
 	RTTMs         *float64 `json:"rtt_ms"`
 	MappedAddress string   `json:"mapped_address,omitempty"`
 	OtherAddress  string   `json:"other_address,omitempty"`
-	RFC5780       string   `json:"rfc5780,omitempty"`
+	RFC5780       string   `json:"rfc5780,omitempty"` // verified, advertised, invalid, absent (answered without OTHER-ADDRESS) or unknown (no answer)
 	Error         string   `json:"error,omitempty"`
 }
 
