@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/netip"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -188,5 +189,22 @@ func TestLifetimeOverNAT66(t *testing.T) {
 	}
 	if m := got.Probes[0].MappedAddress; netip.MustParseAddrPort(m).Addr() != v6.PublicIP {
 		t.Errorf("mapped %s, want the router's NAT66 address %s", m, v6.PublicIP)
+	}
+}
+
+// A dead first server costs the server check a grace period: the live,
+// capable second one is used and the measurement is not cut short.
+func TestLifetimeDeadFirstServer(t *testing.T) {
+	t.Parallel() // mostly idle waiting: lifetime runs overlap
+	l := lab.New(t, lab.Options{Kind: lab.PortRestrictedCone})
+	coturn(t, l, l.ServerIPs[:])
+	srv := netip.AddrPortFrom(l.ServerIPs[0], 3478).String()
+	r := natcheck(t, l, "lifetime", "--json", "--min", "1s", "--max", "3s", "-s", deadIP.String(), "-s", srv)
+	got := lifetimeJSON(t, r)
+	if r.code != 0 || got.Result != "longer-than-max" || got.Server != srv {
+		t.Fatalf("exit %d result %q (%s) server %s; want longer-than-max with %s", r.code, got.Result, got.Reason, got.Server, srv)
+	}
+	if s := got.Servers[0]; s.ResponsePort != "no-answer" || !strings.Contains(s.Error, "grace") {
+		t.Errorf("dead server %+v; want no answer within the grace period", s)
 	}
 }

@@ -156,3 +156,25 @@ func TestReportSymmetricNAT66(t *testing.T) {
 		t.Errorf("port mapping %+v; want UPnP not supported", f.PortMapping)
 	}
 }
+
+// A dead server beside a live one: the servers and TCP checks give it a
+// grace period, so the report ends long before --timeout, and its RFC 5780
+// support is unknown rather than absent.
+func TestReportDeadServerCostsAGrace(t *testing.T) {
+	l := lab.New(t, lab.Options{Kind: lab.PortRestrictedCone})
+	coturn(t, l, l.ServerIPs[:])
+	const timeout = 5 * time.Second
+	r := natcheck(t, l, "report", "--json", "--timeout", timeout.String(), "--no-portmap",
+		"-s", deadIP.String(), "-s", l.ServerIPs[0].String())
+	f := fullJSON(t, r)
+	checkStatuses(t, f, map[string]string{"servers": "done", "tcp": "done", "nat-type": "done"})
+	if len(f.ServerChecks) != 2 || f.ServerChecks[0].RFC5780 != "unknown" || f.ServerChecks[1].RFC5780 != "verified" {
+		t.Errorf("server checks %+v; want the dead one unknown, coturn verified", f.ServerChecks)
+	}
+	if f.TCP == nil || f.TCP.Mapping != "endpoint-independent" {
+		t.Errorf("tcp %+v; want endpoint-independent against the live server", f.TCP)
+	}
+	if r.elapsed > 3*time.Second {
+		t.Errorf("report took %v with --timeout %v: the dead server was waited for", r.elapsed, timeout)
+	}
+}

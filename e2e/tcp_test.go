@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/natcheck/natcheck/lab"
 	"github.com/natcheck/natcheck/report"
@@ -59,5 +60,30 @@ func TestTCPWorksWhereUDPIsBlocked(t *testing.T) {
 	// One server without OTHER-ADDRESS cannot name the mapping: unknown.
 	if j.Mapping != "unknown" || j.EndpointIndependent != nil || j.Reason == "" {
 		t.Errorf("mapping %q eim %v reason %q", j.Mapping, j.EndpointIndependent, j.Reason)
+	}
+}
+
+// deadIP is an address in the lab's internet that nothing answers.
+var deadIP = netip.MustParseAddr("203.0.113.99")
+
+// A dead first server costs the TCP test a grace period, not --timeout:
+// the mapping is named against the live one, and the JSON says where the
+// connections really left from.
+func TestTCPDeadFirstServer(t *testing.T) {
+	l := lab.New(t, lab.Options{Kind: lab.PortRestrictedCone})
+	coturn(t, l, l.ServerIPs[:])
+	r := natcheck(t, l, "tcp", "--json", "--timeout", "3s", "-s", deadIP.String(), "-s", netip.AddrPortFrom(l.ServerIPs[0], 3478).String())
+	var j report.TCPMappingJSON
+	if err := json.Unmarshal([]byte(r.stdout), &j); err != nil || r.code != 0 {
+		t.Fatalf("exit %d, stdout not JSON (%v): %s", r.code, err, r.stdout)
+	}
+	if j.Mapping != "endpoint-independent" {
+		t.Fatalf("mapping %q (%v); want endpoint-independent against the live server", j.Mapping, j.Reason)
+	}
+	if j.Servers[0].Error == "" || netip.MustParseAddrPort(j.LocalAddress).Addr() != l.ClientIP {
+		t.Errorf("dead server %+v, local %s; want an error and the client's address %s", j.Servers[0], j.LocalAddress, l.ClientIP)
+	}
+	if r.elapsed > 2500*time.Millisecond {
+		t.Errorf("took %v: the dead server held the test towards --timeout 3s", r.elapsed)
 	}
 }

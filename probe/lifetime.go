@@ -516,23 +516,49 @@ wait:
 		p.State = ProbeSkipped
 		return
 	}
+	// A probe still deciding when the round ends (two shorter idle times
+	// expired) cannot move the bounds: it is cut short and skipped, so
+	// the round ends with its second expiry instead of running on for the
+	// retransmissions of every probe that started meanwhile.
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-st.stop:
+			if st.skip(p.Target) {
+				cancel()
+			}
+		case <-pctx.Done():
+		}
+	}()
+	cut := func() bool { return pctx.Err() != nil && ctx.Err() == nil }
 	if r.method == LifetimeMethodPortChange {
-		r.probeByPortChange(ctx, m, p, st)
+		r.probeByPortChange(pctx, m, p, st)
+		if p.State == ProbeFailed && cut() {
+			p.State = ProbeSkipped
+		}
 		return
 	}
-	y, err := Listen(ctx, r.o.Net, r.o.Family, "")
+	y, err := Listen(pctx, r.o.Net, r.o.Family, "")
 	if err != nil {
 		return
 	}
 	defer y.Close()
-	out := askResponsePort(ctx, m.conn, y, r.server, m.mapped.Port(), r.probeRTO(), 3)
+	out := askResponsePort(pctx, m.conn, y, r.server, m.mapped.Port(), r.probeRTO(), 3)
+	if out.support != RPSupported && cut() {
+		p.State = ProbeSkipped
+		return
+	}
 	switch out.support {
 	case RPSupported:
 		p.State, p.Idle = ProbeAlive, out.sent.Sub(m.refreshed)+r.rtt
 	case RPNoAnswer:
 		// Silence means expiry only if the server is still answering:
 		// ask it plainly from the same fresh socket.
-		if _, err := y.Do(ctx, Request{To: r.server, RTO: r.probeRTO(), Attempts: 3}); err != nil {
+		if _, err := y.Do(pctx, Request{To: r.server, RTO: r.probeRTO(), Attempts: 3}); err != nil {
+			if cut() {
+				p.State = ProbeSkipped
+			}
 			return
 		}
 		p.State, p.Idle = ProbeExpired, out.sent.Sub(m.refreshed)+r.rtt
