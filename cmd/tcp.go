@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"context"
+	"time"
 
 	"github.com/natcheck/natcheck/probe"
 	"github.com/natcheck/natcheck/report"
@@ -9,6 +10,12 @@ import (
 )
 
 func init() { register(newTCPCmd) }
+
+// tcpTimeout is tcp's default bound. The test is two steps (every server,
+// then the shared-port connections), and through loss each connection
+// set-up may wait for a SYN retransmission (after 1 s, then 3 s): 5 s lets
+// a lossy path finish instead of ending unknown.
+const tcpTimeout = 5 * time.Second
 
 func newTCPCmd(s *Streams) *cobra.Command {
 	var f probeFlags
@@ -31,6 +38,8 @@ Exit code 3 when no server answers over TCP.`,
 		},
 	}
 	f.register(c)
+	f.timeout = tcpTimeout
+	c.Flags().Lookup("timeout").DefValue = tcpTimeout.String()
 	return c
 }
 
