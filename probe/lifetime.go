@@ -595,6 +595,11 @@ func pickResponsePortServer(ctx context.Context, o LifetimeOptions) (netip.AddrP
 	out := make([]LifetimeServer, len(o.Servers))
 	done := make([]chan struct{}, len(o.Servers))
 	cancels := make([]context.CancelFunc, len(o.Servers))
+	defer func() {
+		for _, c := range cancels {
+			c()
+		}
+	}()
 	answered := make([]chan struct{}, len(o.Servers))
 	firstRTT := make(chan time.Duration, len(o.Servers))
 	for i, s := range o.Servers {
