@@ -254,3 +254,15 @@ func startOrSkip6(t *testing.T) netip.AddrPort {
 	}
 	return stuntest.Serve(t, c, stuntest.Behaviour{}).Addr
 }
+
+// Two names of one server are one witness, not two agreeing servers.
+func TestWhoAmISameServerTwiceIsOneVote(t *testing.T) {
+	s := stuntest.Start(t, "127.0.0.1", stuntest.Behaviour{})
+	w, err := run(t, 2*time.Second, s.Addr, s.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.Agreed != 1 {
+		t.Errorf("agreed = %d, want 1: one server cannot confirm itself", w.Agreed)
+	}
+}
