@@ -32,6 +32,7 @@ server, no route, or silence) and the exit code is 3.`,
 		},
 	}
 	f.register(c)
+	hideFamily(c) // IPv6 by definition
 	c.Flags().MarkHidden("ipv4")
 	c.Flags().MarkHidden("ipv6")
 	return c
@@ -45,7 +46,8 @@ func runIPv6(parent context.Context, s *Streams, f *probeFlags) error {
 	ctx, cancel := context.WithTimeout(parent, r.timeout)
 	defer cancel()
 	c, err := probe.CheckIPv6(ctx, probe.IPv6Options{Servers: r.servers})
-	if err != nil {
+	if err != nil || parent.Err() != nil {
+		// An interrupted check still returns what it saw: say interrupted.
 		return runError(parent, err)
 	}
 	if f.json {

@@ -2,7 +2,6 @@ package cmd
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/natcheck/natcheck/probe"
@@ -97,7 +96,7 @@ func runLifetime(parent context.Context, s *Streams, o *lifetimeOptions, timeout
 	po := probe.LifetimeOptions{Servers: r.servers, Family: r.family, Min: o.min, Max: o.max,
 		Sockets: o.sockets, Rounds: o.rounds, Established: o.estab}
 	if o.flags.verbose {
-		po.Logf = func(format string, args ...any) { fmt.Fprintf(s.ErrOut, format+"\n", args...) }
+		po.Logf = verboseLogger(s, "lifetime")
 	}
 	l, err := o.run(ctx, po)
 	if err != nil {

@@ -56,6 +56,7 @@ JSON fields.`,
 		},
 	}
 	o.flags.register(c)
+	hideFamily(c) // the gateway's port mapping is IPv4; STUN here is IPv4 too
 	c.Flags().BoolVar(&o.noSTUN, "no-stun", false, "do not ask a STUN server (no double-NAT comparison)")
 	c.Flags().DurationVar(&o.hold, "hold", 0, "keep the test mappings this long before deleting them (to look at them on the router)")
 	return c

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
+	"strings"
 
 	"os"
 	"time"
@@ -39,6 +41,14 @@ func (f *probeFlags) register(c *cobra.Command) {
 	fl.DurationVar(&f.timeout, "timeout", defaultTimeout, "give up after this long (e.g. 1500ms, 10s for satellite links)")
 	fl.BoolVar(&f.json, "json", false, "print one JSON object instead of text")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "show details and per-server evidence")
+}
+
+// hideFamily hides -4 and -6 from the help of a command that chooses the
+// address family itself.
+func hideFamily(c *cobra.Command) {
+	for _, name := range []string{"ipv4", "ipv6"} {
+		c.Flags().MarkHidden(name)
+	}
 }
 
 // resolved is what the flags mean once validated.
@@ -81,7 +91,53 @@ func (f *probeFlags) resolve(getenv func(string) string) (resolved, error) {
 	if len(r.servers) == 0 {
 		return r, usageError("no STUN server given")
 	}
-	return r, nil
+	r.servers = dedupe(r.servers)
+	return r, r.fitFamily(f.ipv4)
+}
+
+// dedupe drops servers named twice (also as "host" and "stun:host:3478"):
+// one server must not count as two agreeing witnesses.
+func dedupe(servers []probe.Server) []probe.Server {
+	seen := map[string]bool{}
+	out := servers[:0:0]
+	for _, s := range servers {
+		key := strings.ToLower(s.String())
+		if !seen[key] {
+			seen[key] = true
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// fitFamily makes IPv6-literal servers work without -6: when every server
+// is an IPv6 address and no family was chosen, the run uses IPv6. With -4
+// they cannot be reached, which is bad usage, not a network failure.
+func (r *resolved) fitFamily(explicit4 bool) error {
+	var v4, v6 int
+	var first6 string
+	for _, s := range r.servers {
+		switch a, err := netip.ParseAddr(s.Host); {
+		case err != nil:
+			return nil // a name may have addresses of either family
+		case a.Is6():
+			v6++
+			if first6 == "" {
+				first6 = s.Input
+			}
+		default:
+			v4++
+		}
+	}
+	switch {
+	case v6 > 0 && r.family == probe.IPv4 && explicit4:
+		return usageError("server %s is an IPv6 address, but -4 asks for IPv4", first6)
+	case v6 > 0 && v4 == 0 && r.family == probe.IPv4:
+		r.family = probe.IPv6
+	case v4 > 0 && v6 == 0 && r.family == probe.IPv6:
+		return usageError("-6 asks for IPv6, but every server is an IPv4 address")
+	}
+	return nil
 }
 
 // runError maps a probe failure to an exit code. A parent context that ended
@@ -91,7 +147,7 @@ func runError(parent context.Context, err error) error {
 	case parent.Err() != nil:
 		return &ExitError{Code: ExitInterrupted, Err: errors.New("interrupted")}
 	case errors.Is(err, probe.ErrNoAnswer):
-		return &ExitError{Code: ExitNoAnswer, Err: fmt.Errorf("%w; UDP may be blocked, or the host offline", err)}
+		return &ExitError{Code: ExitNoAnswer, Err: fmt.Errorf("%w; the host may be offline, or this traffic blocked", err)}
 	default:
 		return &ExitError{Code: ExitFailure, Err: err}
 	}
@@ -103,3 +159,12 @@ var getenv = os.Getenv
 // defaultServers is the built-in list; tests replace it so that no test can
 // ever reach a public server.
 var defaultServers = probe.DefaultServers
+
+// verboseLogger writes --verbose progress lines to stderr, each marked
+// "[name]" so that scripts can tell them from the one "natcheck: " line of
+// an error.
+func verboseLogger(s *Streams, name string) func(format string, args ...any) {
+	return func(format string, args ...any) {
+		fmt.Fprintf(s.ErrOut, "["+name+"] "+format+"\n", args...)
+	}
+}

@@ -61,16 +61,16 @@ failed, e.g. because no STUN server answered, says why in the report.`,
   natcheck report --lifetime --lifetime-max 3m`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
+			if o.flags.json && c.Flags().Changed("format") && o.format != "json" {
+				return usageError("--json and --format %s ask for two formats", o.format)
+			}
 			return runReport(c.Context(), s, o)
 		},
 	}
 	o.flags.register(c)
 	o.flags.timeout = reportTimeout
 	c.Flags().Lookup("timeout").DefValue = reportTimeout.String()
-	// report checks both families itself.
-	for _, name := range []string{"ipv4", "ipv6"} {
-		c.Flags().MarkHidden(name)
-	}
+	hideFamily(c) // report checks both families itself
 	f := c.Flags()
 	f.StringVar(&o.format, "format", "text", "output format: text, json or markdown")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "no progress display on stderr")
@@ -95,8 +95,8 @@ func runReport(parent context.Context, s *Streams, o *reportOptions) error {
 	if format != "text" && format != "json" && format != "markdown" {
 		return usageError("--format must be text, json or markdown, got %q", o.format)
 	}
-	if o.lifetime && o.lifetimeMax <= 0 {
-		return usageError("--lifetime-max must be positive, got %s", o.lifetimeMax)
+	if err := checkLifetimeMax(o.lifetime, o.lifetimeMax); err != nil {
+		return err
 	}
 	opt := progress.Options{}
 	if s.ErrOut == os.Stderr {
@@ -122,4 +122,13 @@ func runReport(parent context.Context, s *Streams, o *reportOptions) error {
 	default:
 		return report.FullText(s.Out, in, o.flags.verbose)
 	}
+}
+
+// checkLifetimeMax refuses a --lifetime-max below the shortest idle time
+// the measurement probes: it could only ever say "not measured".
+func checkLifetimeMax(on bool, max time.Duration) error {
+	if on && max < probe.DefaultLifetimeMin {
+		return usageError("--lifetime-max must be at least %s, got %s", probe.DefaultLifetimeMin, max)
+	}
+	return nil
 }

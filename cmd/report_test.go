@@ -74,7 +74,8 @@ func TestReportFormats(t *testing.T) {
 
 func TestReportUsageErrors(t *testing.T) {
 	for _, args := range [][]string{
-		{"--format", "yaml"}, {"-6"}, {"--lifetime", "--lifetime-max", "0s"}, {"--timeout", "0s"},
+		{"--format", "yaml"}, {"-6"}, {"--lifetime", "--lifetime-max", "0s"}, {"--lifetime", "--lifetime-max", "1ns"},
+		{"--timeout", "0s"}, {"--json", "--format", "markdown"},
 	} {
 		_, _, err := runReportCmd(t, context.Background(), append([]string{"-s", "203.0.113.10"}, args...)...)
 		var ee *ExitError

@@ -68,8 +68,8 @@ func runType(parent context.Context, s *Streams, o *typeOptions) error {
 	if err != nil {
 		return err
 	}
-	if o.lifetime && o.lifetimeMax <= 0 {
-		return usageError("--lifetime-max must be positive, got %s", o.lifetimeMax)
+	if err := checkLifetimeMax(o.lifetime, o.lifetimeMax); err != nil {
+		return err
 	}
 	for _, f := range o.failOn {
 		if !slices.Contains(probe.Types, f) {
@@ -80,7 +80,7 @@ func runType(parent context.Context, s *Streams, o *typeOptions) error {
 	defer cancel()
 	opts := probe.TypeOptions{Servers: r.servers, Family: r.family}
 	if o.flags.verbose {
-		opts.Logf = func(format string, args ...any) { fmt.Fprintf(s.ErrOut, "natcheck: "+format+"\n", args...) }
+		opts.Logf = verboseLogger(s, "type")
 	}
 	life := o.startLifetime(parent, r)
 	res, err := o.run(ctx, opts)

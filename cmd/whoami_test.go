@@ -157,3 +157,23 @@ func TestWhoAmIFlagsReachProbe(t *testing.T) {
 		t.Errorf("deadline %v away, want about 5s", left)
 	}
 }
+
+func TestServerListsAreDedupedAndFitTheirFamily(t *testing.T) {
+	f := probeFlags{servers: []string{"203.0.113.10", "stun:203.0.113.10:3478", "203.0.113.10,203.0.113.11"}, timeout: time.Second}
+	r, err := f.resolve(func(string) string { return "" })
+	if err != nil || len(r.servers) != 2 {
+		t.Fatalf("servers %v, err %v; want the two distinct ones", r.servers, err)
+	}
+	f = probeFlags{servers: []string{"2001:db8::10"}, timeout: time.Second}
+	if r, err = f.resolve(func(string) string { return "" }); err != nil || r.family != probe.IPv6 {
+		t.Errorf("an IPv6 literal without -6: family %v, err %v; want IPv6", r.family, err)
+	}
+	for _, bad := range []probeFlags{
+		{servers: []string{"2001:db8::10"}, ipv4: true, timeout: time.Second},
+		{servers: []string{"203.0.113.10"}, ipv6: true, timeout: time.Second},
+	} {
+		if _, err := bad.resolve(func(string) string { return "" }); err == nil {
+			t.Errorf("%+v: want a usage error", bad)
+		}
+	}
+}

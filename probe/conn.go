@@ -241,7 +241,7 @@ func (c *Conn) Do(ctx context.Context, r Request) (Response, error) {
 	}()
 
 	to := net.UDPAddrFromAddrPort(r.To)
-	var firstSent, lastSent time.Time
+	var sent []time.Time // every transmission, to time the reply against
 	attempts := 0
 	rto := r.RTO
 	timer := time.NewTimer(0)
@@ -250,15 +250,12 @@ func (c *Conn) Do(ctx context.Context, r Request) (Response, error) {
 	for {
 		// Stamp before writing: on a fast path the reply can be read before
 		// WriteTo returns.
-		lastSent = time.Now()
+		sent = append(sent, time.Now())
 		if _, err := c.pc.WriteTo(msg.Raw, to); err != nil {
 			if c.closed() && ctx.Err() != nil {
 				return Response{}, ctx.Err()
 			}
 			return Response{}, fmt.Errorf("send to %s: %w", r.To, err)
-		}
-		if attempts == 0 {
-			firstSent = lastSent
 		}
 		attempts++
 		wait := rto
@@ -271,12 +268,7 @@ func (c *Conn) Do(ctx context.Context, r Request) (Response, error) {
 		case rep := <-t.replies:
 			resp := parseResponse(rep.msg, rep.from)
 			resp.Attempts = attempts
-			resp.RTTExact = attempts == 1
-			if attempts == 1 {
-				resp.RTT = rep.at.Sub(firstSent)
-			} else {
-				resp.RTT = rep.at.Sub(lastSent)
-			}
+			resp.RTT, resp.RTTExact = replyRTT(sent, rep.at)
 			return resp, nil
 		case <-timer.C:
 			if attempts >= r.Attempts {
@@ -288,6 +280,20 @@ func (c *Conn) Do(ctx context.Context, r Request) (Response, error) {
 			return Response{Attempts: attempts}, net.ErrClosed
 		}
 	}
+}
+
+// replyRTT times a reply against the last transmission before it (a reply
+// read while the timer fired may predate the retransmission just made).
+// A reply that came before any retransmission can only answer the first
+// one, so only it is timed exactly (Karn's rule).
+func replyRTT(sent []time.Time, at time.Time) (time.Duration, bool) {
+	last := 0
+	for i, t := range sent {
+		if !t.After(at) {
+			last = i
+		}
+	}
+	return max(at.Sub(sent[last]), 0), last == 0
 }
 
 func (r Request) withDefaults() Request {

@@ -106,6 +106,9 @@ func ParseServer(input string) (Server, error) {
 	if err != nil {
 		return bad("port is not a number")
 	}
+	if port == 0 {
+		return bad("port out of range 1-65535")
+	}
 	return finishServer(input, host, port, bad)
 }
 

@@ -39,7 +39,7 @@ func TestParseServer(t *testing.T) {
 
 func TestParseServerRejects(t *testing.T) {
 	for _, in := range []string{
-		"", "not a server::", "host:port", "host:0x10", "host:70000", "host:-1",
+		"", "not a server::", "host:port", "host:0", "203.0.113.10:0", "host:0x10", "host:70000", "host:-1",
 		"stuns:secure.example.net", "turn:relay.example.net", "[2001:db8::1", "-bad-.example",
 		"a..b", "exa mple.net", "stun:", ":3478",
 	} {

@@ -103,6 +103,7 @@ func RunWhoAmI(ctx context.Context, o WhoAmIOptions) (*WhoAmI, error) {
 	}
 
 	tally := newTally()
+	counted := map[netip.AddrPort]bool{}
 	finished := 0
 	var grace <-chan time.Time
 	stoppedEarly := false
@@ -112,9 +113,10 @@ collect:
 		case i := <-events:
 			finished++
 			r := results[i]
-			if r.Status != StatusAnswered {
-				continue
+			if r.Status != StatusAnswered || counted[r.Address] {
+				continue // two names of one server are one witness
 			}
+			counted[r.Address] = true
 			tally.add(r.Mapped.Addr())
 			if tally.confirmed() {
 				stoppedEarly = true

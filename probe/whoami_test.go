@@ -254,3 +254,37 @@ func startOrSkip6(t *testing.T) netip.AddrPort {
 	}
 	return stuntest.Serve(t, c, stuntest.Behaviour{}).Addr
 }
+
+// Two names of one server are one witness, not two agreeing servers.
+func TestWhoAmISameServerTwiceIsOneVote(t *testing.T) {
+	s := stuntest.Start(t, "127.0.0.1", stuntest.Behaviour{})
+	w, err := run(t, 2*time.Second, s.Addr, s.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.Agreed != 1 {
+		t.Errorf("agreed = %d, want 1: one server cannot confirm itself", w.Agreed)
+	}
+}
+
+func TestReplyRTT(t *testing.T) {
+	t0 := time.Now()
+	ms := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Millisecond) }
+	tests := []struct {
+		sent  []time.Time
+		at    time.Time
+		rtt   time.Duration
+		exact bool
+	}{
+		{[]time.Time{ms(0)}, ms(30), 30 * time.Millisecond, true},
+		{[]time.Time{ms(0), ms(250)}, ms(260), 10 * time.Millisecond, false},
+		// Read before the retransmission that the timer triggered.
+		{[]time.Time{ms(0), ms(250)}, ms(249), 249 * time.Millisecond, true},
+	}
+	for _, tt := range tests {
+		rtt, exact := replyRTT(tt.sent, tt.at)
+		if rtt != tt.rtt || exact != tt.exact {
+			t.Errorf("replyRTT(%v) = %v %v, want %v %v", tt.at.Sub(t0), rtt, exact, tt.rtt, tt.exact)
+		}
+	}
+}

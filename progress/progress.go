@@ -17,15 +17,24 @@ import (
 type Options struct {
 	Enabled bool // draw at all (false: every method is a no-op)
 	Color   bool // use ANSI colours
+	// Width cuts lines to the terminal's width: a line that wrapped would
+	// take two rows, and redrawing in place would leave fragments. 0 means
+	// no limit.
+	Width int
 }
 
 // ForStderr enables the display only when stderr is a terminal and the user
 // did not ask for --quiet, and colour only where NO_COLOR is unset and the
 // terminal is not "dumb" (https://no-color.org).
 func ForStderr(quiet bool) Options {
-	on := !quiet && term.IsTerminal(int(os.Stderr.Fd())) && os.Getenv("TERM") != "dumb"
+	fd := int(os.Stderr.Fd())
+	on := !quiet && term.IsTerminal(fd) && os.Getenv("TERM") != "dumb"
 	_, noColor := os.LookupEnv("NO_COLOR")
-	return Options{Enabled: on, Color: on && !noColor}
+	width := 0
+	if w, _, err := term.GetSize(fd); on && err == nil {
+		width = w
+	}
+	return Options{Enabled: on, Color: on && !noColor, Width: width}
 }
 
 // State of one check.
@@ -196,8 +205,26 @@ func (d *Display) line(c *Check) string {
 	if c.state != Pending {
 		text += fmt.Sprintf("  %s (%s)", c.note, c.took.Round(time.Millisecond))
 	}
+	text = clip(text, d.opt.Width)
 	if d.opt.Color {
 		return color + text + reset
 	}
 	return text
+}
+
+// clip cuts s to fit in width columns (one left free, so the cursor never
+// wraps), marking the cut with "...". Notes are ASCII or close to it, so a
+// rune counts as a column.
+func clip(s string, width int) string {
+	if width <= 0 {
+		return s
+	}
+	r := []rune(s)
+	if len(r) < width {
+		return s
+	}
+	if width <= 4 {
+		return string(r[:max(width-1, 0)])
+	}
+	return string(r[:width-4]) + "..."
 }

@@ -69,3 +69,24 @@ func tail(s string, n int) string {
 	}
 	return s[len(s)-n:]
 }
+
+// On a narrow terminal lines are cut, never wrapped: a wrapped line would
+// break redrawing in place.
+func TestLinesFitTheTerminalWidth(t *testing.T) {
+	var buf bytes.Buffer
+	d := New(&buf, Options{Enabled: true, Width: 30})
+	d.Start("servers").Done("1 of 2 answered, 1 with verified RFC 5780 support")
+	d.Stop()
+	for _, line := range strings.Split(buf.String(), "\n") {
+		visible := line
+		if i := strings.LastIndex(line, "\x1b[2K"); i >= 0 {
+			visible = line[i+len("\x1b[2K"):]
+		}
+		if len(visible) >= 30 {
+			t.Errorf("line %q is %d columns on a 30-column terminal", visible, len(visible))
+		}
+	}
+	if !strings.Contains(buf.String(), "...") {
+		t.Errorf("no cut marked in %q", buf.String())
+	}
+}

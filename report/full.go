@@ -259,11 +259,7 @@ func headline(r *diagnose.Result) string {
 func writeChecks(w io.Writer, cs []diagnose.Check) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, c := range cs {
-		took := "-"
-		if c.Elapsed > 0 {
-			took = FormatDuration(c.Elapsed)
-		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", c.Name, c.Status, took, c.Note)
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", c.Name, c.Status, checkTime(c), c.Note)
 	}
 	tw.Flush()
 }
@@ -291,7 +287,7 @@ func FullMarkdown(out io.Writer, in FullInput, verbose bool) error {
 	}
 	b.WriteString("\n## Checks\n\n| check | status | time | note |\n|---|---|---|---|\n")
 	for _, c := range r.Checks {
-		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", c.Name, c.Status, FormatDuration(c.Elapsed), mdCell(c.Note))
+		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", c.Name, c.Status, checkTime(c), mdCell(c.Note))
 	}
 	fmt.Fprintf(&b, "\n_natcheck %s, %s, took %s_\n", mdEscape(in.Version), in.At.UTC().Format(time.RFC3339), FormatDuration(r.Elapsed))
 	_, err := io.WriteString(out, b.String())
@@ -306,4 +302,12 @@ func mdCell(s string) string {
 // mdEscape keeps table pipes and emphasis characters literal.
 func mdEscape(s string) string {
 	return strings.NewReplacer("|", `\|`, "*", `\*`, "_", `\_`, "`", "'").Replace(s)
+}
+
+// checkTime is a check's duration, or "-" for one that did not run.
+func checkTime(c diagnose.Check) string {
+	if c.Elapsed <= 0 {
+		return "-"
+	}
+	return FormatDuration(c.Elapsed)
 }

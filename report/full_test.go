@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/natcheck/natcheck/diagnose"
+	"github.com/natcheck/natcheck/portmap"
 	"github.com/natcheck/natcheck/probe"
 )
 
@@ -131,5 +132,22 @@ func TestFullWithoutTypeResultIsUnknown(t *testing.T) {
 func TestMarkdownEscapesTableCells(t *testing.T) {
 	if got := mdCell("a|b *c* d_e\nf"); got != `a\|b \*c\* d\_e f` {
 		t.Errorf("mdCell = %q", got)
+	}
+}
+
+// A gateway that answers but refuses every mapping must not read as "yes".
+func TestPortmapHeadlineSaysRefused(t *testing.T) {
+	rep := &portmap.Report{Results: []portmap.Result{
+		{Protocol: portmap.UPnP, Supported: portmap.Yes, MappingAdded: portmap.No},
+		{Protocol: portmap.NATPMP, Supported: portmap.Yes, MappingAdded: portmap.Yes},
+		{Protocol: portmap.PCP, Supported: portmap.No},
+	}}
+	var buf bytes.Buffer
+	if err := PortmapText(&buf, PortmapInput{Report: rep}, false); err != nil {
+		t.Fatal(err)
+	}
+	first, _, _ := strings.Cut(buf.String(), "\n")
+	if !strings.HasPrefix(first, "port mapping: UPnP yes (mapping refused), NAT-PMP yes, PCP no;") {
+		t.Errorf("headline %q", first)
 	}
 }

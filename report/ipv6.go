@@ -22,7 +22,7 @@ type IPv6JSON struct {
 	PublicPort      int          `json:"public_port,omitempty"`
 	LocalIP         string       `json:"local_ip,omitempty"`
 	LocalPort       int          `json:"local_port,omitempty"`
-	PortPreserved   *bool        `json:"port_preserved"` // null unless translated
+	PortPreserved   *bool        `json:"port_preservation"` // null unless translated
 	Error           string       `json:"error,omitempty"`
 	ElapsedMs       float64      `json:"elapsed_ms"`
 	Servers         []ServerJSON `json:"servers"`

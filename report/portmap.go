@@ -143,7 +143,14 @@ func PortmapText(out io.Writer, in PortmapInput, verbose bool) error {
 	r := in.Report
 	var parts []string
 	for _, res := range r.Results {
-		parts = append(parts, protocolNames[res.Protocol]+" "+res.Supported.String())
+		part := protocolNames[res.Protocol] + " " + res.Supported.String()
+		if res.Supported == portmap.Yes && res.MappingAdded == portmap.No {
+			// The service answers but grants nothing: for an application
+			// that is as good as none, and the headline must not suggest
+			// otherwise.
+			part += " (mapping refused)"
+		}
+		parts = append(parts, part)
 	}
 	dn := doubleNATJSON(in)
 	if _, err := fmt.Fprintf(out, "port mapping: %s; double NAT: %s\n", strings.Join(parts, ", "), dn.Detected); err != nil {

@@ -25,8 +25,8 @@ type TCPMappingJSON struct {
 // TCPBindingJSON is one Binding over TCP.
 type TCPBindingJSON struct {
 	Name          string   `json:"name"`
-	To            string   `json:"to,omitempty"`
-	Local         string   `json:"local,omitempty"`
+	To            string   `json:"to_address,omitempty"`
+	Local         string   `json:"local_address,omitempty"`
 	MappedAddress string   `json:"mapped_address,omitempty"`
 	OtherAddress  string   `json:"other_address,omitempty"`
 	RTTMs         *float64 `json:"rtt_ms"`

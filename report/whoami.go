@@ -106,6 +106,7 @@ func optMillis(d time.Duration) *float64 {
 func WriteJSON(out io.Writer, v any) error {
 	enc := json.NewEncoder(out)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false) // "->" in notes stays readable; this is not HTML
 	return enc.Encode(v)
 }
 
