@@ -70,6 +70,10 @@ SIGINT or SIGTERM stop it cleanly (exit code 0).`,
 	f.IntVar(&o.maxTCPConns, "max-tcp-conns", 1024, "open TCP connections at most (8 per source address)")
 	f.StringVar(&o.metrics, "metrics", "", "host:port serving Prometheus metrics on /metrics (off when empty)")
 	f.StringVar(&o.software, "software", "natcheck", "SOFTWARE attribute value; empty to omit")
+	// serve is a daemon, not a probe: its exit codes are its own. (Set
+	// before the command joins the tree, so UsageTemplate is cobra's plain
+	// one, not the root's with the probes' codes.)
+	c.SetUsageTemplate(c.UsageTemplate() + "\n" + serveExitCodesHelp + "\n")
 	return c
 }
 
@@ -137,3 +141,8 @@ func runServe(c *cobra.Command, cfg server.Config) error {
 	// A server stopped by SIGINT/SIGTERM has done its job: exit 0.
 	return srv.Serve(ctx)
 }
+
+const serveExitCodesHelp = `Exit codes:
+  0    stopped by SIGINT or SIGTERM after serving
+  1    could not serve (address not assigned, port in use, metrics listener)
+  2    bad usage (unknown flag, an alternate address or port equal to the primary)`
