@@ -86,6 +86,10 @@ func CheckServers(ctx context.Context, n transport.Net, f Family, servers []Serv
 	return out
 }
 
+// serverCheckRTTFloor is the least RTT the verify test of a server check
+// paces itself by: its window is then at least a quarter second.
+const serverCheckRTTFloor = 50 * time.Millisecond
+
 // RFC5780Unknown is a ServerCheck's RFC5780 when the server never answered:
 // whether it supports RFC 5780 could not be told.
 const RFC5780Unknown = "unknown"
@@ -133,7 +137,10 @@ func checkServer(ctx context.Context, n transport.Net, f Family, s Server, repli
 	replied(bind.RTT)
 	obs := Observations{Tests: []TestResult{bind}}
 	if validOther(sc.Address, bind.OtherAddress) {
-		r.rtt = max(bind.RTT, time.Millisecond)
+		// A server check is not in a hurry (the others get a second's grace
+		// anyway): a floor on the RTT widens the verify window, so a loaded
+		// host does not downgrade a verified server to "advertised".
+		r.rtt = max(bind.RTT, serverCheckRTTFloor)
 		obs.Tests = append(obs.Tests, r.verify(ctx, sc.Address, bind.OtherAddress))
 	}
 	sc.RFC5780 = Classify(obs).RFC5780
