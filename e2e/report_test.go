@@ -181,4 +181,3 @@ func TestReportDeadServerCostsAGrace(t *testing.T) {
 		t.Errorf("report took %v with --timeout %v: the dead server was waited for", r.elapsed, timeout)
 	}
 }
-
