@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"encoding/json"
 	"net/netip"
 	"slices"
 	"testing"
@@ -24,11 +23,7 @@ func testServer6(t *testing.T, l *lab.Lab, ip netip.Addr) netip.AddrPort {
 
 func ipv6JSON(t *testing.T, r result) report.IPv6JSON {
 	t.Helper()
-	var j report.IPv6JSON
-	if err := json.Unmarshal([]byte(r.stdout), &j); err != nil {
-		t.Fatalf("stdout is not JSON: %v\n%s", err, r.stdout)
-	}
-	return j
+	return decodeJSON[report.IPv6JSON](t, r)
 }
 
 // Routed IPv6 (a global /64 on the LAN) is reported as routed, NAT66 (a ULA

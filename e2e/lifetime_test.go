@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"encoding/json"
 	"net/netip"
 	"os"
 	"strings"
@@ -15,11 +14,7 @@ import (
 
 func lifetimeJSON(t *testing.T, r result) report.LifetimeJSON {
 	t.Helper()
-	var l report.LifetimeJSON
-	if err := json.Unmarshal([]byte(r.stdout), &l); err != nil {
-		t.Fatalf("stdout is not JSON: %v\n%s", err, r.stdout)
-	}
-	return l
+	return decodeJSON[report.LifetimeJSON](t, r)
 }
 
 // within reports whether got is within frac of want.

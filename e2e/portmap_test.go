@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"os/exec"
 	"regexp"
 	"strings"
@@ -19,14 +18,10 @@ import (
 
 func portmapJSON(t *testing.T, r result) report.PortmapJSON {
 	t.Helper()
-	var p report.PortmapJSON
 	if r.code != 0 {
-		t.Fatalf("natcheck portmap: exit %d, stderr %q", r.code, r.stderr)
+		t.Fatalf("natcheck exited %d: %s", r.code, r.stderr)
 	}
-	if err := json.Unmarshal([]byte(r.stdout), &p); err != nil {
-		t.Fatalf("stdout is not JSON: %v\n%s", err, r.stdout)
-	}
-	return p
+	return decodeJSON[report.PortmapJSON](t, r)
 }
 
 // dnatRule is miniupnpd's DNAT rule, one per mapping; every rule it adds

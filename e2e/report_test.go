@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"encoding/json"
 	"net/netip"
 	"slices"
 	"strings"
@@ -16,13 +15,9 @@ import (
 func fullJSON(t *testing.T, r result) report.FullJSON {
 	t.Helper()
 	if r.code != 0 {
-		t.Fatalf("report exited %d: %s", r.code, r.stderr)
+		t.Fatalf("natcheck exited %d: %s", r.code, r.stderr)
 	}
-	var f report.FullJSON
-	if err := json.Unmarshal([]byte(r.stdout), &f); err != nil {
-		t.Fatalf("stdout is not JSON: %v\n%s", err, r.stdout)
-	}
-	return f
+	return decodeJSON[report.FullJSON](t, r)
 }
 
 // serveBoth runs natcheck serve on both IPv4 server addresses and, when

@@ -99,11 +99,17 @@ func waitUDP(t *testing.T, l *lab.Lab, addr netip.AddrPort) {
 
 func whoamiJSON(t *testing.T, r result) report.WhoAmIJSON {
 	t.Helper()
-	var w report.WhoAmIJSON
-	if err := json.Unmarshal([]byte(r.stdout), &w); err != nil {
+	return decodeJSON[report.WhoAmIJSON](t, r)
+}
+
+// decodeJSON parses a run's stdout as one JSON document of type T.
+func decodeJSON[T any](t *testing.T, r result) T {
+	t.Helper()
+	var v T
+	if err := json.Unmarshal([]byte(r.stdout), &v); err != nil {
 		t.Fatalf("stdout is not JSON: %v\n%s", err, r.stdout)
 	}
-	return w
+	return v
 }
 
 func TestWhoAmIBehindNAT(t *testing.T) {
