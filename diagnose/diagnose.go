@@ -151,7 +151,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return "", err
 	})
 	r.run(CheckServers, func(ctx context.Context) (string, error) {
-		cs := checkServersEachFamily(ctx, o.Servers)
+		cs := probe.CheckServers(ctx, nil, 0, o.Servers) // each server in its own family
 		r.set(func() { res.Servers = cs })
 		return serversNote(cs), nil
 	})
@@ -261,68 +261,6 @@ func (r *runner) local() (string, error) {
 		return fmt.Sprintf("%d addresses, no default route", len(ifs)), nil
 	}
 	return fmt.Sprintf("%d addresses, default route via %s dev %s", len(ifs), gw.Addr, gw.Iface), nil
-}
-
-// checkServersEachFamily checks IPv6 literals over IPv6 and every other
-// server over IPv4, keeping the given order.
-func checkServersEachFamily(ctx context.Context, servers []probe.Server) []probe.ServerCheck {
-	var v4, v6 []probe.Server
-	for _, s := range servers {
-		if a, err := netip.ParseAddr(s.Host); err == nil && a.Is6() {
-			v6 = append(v6, s)
-		} else {
-			v4 = append(v4, s)
-		}
-	}
-	// Each family bounds its own dead servers; across families, once one
-	// has finished with an answer, the other gets the same grace.
-	ctx4, cancel4 := context.WithCancel(ctx)
-	ctx6, cancel6 := context.WithCancel(ctx)
-	defer cancel4()
-	defer cancel6()
-	var wg sync.WaitGroup
-	var c4, c6 []probe.ServerCheck
-	wg.Go(func() {
-		c4 = probe.CheckServers(ctx4, nil, probe.IPv4, v4)
-		graceThenCancel(ctx6, c4, cancel6)
-	})
-	wg.Go(func() {
-		c6 = probe.CheckServers(ctx6, nil, probe.IPv6, v6)
-		graceThenCancel(ctx4, c6, cancel4)
-	})
-	wg.Wait()
-	out := make([]probe.ServerCheck, 0, len(servers))
-	for _, s := range servers {
-		if len(v6) > 0 && s == v6[0] {
-			out, v6, c6 = append(out, c6[0]), v6[1:], c6[1:]
-		} else {
-			out, v4, c4 = append(out, c4[0]), v4[1:], c4[1:]
-		}
-	}
-	return out
-}
-
-// graceThenCancel cancels the other family's check a probe.ServerGrace
-// after the fastest answer among cs, so that its dead servers cost no more
-// than this family's would; it returns at once when nothing answered, and
-// its timer ends with other.
-func graceThenCancel(other context.Context, cs []probe.ServerCheck, cancelOther context.CancelFunc) {
-	var rtt time.Duration
-	for _, c := range cs {
-		if c.Replied && (rtt == 0 || c.RTT < rtt) {
-			rtt = c.RTT
-		}
-	}
-	if rtt == 0 {
-		return
-	}
-	go func() {
-		select {
-		case <-time.After(probe.ServerGrace(rtt)):
-			cancelOther()
-		case <-other.Done():
-		}
-	}()
 }
 
 func ifaceOf(ifs []probe.HostAddr, a netip.Addr) string {

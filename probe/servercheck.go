@@ -3,9 +3,9 @@ package probe
 import (
 	"context"
 	"net/netip"
-	"sync"
-	"sync/atomic"
 	"time"
+
+	"github.com/natcheck/natcheck/probe/gather"
 
 	"github.com/pion/transport/v3"
 )
@@ -29,10 +29,10 @@ type ServerCheck struct {
 }
 
 // CheckServers probes every server at once, each from its own sockets,
-// with the binding and verify tests of `natcheck type`. Once one server has
-// answered its binding, the others have ServerGrace to answer theirs; one
-// still silent then is given up, so a dead server costs at most that grace,
-// never ctx's whole time limit, when a live one answers.
+// with the binding and verify tests of `natcheck type`, under the
+// gather.Survey grace: a dead server costs at most that grace after
+// another's answer, never ctx's whole time limit. With f zero, each server
+// is checked in its own family: IPv6 literals over IPv6, the rest over IPv4.
 func CheckServers(ctx context.Context, n transport.Net, f Family, servers []Server) []ServerCheck {
 	n, err := netOrReal(n)
 	if err != nil {
@@ -42,48 +42,33 @@ func CheckServers(ctx context.Context, n transport.Net, f Family, servers []Serv
 		}
 		return out
 	}
-	out := make([]ServerCheck, len(servers))
-	cancels := make([]context.CancelFunc, len(servers))
-	replied := make([]atomic.Bool, len(servers))
-	firstRTT := make(chan time.Duration, len(servers))
-	var wg sync.WaitGroup
+	tasks := make([]gather.Task[ServerCheck], len(servers))
 	for i, s := range servers {
-		var sctx context.Context
-		sctx, cancels[i] = context.WithCancel(ctx)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			out[i] = checkServer(sctx, n, f, s, func(rtt time.Duration) {
-				replied[i].Store(true)
-				firstRTT <- rtt
-			})
-		}()
-	}
-	all := make(chan struct{})
-	go func() { wg.Wait(); close(all) }()
-	gaveUp := make([]bool, len(servers))
-	select {
-	case <-all:
-	case rtt := <-firstRTT:
-		select {
-		case <-all:
-		case <-time.After(ServerGrace(rtt)):
-			for i := range servers {
-				if !replied[i].Load() {
-					gaveUp[i] = true
-					cancels[i]()
-				}
-			}
-			<-all
+		fam := f
+		if fam == 0 {
+			fam = familyOf(s)
+		}
+		tasks[i] = func(ctx context.Context, answered func(gather.Answer)) ServerCheck {
+			return checkServer(ctx, n, fam, s, func(rtt time.Duration) { answered(gather.Answer{RTT: rtt}) })
 		}
 	}
-	for i := range servers {
-		cancels[i]()
-		if gaveUp[i] && !out[i].Replied {
-			out[i].Err = "no answer within the grace period after another server's"
+	rs := gather.Run(ctx, tasks, gather.Options[ServerCheck]{Grace: gather.Survey})
+	out := make([]ServerCheck, len(rs))
+	for i, r := range rs {
+		out[i] = r.Value
+		if err := r.State.Err(); err != nil && !out[i].Replied {
+			out[i].Err = err.Error()
 		}
 	}
 	return out
+}
+
+// familyOf is IPv6 for an IPv6 literal, else IPv4.
+func familyOf(s Server) Family {
+	if a, err := netip.ParseAddr(s.Host); err == nil && a.Is6() {
+		return IPv6
+	}
+	return IPv4
 }
 
 // serverCheckRTTFloor is the least RTT the verify test of a server check
@@ -93,13 +78,6 @@ const serverCheckRTTFloor = 50 * time.Millisecond
 // RFC5780Unknown is a ServerCheck's RFC5780 when the server never answered:
 // whether it supports RFC 5780 could not be told.
 const RFC5780Unknown = "unknown"
-
-// ServerGrace is how long, after the first server answered, the others may
-// take: several round trips, for servers farther away, and at least a
-// second, for a lost packet's retransmission.
-func ServerGrace(firstRTT time.Duration) time.Duration {
-	return max(8*firstRTT, time.Second)
-}
 
 // checkServer runs the checks of one server; replied is called once its
 // binding answered.

@@ -1,12 +1,16 @@
 package probe
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/natcheck/natcheck/probe/gather"
 
 	"github.com/pion/transport/v3"
 )
@@ -57,21 +61,10 @@ type WhoAmIOptions struct {
 	Net     transport.Net // nil means the host's real network
 }
 
-// After the first answer, RunWhoAmI waits a quarter of its round trip for a
-// second, confirming one: servers at a similar distance (anycast services,
-// two addresses of one host) answer within that window, while a dead server
-// costs no more than that. The bounds cover scheduling noise on a fast path
-// and keep a slow path from waiting long for confirmation.
-const (
-	graceFraction = 4
-	minGrace      = 5 * time.Millisecond
-	maxGrace      = 50 * time.Millisecond
-)
-
 // RunWhoAmI asks every server at once from one socket and answers as soon as
-// two servers agree on the public IP, or when the others have had a grace
-// period proportional to the first round-trip time. Dead servers therefore
-// cost nothing once a live one has answered. The run ends with ctx.
+// two servers agree on the public IP, or when the others have had the
+// gather.Confirm grace after the first answer. Dead servers therefore cost
+// no more than that once a live one has answered. The run ends with ctx.
 func RunWhoAmI(ctx context.Context, o WhoAmIOptions) (*WhoAmI, error) {
 	if len(o.Servers) == 0 {
 		return nil, errors.New("no STUN servers given")
@@ -90,61 +83,31 @@ func RunWhoAmI(ctx context.Context, o WhoAmIOptions) (*WhoAmI, error) {
 	}
 	defer conn.Close()
 
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	results := make([]ServerResult, len(o.Servers))
-	events := make(chan int, len(o.Servers))
+	tasks := make([]gather.Task[ServerResult], len(o.Servers))
 	for i, s := range o.Servers {
-		results[i].Server = s
-		go func() {
-			results[i] = askServer(runCtx, conn, s, o.Family)
-			events <- i
-		}()
-	}
-
-	tally := newTally()
-	counted := map[netip.AddrPort]bool{}
-	finished := 0
-	var grace <-chan time.Time
-	stoppedEarly := false
-collect:
-	for finished < len(o.Servers) {
-		select {
-		case i := <-events:
-			finished++
-			r := results[i]
-			if r.Status != StatusAnswered || counted[r.Address] {
-				continue // two names of one server are one witness
+		tasks[i] = func(ctx context.Context, answered func(gather.Answer)) ServerResult {
+			r := askServer(ctx, conn, s, o.Family)
+			if r.Status == StatusAnswered {
+				answered(gather.Answer{RTT: r.RTT})
 			}
-			counted[r.Address] = true
-			tally.add(r.Mapped.Addr())
-			if tally.confirmed() {
-				stoppedEarly = true
-				break collect
-			}
-			if grace == nil {
-				grace = time.After(min(max(r.RTT/graceFraction, minGrace), maxGrace))
-			}
-		case <-grace:
-			if tally.leader().IsValid() {
-				stoppedEarly = true
-				break collect
-			}
-		case <-ctx.Done():
-			break collect
+			return r
 		}
 	}
-	cancel()
-	for ; finished < len(o.Servers); finished++ {
-		<-events
-	}
-	if stoppedEarly {
-		for i := range results {
-			if results[i].Status == StatusNoAnswer && errors.Is(results[i].Err, context.Canceled) {
+	rs := gather.Run(ctx, tasks, gather.Options[ServerResult]{
+		Grace:  gather.Confirm,
+		Enough: func(rs []gather.Result[ServerResult]) bool { return tallyOf(rs).confirmed() },
+	})
+	results := make([]ServerResult, len(rs))
+	for i, r := range rs {
+		results[i] = r.Value
+		if r.State == gather.GaveUp || r.State == gather.NotNeeded {
+			if results[i].Status == StatusNoAnswer {
+				// Still pending when the answers in hand made it unnecessary.
 				results[i].Status, results[i].Err = StatusSkipped, nil
 			}
 		}
 	}
+	tally := tallyOf(rs)
 
 	w := &WhoAmI{Family: o.Family, Servers: results, Ignored: conn.Ignored(), Elapsed: time.Since(start)}
 	leader := tally.leader()
@@ -229,10 +192,29 @@ func noAnswerError(results []ServerResult, ctxErr error) error {
 	return fmt.Errorf("%w (%s)", ErrNoAnswer, msg)
 }
 
+// tallyOf counts the public IPs the finished servers reported, the fastest
+// first (a tie goes to the faster); two names of one server address are one
+// witness.
+func tallyOf(rs []gather.Result[ServerResult]) *tally {
+	t := newTally()
+	counted := map[netip.AddrPort]bool{}
+	byRTT := slices.Clone(rs)
+	slices.SortStableFunc(byRTT, func(a, b gather.Result[ServerResult]) int { return cmp.Compare(a.Value.RTT, b.Value.RTT) })
+	for _, r := range byRTT {
+		v := r.Value
+		if r.State == gather.Running || v.Status != StatusAnswered || counted[v.Address] {
+			continue
+		}
+		counted[v.Address] = true
+		t.add(v.Mapped.Addr())
+	}
+	return t
+}
+
 // tally counts mapped IPs reported by servers.
 type tally struct {
 	votes map[netip.Addr]int
-	order []netip.Addr // first-seen order, to break ties by speed
+	order []netip.Addr // first-counted order, to break ties by speed
 	total int
 }
 
