@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"github.com/natcheck/natcheck/probe/gather"
 )
 
 // TCPBindingResult is one STUN Binding over TCP (RFC 8489 section 6.2.2).
@@ -167,69 +169,41 @@ func tcpRouteSource(f Family, to netip.AddrPort) (netip.Addr, error) {
 	return RouteSource(n, f, to)
 }
 
-// TCPGrace is how long, after the first server answered over TCP, the
-// others may take: several round trips, and at least a second so that one
-// lost SYN (retransmitted after 1 s) does not drop a live server.
-func TCPGrace(firstRTT time.Duration) time.Duration {
-	return max(8*firstRTT, time.Second)
-}
-
-// tcpProbeAll runs one plain TCP binding per server address, all at once.
+// tcpProbeAll runs one plain TCP binding per server address, all at once,
+// under the gather.Survey grace (one lost SYN is retransmitted after 1 s).
 // It returns as soon as the primary (the first server in order that
 // answered) is known and advertises a usable OTHER-ADDRESS, or once every
-// server finished, or TCPGrace after the first answer: a server still
-// silent then (black-holed, or accepting TCP and never replying) is given
-// up, so it never costs the run's time limit.
+// server finished or was given up: a server still silent after the grace
+// (black-holed, or accepting TCP and never replying) never costs the run's
+// time limit.
 func tcpProbeAll(ctx context.Context, o TCPMappingOptions) []TCPBindingResult {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	out := make([]TCPBindingResult, len(o.Servers))
-	finished := make([]bool, len(o.Servers))
-	events := make(chan int, len(o.Servers))
-	var wg sync.WaitGroup
+	tasks := make([]gather.Task[TCPBindingResult], len(o.Servers))
 	for i, s := range o.Servers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { events <- i }()
+		tasks[i] = func(ctx context.Context, answered func(gather.Answer)) TCPBindingResult {
 			addrs, err := s.Resolve(ctx, o.Family)
 			if err != nil {
-				out[i] = TCPBindingResult{Name: "probe", Err: err}
-				return
+				return TCPBindingResult{Name: "probe", Err: err}
 			}
 			r, c := TCPBinding(ctx, o.Family, netip.AddrPort{}, addrs[0])
 			if c != nil {
 				c.Close()
 			}
 			r.Name = "probe"
-			out[i] = r
-		}()
-	}
-	var grace <-chan time.Time
-	gaveUp := false
-	for n := 0; n < len(o.Servers); n++ {
-		select {
-		case i := <-events:
-			finished[i] = true
-			if out[i].OK() && grace == nil {
-				grace = time.After(TCPGrace(out[i].RTT))
+			if r.OK() {
+				answered(gather.Answer{RTT: r.RTT})
 			}
-		case <-grace:
-			gaveUp = true
-		}
-		if gaveUp || primaryReady(out, finished) {
-			break
+			return r
 		}
 	}
-	cancel()
-	wg.Wait()
-	for i := range out {
-		switch {
-		case finished[i] || out[i].OK():
-		case gaveUp:
-			out[i].Err = errors.New("no answer within the grace period after another server's")
-		default:
-			out[i].Err = errors.New("not waited for: the primary server was known")
+	rs := gather.Run(ctx, tasks, gather.Options[TCPBindingResult]{
+		Grace:  gather.Survey,
+		Enough: primaryReady,
+	})
+	out := make([]TCPBindingResult, len(rs))
+	for i, r := range rs {
+		out[i] = r.Value
+		if err := r.State.Err(); err != nil && !out[i].OK() {
+			out[i].Err = err
 		}
 	}
 	return out
@@ -238,14 +212,14 @@ func tcpProbeAll(ctx context.Context, o TCPMappingOptions) []TCPBindingResult {
 // primaryReady reports whether the primary is known (every earlier server
 // finished without an answer) and needs no other server: its OTHER-ADDRESS
 // gives the mapping test its destinations.
-func primaryReady(out []TCPBindingResult, finished []bool) bool {
-	for i := range out {
-		if !finished[i] {
+func primaryReady(rs []gather.Result[TCPBindingResult]) bool {
+	for _, r := range rs {
+		if r.State == gather.Running {
 			return false
 		}
-		if r := out[i]; r.OK() {
-			o := r.Other
-			return o.IsValid() && o.Addr() != r.To.Addr()
+		if v := r.Value; v.OK() {
+			o := v.Other
+			return o.IsValid() && o.Addr() != v.To.Addr()
 		}
 	}
 	return false

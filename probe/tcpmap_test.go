@@ -197,7 +197,7 @@ func silentTCP(t *testing.T) netip.AddrPort {
 	return addrPortOf(ln.Addr())
 }
 
-// A silent first server is given up TCPGrace after the others answered, and
+// A silent first server is given up a gather.Survey grace after the others answered, and
 // the mapping test then runs against the first server that did answer,
 // within runTCPMapping's time limit.
 func TestTCPMappingSilentFirstServer(t *testing.T) {
