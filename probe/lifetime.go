@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/natcheck/natcheck/probe/gather"
 	"github.com/pion/stun/v3"
 	"github.com/pion/transport/v3"
 )
@@ -586,92 +587,51 @@ func (r *lifetimeRun) probeByPortChange(ctx context.Context, m *idleMapping, p *
 }
 
 // pickResponsePortServer checks every server at once and returns the first,
-// in the order given, that honours RESPONSE-PORT, with its RTT. Once any
-// server has answered its plain binding, the others have rpGrace to answer
-// theirs; one that has not by then is given up ("no answer"), so a dead
-// server early in the list costs a grace period, never the run's timeout.
-// Servers that answered in time are then waited for in order.
+// in the order given, that honours RESPONSE-PORT, with its RTT. The servers
+// run under the gather.Survey grace: once any has answered its plain
+// binding, one that has not within the grace is given up ("no answer"), so
+// a dead server early in the list never costs the run's timeout. Servers
+// that answered in time are waited for in order.
 func pickResponsePortServer(ctx context.Context, o LifetimeOptions) (netip.AddrPort, time.Duration, []LifetimeServer) {
-	out := make([]LifetimeServer, len(o.Servers))
-	done := make([]chan struct{}, len(o.Servers))
-	cancels := make([]context.CancelFunc, len(o.Servers))
-	defer func() {
-		for _, c := range cancels {
-			c()
-		}
-	}()
-	answered := make([]chan struct{}, len(o.Servers))
-	firstRTT := make(chan time.Duration, len(o.Servers))
+	tasks := make([]gather.Task[LifetimeServer], len(o.Servers))
 	for i, s := range o.Servers {
-		done[i], answered[i] = make(chan struct{}), make(chan struct{})
-		var sctx context.Context
-		sctx, cancels[i] = context.WithCancel(ctx)
-		go func() {
-			defer close(done[i])
-			out[i] = checkResponsePort(sctx, o, s, func(rtt time.Duration) {
-				close(answered[i])
-				firstRTT <- rtt
-			})
-		}()
-	}
-	cancelAll := func(from int) {
-		for j := from; j < len(done); j++ {
-			cancels[j]()
-			<-done[j]
+		tasks[i] = func(ctx context.Context, answered func(gather.Answer)) LifetimeServer {
+			return checkResponsePort(ctx, o, s, func(rtt time.Duration) { answered(gather.Answer{RTT: rtt}) })
 		}
 	}
-	var grace <-chan time.Time
-	graceOver := false
-	for i := range o.Servers {
-	wait:
-		for {
-			if graceOver && !chanClosed(answered[i]) && !chanClosed(done[i]) {
-				cancels[i]()
-				<-done[i]
-				out[i] = LifetimeServer{Server: out[i].Server, Address: out[i].Address, Support: RPNoAnswer,
-					Err: errors.New("no answer within the grace period after another server's")}
-				break
-			}
-			select {
-			case <-done[i]:
-				break wait
-			case rtt := <-firstRTT:
-				if grace == nil && !graceOver {
-					grace = time.After(rpGrace(rtt))
-				}
-			case <-grace:
-				grace, graceOver = nil, true
-			}
-		}
-		if out[i].Support == RPSupported {
-			cancelAll(i + 1)
-			for j := i + 1; j < len(done); j++ {
-				if out[j].Support != RPSupported {
-					out[j] = LifetimeServer{Server: out[j].Server, Address: out[j].Address}
-				}
-			}
-			return out[i].Address, out[i].RTT, out
+	rs := gather.Run(ctx, tasks, gather.Options[LifetimeServer]{Grace: gather.Survey, Enough: firstSupported})
+	out := make([]LifetimeServer, len(rs))
+	chosen := -1
+	for i, r := range rs {
+		out[i] = r.Value
+		switch {
+		case chosen < 0 && r.Value.Support == RPSupported:
+			chosen = i
+		case r.State == gather.GaveUp:
+			out[i] = LifetimeServer{Server: r.Value.Server, Address: r.Value.Address, Support: RPNoAnswer, Err: gather.ErrGaveUp}
+		case chosen >= 0 && r.Value.Support != RPSupported:
+			// Not waited for once an earlier server was chosen: unknown.
+			out[i] = LifetimeServer{Server: r.Value.Server, Address: r.Value.Address}
 		}
 	}
-	cancelAll(0)
-	return netip.AddrPort{}, 0, out
+	if chosen < 0 {
+		return netip.AddrPort{}, 0, out
+	}
+	return out[chosen].Address, out[chosen].RTT, out
 }
 
-func chanClosed(c chan struct{}) bool {
-	select {
-	case <-c:
-		return true
-	default:
-		return false
+// firstSupported holds once the first server, in the order given, that
+// honours RESPONSE-PORT is known: every earlier one has finished without.
+func firstSupported(rs []gather.Result[LifetimeServer]) bool {
+	for _, r := range rs {
+		if r.State == gather.Running {
+			return false
+		}
+		if r.State == gather.Finished && r.Value.Support == RPSupported {
+			return true
+		}
 	}
-}
-
-// rpGrace is how long, after the first server answered a binding, the
-// others may take to answer theirs: several round trips, for servers at
-// other distances, and at least 250 ms for scheduling and one lost packet
-// on a fast path.
-func rpGrace(firstRTT time.Duration) time.Duration {
-	return max(8*firstRTT, 250*time.Millisecond)
+	return false
 }
 
 // checkResponsePort makes one mapping and asks, from a second socket, for
