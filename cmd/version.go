@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"fmt"
+	"io"
 	"runtime/debug"
 
 	"github.com/natcheck/natcheck/report"
@@ -49,22 +50,26 @@ func newVersionCmd(s *Streams) *cobra.Command {
 		Example: "  natcheck version\n  natcheck version --json | jq -r .version",
 		Args:    cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			v := readVersion()
-			if asJSON {
-				return report.WriteJSON(s.Out, v)
-			}
-			line := "natcheck " + v.Version
-			if v.Revision != "" {
-				line += " (" + v.Revision
-				if v.Modified {
-					line += ", modified"
-				}
-				line += ")"
-			}
-			_, err := fmt.Fprintf(s.Out, "%s %s\n", line, v.GoVersion)
-			return err
+			return writeVersion(s.Out, readVersion(), asJSON)
 		},
 	}
 	c.Flags().BoolVar(&asJSON, "json", false, "print one JSON object")
 	return c
+}
+
+// writeVersion prints v as `natcheck version` does, as text or JSON.
+func writeVersion(out io.Writer, v versionInfo, asJSON bool) error {
+	if asJSON {
+		return report.WriteJSON(out, v)
+	}
+	line := "natcheck " + v.Version
+	if v.Revision != "" {
+		line += " (" + v.Revision
+		if v.Modified {
+			line += ", modified"
+		}
+		line += ")"
+	}
+	_, err := fmt.Fprintf(out, "%s %s\n", line, v.GoVersion)
+	return err
 }
