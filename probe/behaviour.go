@@ -10,8 +10,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/natcheck/natcheck/probe/gather"
 	"github.com/pion/transport/v3"
 )
 
@@ -326,12 +328,13 @@ func paced(ctx context.Context, c *Conn, s send) (Response, int, error) {
 }
 
 // bindingRound sends Binding requests to every server from the mapping
-// socket at once. It ends when all have answered, a few RTTs after the
-// first answer (a dead server never costs a timeout), or when UDP is
-// judged blocked; STUN over TCP starts if UDP stays silent.
+// socket at once, on the gather engine: after a plain server's answer an
+// RFC 5780 server still gets gather.AwaitRFC5780, after an RFC 5780
+// server's the others get gather.Corroborate, so a dead server never costs
+// a timeout. STUN over TCP starts if UDP stays silent (tcpFallback).
 func (r *typeRun) bindingRound(ctx context.Context, mc *Conn) (binds, tcp []TestResult) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	udpCtx, stopUDP := context.WithCancel(ctx)
+	defer stopUDP()
 	var mu sync.Mutex
 	var firstRTT time.Duration
 	gaps := func(i int) time.Duration {
@@ -342,74 +345,63 @@ func (r *typeRun) bindingRound(ctx context.Context, mc *Conn) (binds, tcp []Test
 		}
 		return firstGap << min(i, 5)
 	}
-	binds = make([]TestResult, len(r.cfg.Servers))
-	type answer struct {
-		rtt     time.Duration // <= 0: no answer
-		rfc5780 bool          // a genuine OTHER-ADDRESS came with it
-	}
-	done := make(chan answer, len(r.cfg.Servers))
+	var udpAnswered atomic.Bool
+	tasks := make([]gather.Task[TestResult], len(r.cfg.Servers))
 	for i, s := range r.cfg.Servers {
-		go func() {
+		tasks[i] = func(ctx context.Context, answered func(gather.Answer)) TestResult {
 			resp, n, err := paced(ctx, mc, send{to: s, gaps: gaps, copies: maxCopies, waitEnd: r.deadline})
 			t := result(TestServer, mc.LocalAddr(), s, 0, resp, n, err)
-			binds[i] = t
-			a := answer{rtt: -1}
 			if err == nil {
-				a = answer{rtt: max(resp.RTT, time.Millisecond), rfc5780: validOther(s, t.OtherAddress)}
+				rtt := max(resp.RTT, time.Millisecond)
 				mu.Lock()
 				if firstRTT == 0 {
-					firstRTT = a.rtt
+					firstRTT = rtt
 				}
 				mu.Unlock()
+				udpAnswered.Store(true)
+				answered(gather.Answer{RTT: rtt, Decisive: validOther(s, t.OtherAddress)})
 			}
-			done <- a
-		}()
-	}
-	tcpTimer := time.NewTimer(tcpAfter)
-	defer tcpTimer.Stop()
-	tcpc := make(chan []TestResult, 1)
-	var tcpC <-chan []TestResult
-	var graceC <-chan time.Time
-	answered, rfcAnswered := false, false
-	for left := len(binds); left > 0; {
-		select {
-		case a := <-done:
-			left--
-			switch {
-			case a.rtt > 0 && a.rfc5780 && !rfcAnswered:
-				// The behaviour tests can start: the others only add
-				// corroboration, worth a short wait.
-				rfcAnswered, answered = true, true
-				graceC = time.After(max(2*firstRTT, silenceFloor/2))
-			case a.rtt > 0 && !answered:
-				// A plain server answered first: an RFC 5780 server,
-				// often farther away, gets several round trips more (the
-				// filtering verdict depends on it); a dead one costs that
-				// much, never a timeout.
-				answered = true
-				graceC = time.After(max(8*a.rtt, rfc5780Wait))
-			}
-		case <-tcpTimer.C:
-			if !answered {
-				r.cfg.logf("no UDP answer after %v: trying STUN over TCP", tcpAfter)
-				tcpC = tcpc
-				go func() { tcpc <- r.tcpRound(ctx) }()
-			}
-		case tcp = <-tcpC:
-			tcpC = nil
-			if countReplied(tcp) > 0 && !answered {
-				// TCP answers, UDP does not: give UDP at least a second
-				// (ten TCP round trips if slower) before calling it blocked.
-				graceC = time.After(max(udpGraceAfterTCP, 10*maxRTT(tcp)))
-			}
-		case <-graceC:
-			cancel()
+			return t
 		}
 	}
-	if tcpC != nil && !answered {
-		tcp = <-tcpC
+	tcpCtx, stopTCP := context.WithCancel(ctx)
+	defer stopTCP()
+	tcpDone := make(chan []TestResult, 1)
+	go func() { tcpDone <- r.tcpFallback(tcpCtx, &udpAnswered, stopUDP) }()
+
+	rs := gather.Run(udpCtx, tasks, gather.Options[TestResult]{Grace: gather.AwaitRFC5780, Decisive: gather.Corroborate})
+	binds = make([]TestResult, len(rs))
+	for i, res := range rs {
+		binds[i] = res.Value
 	}
-	return binds, tcp
+	if udpAnswered.Load() {
+		stopTCP() // TCP only matters when UDP is silent
+	}
+	return binds, <-tcpDone
+}
+
+// tcpFallback starts STUN over TCP when no UDP answer came within
+// tcpAfter. When TCP answers and UDP still does not, UDP gets at least a
+// second (ten TCP round trips if slower) before stopUDP calls it blocked.
+func (r *typeRun) tcpFallback(ctx context.Context, udpAnswered *atomic.Bool, stopUDP context.CancelFunc) []TestResult {
+	select {
+	case <-time.After(tcpAfter):
+	case <-ctx.Done():
+		return nil
+	}
+	if udpAnswered.Load() {
+		return nil
+	}
+	r.cfg.logf("no UDP answer after %v: trying STUN over TCP", tcpAfter)
+	tcp := r.tcpRound(ctx)
+	if countReplied(tcp) > 0 && !udpAnswered.Load() {
+		select {
+		case <-time.After(max(udpGraceAfterTCP, 10*maxRTT(tcp))):
+			stopUDP()
+		case <-ctx.Done():
+		}
+	}
+	return tcp
 }
 
 // pickPrimary chooses the server for the RFC 5780 tests: the first (in

@@ -85,6 +85,7 @@ type Conn struct {
 	ignored   atomic.Int64 // datagrams that matched no transaction or were malformed
 	done      chan struct{}
 	closeOnce sync.Once // Close runs from the caller and from the context watcher
+	cause     error     // why Close ran: the context's error, or nil for the caller's Close
 }
 
 type transaction struct {
@@ -118,7 +119,7 @@ func Listen(ctx context.Context, n transport.Net, f Family, laddr string) (*Conn
 	go func() {
 		select {
 		case <-ctx.Done():
-			c.Close()
+			c.closeBecause(ctx.Err())
 		case <-c.done:
 		}
 	}()
@@ -145,13 +146,28 @@ func (c *Conn) LocalAddr() netip.AddrPort { return c.local }
 func (c *Conn) Ignored() int64 { return c.ignored.Load() }
 
 // Close closes the socket; transactions in progress end with an error.
-func (c *Conn) Close() error {
+func (c *Conn) Close() error { return c.closeBecause(nil) }
+
+// closeBecause closes the socket and records why. A transaction that ends
+// because the socket's context ended reports the context's error, not a
+// closed socket: its own context, a child, may learn of the end a moment
+// later than the socket does.
+func (c *Conn) closeBecause(cause error) error {
 	var err error
 	c.closeOnce.Do(func() {
+		c.cause = cause
 		close(c.done)
 		err = c.pc.Close()
 	})
 	return err
+}
+
+// closedErr is the error of a transaction cut short by Close.
+func (c *Conn) closedErr() error {
+	if c.cause != nil {
+		return c.cause
+	}
+	return net.ErrClosed
 }
 
 func (c *Conn) readLoop() {
@@ -252,8 +268,11 @@ func (c *Conn) Do(ctx context.Context, r Request) (Response, error) {
 		// WriteTo returns.
 		sent = append(sent, time.Now())
 		if _, err := c.pc.WriteTo(msg.Raw, to); err != nil {
-			if c.closed() && ctx.Err() != nil {
-				return Response{}, ctx.Err()
+			if c.closed() {
+				if ctx.Err() != nil {
+					return Response{}, ctx.Err()
+				}
+				return Response{}, c.closedErr()
 			}
 			return Response{}, fmt.Errorf("send to %s: %w", r.To, err)
 		}
@@ -277,7 +296,7 @@ func (c *Conn) Do(ctx context.Context, r Request) (Response, error) {
 		case <-ctx.Done():
 			return Response{Attempts: attempts}, ctx.Err()
 		case <-c.done:
-			return Response{Attempts: attempts}, net.ErrClosed
+			return Response{Attempts: attempts}, c.closedErr()
 		}
 	}
 }
