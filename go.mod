@@ -5,7 +5,6 @@ go 1.26.8
 require (
 	github.com/VictoriaMetrics/metrics v1.45.0
 	github.com/huin/goupnp v1.3.1
-	github.com/jackpal/go-nat-pmp v1.1.0
 	github.com/pion/logging v0.2.4
 	github.com/pion/stun/v3 v3.1.7
 	github.com/pion/transport/v3 v3.1.1

@@ -26,9 +26,16 @@ type fakeGateway struct {
 	// result 3, PCP result 8 with the address in the response.
 	private bool
 
+	// NAT-PMP behaviours, for the client's tests.
+	pmpResult    NATPMPResult // answer every NAT-PMP request with this result code
+	pmpMapResult NATPMPResult // answer mapping requests only with this one
+	pmpSilent    bool         // drop NAT-PMP requests
+	pmpAsPCP     bool         // answer NAT-PMP in PCP (version 2, UNSUPP_VERSION)
+
 	mu       sync.Mutex
 	mappings map[string]bool // "proto/internal port", live ones
 	added    int
+	pmpReqs  int // NAT-PMP requests received
 }
 
 func loopbackAddr() netip.Addr {
@@ -135,31 +142,77 @@ func (g *fakeGateway) handlePMP(b []byte) []byte {
 		}
 		return resp
 	}
-	if private {
+	g.mu.Lock()
+	g.pmpReqs++
+	result, mapResult, silent, asPCP := g.pmpResult, g.pmpMapResult, g.pmpSilent, g.pmpAsPCP
+	g.mu.Unlock()
+	switch {
+	case silent:
+		return nil
+	case asPCP:
+		resp := make([]byte, pcpHeaderLen)
+		resp[0], resp[1], resp[3] = pcpVersion, b[1]|pcpResponseBit, 1 // UNSUPP_VERSION
+		return resp
+	case private:
 		return []byte{0, b[1] | 0x80, 0, 3, 0, 0, 0, 42} // network failure
+	case b[1] == 1 || b[1] == 2:
+		if mapResult != 0 {
+			result = mapResult
+		}
 	}
 	switch b[1] {
 	case 0:
 		resp := []byte{0, 0x80, 0, 0, 0, 0, 0, 42, 0, 0, 0, 0}
+		binary.BigEndian.PutUint16(resp[2:4], uint16(result))
 		a := g.external.As4()
 		copy(resp[8:], a[:])
 		return resp
-	case 1:
+	case 1, 2:
 		if len(b) < 12 {
 			return nil
 		}
 		port := binary.BigEndian.Uint16(b[4:6])
 		lifetime := binary.BigEndian.Uint32(b[8:12])
-		g.set(fmt.Sprintf("nat-pmp/%d", port), lifetime > 0)
 		resp := make([]byte, 16)
-		resp[1] = 0x81
+		resp[1] = b[1] | 0x80
+		binary.BigEndian.PutUint16(resp[2:4], uint16(result))
 		binary.BigEndian.PutUint32(resp[4:8], 42)
 		copy(resp[8:10], b[4:6])
-		copy(resp[10:12], b[6:8])
+		if result != 0 {
+			return resp // section 3.5: the other fields are the request's, or zero
+		}
+		key := fmt.Sprintf("nat-pmp/%d", port)
+		if b[1] == 2 {
+			key = fmt.Sprintf("nat-pmp/tcp/%d", port)
+		}
+		g.set(key, lifetime > 0)
+		if lifetime > 0 {
+			copy(resp[10:12], b[6:8])
+		} // deletion: external port 0 (section 3.4)
 		copy(resp[12:16], b[8:12])
 		return resp
 	}
-	return nil
+	// Section 3.5: an unknown opcode gets the request back, result 5.
+	resp := append([]byte(nil), b...)
+	resp[1] |= 0x80
+	if len(resp) >= 4 {
+		resp[2], resp[3] = 0, 5
+	}
+	return resp
+}
+
+// configure changes the gateway's behaviour while it serves.
+func (g *fakeGateway) configure(f func(*fakeGateway)) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	f(g)
+}
+
+// pmpRequests is how many NAT-PMP requests the gateway has received.
+func (g *fakeGateway) pmpRequests() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.pmpReqs
 }
 
 func (g *fakeGateway) serveSSDP(c *net.UDPConn, location string) {

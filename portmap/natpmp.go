@@ -4,57 +4,111 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/netip"
-	"strings"
-	"syscall"
+	"net"
 	"time"
-
-	natpmp "github.com/jackpal/go-nat-pmp"
 )
 
-// natpmp tests NAT-PMP with github.com/jackpal/go-nat-pmp: the external
-// address (opcode 0), a UDP mapping for a socket of ours (opcode 1), then
-// its deletion (the same request with lifetime 0, RFC 6886 section 3.4).
-func (c *checker) natpmp(ctx context.Context) {
-	timeout := c.o.Wait
-	if dl, ok := ctx.Deadline(); ok {
-		timeout = min(timeout, time.Until(dl))
+// natpmpClient speaks NAT-PMP (RFC 6886) to one gateway over a socket
+// connected to its port 5351 (dialGateway), so that only the gateway's
+// answers are read. Each call retransmits with RFC 6886's schedule (250 ms,
+// doubling) until it has an answer or ctx ends; without an answer it
+// returns an error matching ErrNoAnswer when ctx's deadline passed, ctx's
+// error when it was cancelled. A non-zero result code comes back as
+// *NATPMPResultError with the parsed response; an answer in PCP's version
+// as errPCPAnswer; ICMP port unreachable as ErrRefused.
+type natpmpClient struct{ conn *net.UDPConn }
+
+// ExternalAddress asks for the gateway's external address (opcode 0).
+func (c natpmpClient) ExternalAddress(ctx context.Context) (natpmpResponse, time.Duration, error) {
+	return c.do(ctx, natpmpRequest{Opcode: natpmpOpExternalAddr})
+}
+
+// Map asks for a mapping of the internal port (opcode 1 for UDP, 2 for
+// TCP), suggesting an external port (0: no preference), for lifetime
+// seconds.
+func (c natpmpClient) Map(ctx context.Context, op uint8, internal, external uint16, lifetime uint32) (natpmpResponse, time.Duration, error) {
+	if op != natpmpOpMapUDP && op != natpmpOpMapTCP {
+		return natpmpResponse{}, 0, fmt.Errorf("NAT-PMP: opcode %d is not a mapping", op)
 	}
-	if timeout <= 0 {
-		c.fail(interrupted(ctx))
+	return c.do(ctx, natpmpRequest{Opcode: op, InternalPort: internal, ExternalPort: external, Lifetime: lifetime})
+}
+
+// Unmap deletes the mapping of the internal port: RFC 6886 section 3.4, a
+// mapping request with lifetime 0 and suggested external port 0.
+func (c natpmpClient) Unmap(ctx context.Context, op uint8, internal uint16) (natpmpResponse, time.Duration, error) {
+	return c.Map(ctx, op, internal, 0, 0)
+}
+
+// do runs one transaction. A response counts when it answers our opcode
+// and, when it is a successful mapping response, our internal port (a late
+// answer to another request on the socket is not ours). "Unsupported
+// version" counts whatever its opcode: it answers the version, and some
+// servers send it with opcode 0 (RFC 6886 erratum 3618).
+func (c natpmpClient) do(ctx context.Context, req natpmpRequest) (natpmpResponse, time.Duration, error) {
+	r, rtt, err := transact(ctx, c.conn, req.marshal(), parseNATPMPResponse, func(r natpmpResponse) bool {
+		if r.Result == NATPMPUnsupportedVersion {
+			return true
+		}
+		return r.Opcode == req.Opcode &&
+			(r.Result != NATPMPSuccess || req.Opcode == natpmpOpExternalAddr || r.InternalPort == req.InternalPort)
+	})
+	if err != nil {
+		return r, rtt, err
+	}
+	if r.Result != NATPMPSuccess {
+		return r, rtt, &NATPMPResultError{Code: r.Result}
+	}
+	return r, rtt, nil
+}
+
+// natpmp tests NAT-PMP: the external address (opcode 0), a UDP mapping for
+// a socket of ours (opcode 1), then its deletion (the same request with
+// lifetime 0, RFC 6886 section 3.4).
+func (c *checker) natpmp(ctx context.Context) {
+	if err := interrupted(ctx); err != nil {
+		c.fail(err)
 		return
 	}
-	// The library retransmits (250 ms doubling) until its timeout, but it
-	// knows no context: each call runs in its own goroutine (goCall).
-	client := natpmp.NewClientWithLocalAndTimeout(c.gw.Addr.AsSlice(), c.gw.Local.AsSlice(), timeout)
+	conn, err := dialGateway(c.gw, natpmpPort)
+	if err != nil {
+		// Nothing could be asked: as "not supported" as a refusal.
+		c.res.Supported = No
+		c.fail(err)
+		return
+	}
+	defer conn.Close()
+	client := natpmpClient{conn}
 
-	start := time.Now()
-	ext, err := goCall(client.GetExternalAddress).wait(ctx)
-	c.res.Timings.Discover = time.Since(start)
+	wctx, cancel := c.waitContext(ctx)
+	ext, rtt, err := client.ExternalAddress(wctx)
+	cancel()
+	c.res.Timings.Discover = rtt
+	var resErr *NATPMPResultError
 	switch {
 	case interrupted(ctx) != nil:
 		c.fail(interrupted(ctx))
 		return
 	case err == nil:
 		c.res.Supported = Yes
-		c.res.Server = fmt.Sprintf("NAT-PMP, epoch %ds", ext.SecondsSinceStartOfEpoc)
-		if a := netip.AddrFrom4(ext.ExternalIPAddress); !a.IsUnspecified() {
-			c.res.ExternalIP = a
+		c.res.Server = fmt.Sprintf("NAT-PMP, epoch %ds", ext.Epoch)
+		if !ext.ExternalIP.IsUnspecified() {
+			c.res.ExternalIP = ext.ExternalIP
 		}
-	default:
-		// A NAT-PMP result code is an answer from a NAT-PMP server (code 3
-		// is a gateway without a public address); anything else is not.
-		code, isResult := natpmpResultCode(err)
-		c.res.Supported = TriOf(isResult && code != 1)
-		if isResult {
-			err = fmt.Errorf("external address: %w", natpmpError(err, timeout))
-		} else {
-			err = natpmpError(err, timeout)
-		}
-		c.fail(err)
-		if !isResult || code == 1 {
+	case errors.As(err, &resErr):
+		// A result code is an answer from a NAT-PMP server (code 3 is a
+		// gateway without a public address), except "unsupported version":
+		// a server of another protocol (a PCP-only one, RFC 6887 section
+		// 9) that does not speak NAT-PMP.
+		c.res.Supported = TriOf(resErr.Code != NATPMPUnsupportedVersion)
+		c.fail(fmt.Errorf("external address: %w", err))
+		if resErr.Code == NATPMPUnsupportedVersion {
 			return
 		}
+	default:
+		// Refused, silent, answered in PCP, or could not send.
+		c.res.Supported = No
+		c.fail(err)
+		return
 	}
 
 	sock, err := c.testSocket()
@@ -63,112 +117,39 @@ func (c *checker) natpmp(ctx context.Context) {
 		return
 	}
 	defer sock.Close()
-	port := int(c.res.InternalPort)
-	start = time.Now()
-	add := goCall(func() (*natpmp.AddPortMappingResult, error) {
-		return client.AddPortMapping("udp", port, port, int(c.lifetimeSeconds()))
-	})
-	// From here on a mapping may exist: delete it whatever happens next.
-	defer c.natpmpDelete(ctx, client, add, port)
-	m, err := add.wait(ctx)
-	c.res.Timings.Add = time.Since(start)
+	port := c.res.InternalPort
+	// From here on a mapping may exist (the request may have arrived even
+	// if its answer does not): delete it whatever happens next.
+	defer c.natpmpDelete(ctx, client, port)
+
+	wctx, cancel = c.waitContext(ctx)
+	m, rtt, err := client.Map(wctx, natpmpOpMapUDP, port, port, c.lifetimeSeconds())
+	cancel()
+	c.res.Timings.Add = rtt
 	if err != nil {
-		if interrupted(ctx) != nil {
+		switch {
+		case interrupted(ctx) != nil:
 			err = interrupted(ctx)
-		} else if _, refused := natpmpResultCode(err); refused {
-			c.res.MappingAdded = No // without an answer it stays unknown
+		case errors.As(err, &resErr):
+			c.res.MappingAdded = No // refused; without an answer it stays unknown
 		}
-		c.fail(fmt.Errorf("mapping: %w", natpmpError(err, timeout)))
+		c.fail(fmt.Errorf("mapping: %w", err))
 		return
 	}
 	c.res.MappingAdded = Yes
-	c.res.ExternalPort = m.MappedExternalPort
-	c.res.Lifetime = time.Duration(m.PortMappingLifetimeInSeconds) * time.Second
+	c.res.ExternalPort = m.ExternalPort
+	c.res.Lifetime = time.Duration(m.Lifetime) * time.Second
 	c.hold(ctx)
 }
 
-// natpmpDelete waits for an add still in flight (the library would
-// otherwise retransmit it after our deletion), then deletes the mapping of
-// the internal port, on a context that outlives the caller's.
-func (c *checker) natpmpDelete(ctx context.Context, client *natpmp.Client, add *call[*natpmp.AddPortMappingResult], port int) {
+// natpmpDelete deletes the mapping of the internal port on a context that
+// outlives the caller's, each wait bounded by Wait as the others are.
+func (c *checker) natpmpDelete(ctx context.Context, client natpmpClient, port uint16) {
 	cctx, cancel := c.cleanupContext(ctx)
 	defer cancel()
-	_, _ = add.wait(cctx)
-	start := time.Now()
-	_, err := goCall(func() (*natpmp.AddPortMappingResult, error) {
-		// RFC 6886 section 3.4: lifetime 0 and external port 0 delete.
-		return client.AddPortMapping("udp", port, 0, 0)
-	}).wait(cctx)
-	c.res.Timings.Delete = time.Since(start)
+	wctx, wcancel := c.waitContext(cctx)
+	defer wcancel()
+	_, rtt, err := client.Unmap(wctx, natpmpOpMapUDP, port)
+	c.res.Timings.Delete = rtt
 	c.deleted(ctx, err)
-}
-
-// natpmpResultCode extracts the result code from the library's error text
-// ("Non-zero result code N ..."): the library has no typed error.
-func natpmpResultCode(err error) (int, bool) {
-	var code int
-	if _, e := fmt.Sscanf(err.Error(), "Non-zero result code %d", &code); e != nil {
-		return 0, false
-	}
-	return code, true
-}
-
-// natpmpError rewrites the library's errors in the words of this package.
-func natpmpError(err error, timeout time.Duration) error {
-	switch {
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return ErrRefused
-	case strings.Contains(err.Error(), "Timed out"):
-		return errNoAnswer{wait: timeout, tries: triesWithin(timeout)}
-	}
-	if code, ok := natpmpResultCode(err); ok {
-		return fmt.Errorf("NAT-PMP result %d (%s)", code, natpmpResultNames[code])
-	}
-	return err
-}
-
-// RFC 6886 section 3.5.
-var natpmpResultNames = map[int]string{
-	1: "unsupported version", 2: "not authorized/refused",
-	3: "network failure: the gateway has no external address", 4: "out of resources",
-	5: "unsupported opcode",
-}
-
-// triesWithin is how many transmissions a 250 ms doubling schedule makes
-// within d.
-func triesWithin(d time.Duration) int {
-	n := 0
-	for t, rto := time.Duration(0), firstRTO; t < d; t, rto = t+rto, rto*2 {
-		n++
-	}
-	return n
-}
-
-// call is a blocking function running in its own goroutine, for libraries
-// that take no context: the caller may stop waiting, and cleanup can still
-// wait for it to finish.
-type call[T any] struct {
-	v    T
-	err  error
-	done chan struct{}
-}
-
-func goCall[T any](f func() (T, error)) *call[T] {
-	c := &call[T]{done: make(chan struct{})}
-	go func() {
-		defer close(c.done)
-		c.v, c.err = f()
-	}()
-	return c
-}
-
-// wait returns f's result, or ctx's error if ctx ends first.
-func (c *call[T]) wait(ctx context.Context) (T, error) {
-	select {
-	case <-c.done:
-		return c.v, c.err
-	case <-ctx.Done():
-		var zero T
-		return zero, ctx.Err()
-	}
 }

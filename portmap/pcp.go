@@ -28,7 +28,7 @@ func (c *checker) pcp(ctx context.Context) {
 	case interrupted(ctx) != nil:
 		c.fail(interrupted(ctx))
 		return
-	case errors.Is(err, errNATPMPAnswer), errors.Is(err, ErrRefused), errors.As(err, new(errNoAnswer)):
+	case errors.Is(err, errNATPMPAnswer), errors.Is(err, ErrRefused), errors.Is(err, ErrNoAnswer):
 		c.res.Supported = No
 		c.fail(err)
 		return
@@ -108,18 +108,9 @@ func (c *checker) pcpDelete(ctx context.Context, conn *net.UDPConn, req pcpReque
 // opcode (and, for MAP, our nonce); a NAT-PMP answer ends it too. A
 // non-zero result comes back as *PCPResultError with the parsed response.
 func (c *checker) pcpDo(ctx context.Context, conn *net.UDPConn, req pcpRequest) (pcpResponse, time.Duration, error) {
-	b, rtt, err := exchange(ctx, conn, [][]byte{req.marshal()}, func(b []byte) bool {
-		r, err := parsePCPResponse(b)
-		if errors.Is(err, errNATPMPAnswer) {
-			return true
-		}
-		return err == nil && r.Opcode == req.Opcode &&
-			(req.Opcode != pcpOpMap || bytes.Equal(r.Nonce[:], req.Nonce[:]))
+	r, rtt, err := transact(ctx, conn, req.marshal(), parsePCPResponse, func(r pcpResponse) bool {
+		return r.Opcode == req.Opcode && (req.Opcode != pcpOpMap || bytes.Equal(r.Nonce[:], req.Nonce[:]))
 	})
-	if err != nil {
-		return pcpResponse{}, rtt, err
-	}
-	r, err := parsePCPResponse(b)
 	if err != nil {
 		return r, rtt, err
 	}

@@ -263,11 +263,18 @@ func (c *checker) hold(ctx context.Context) {
 // listens there, so the protocol is not supported.
 var ErrRefused = errors.New("refused (ICMP port unreachable): no server on the gateway")
 
+// ErrNoAnswer means the gateway stayed silent for the whole wait (a NAT-PMP
+// or PCP request timed out): errors.Is matches the errNoAnswer that says
+// how long and how often we asked.
+var ErrNoAnswer = errors.New("no answer from the gateway")
+
 // errNoAnswer means the gateway stayed silent for the whole wait.
 type errNoAnswer struct {
 	wait  time.Duration
 	tries int
 }
+
+func (errNoAnswer) Is(target error) bool { return target == ErrNoAnswer }
 
 func (e errNoAnswer) Error() string {
 	return fmt.Sprintf("no answer in %s (%d transmissions)", e.wait.Round(time.Millisecond), e.tries)

@@ -28,10 +28,11 @@ func dialGateway(gw Gateway, port uint16) (*net.UDPConn, error) {
 	return net.DialUDP("udp4", laddr, net.UDPAddrFromAddrPort(netip.AddrPortFrom(gw.Addr, port)))
 }
 
-// exchange sends reqs (one datagram each) on conn and returns the first datagram that match
-// accepts, with the time since the first transmission. It retransmits after
-// firstRTO, doubling each time, until ctx ends; then the error is
-// errNoAnswer if ctx's deadline passed, ctx's error otherwise.
+// exchange sends reqs (one datagram each) on conn and returns the first
+// datagram that match accepts, with the time since the first transmission.
+// It retransmits after firstRTO, doubling each time, until ctx ends; then
+// the error is an errNoAnswer (errors.Is ErrNoAnswer) if ctx's deadline
+// passed, ctx's error otherwise.
 func exchange(ctx context.Context, conn *net.UDPConn, reqs [][]byte, match func([]byte) bool) ([]byte, time.Duration, error) {
 	// Wake a blocked read at once when ctx is cancelled.
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetReadDeadline(time.Unix(1, 0)) })
@@ -78,6 +79,33 @@ func exchange(ctx context.Context, conn *net.UDPConn, reqs [][]byte, match func(
 	}
 }
 
+// transact runs one request/response transaction with the NAT-PMP or PCP
+// server on conn (both on port 5351): it sends req with exchange's
+// retransmission schedule until a datagram parses (parse) and answers req
+// (ours), or until one is the other protocol's answer (errNATPMPAnswer,
+// errPCPAnswer: the server does not speak ours), which ends it with that
+// error. Datagrams that do not parse or are not ours are ignored.
+func transact[R any](ctx context.Context, conn *net.UDPConn, req []byte, parse func([]byte) (R, error), ours func(R) bool) (R, time.Duration, error) {
+	var resp R
+	var perr error
+	_, rtt, err := exchange(ctx, conn, [][]byte{req}, func(b []byte) bool {
+		r, err := parse(b)
+		switch {
+		case errors.Is(err, errNATPMPAnswer), errors.Is(err, errPCPAnswer):
+			perr = err
+			return true
+		case err == nil && ours(r):
+			resp = r
+			return true
+		}
+		return false
+	})
+	if err != nil {
+		return resp, rtt, err
+	}
+	return resp, rtt, perr
+}
+
 func sendError(err error) error {
 	if errors.Is(err, syscall.ECONNREFUSED) {
 		return ErrRefused
@@ -87,7 +115,13 @@ func sendError(err error) error {
 
 func ctxError(ctx context.Context, start time.Time, tries int) error {
 	if ctx.Err() == nil || errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return errNoAnswer{wait: time.Since(start), tries: tries}
+		// The wait is the one ctx allowed (its deadline), not the moment
+		// its timer woke us a little later.
+		wait := time.Since(start)
+		if dl, ok := ctx.Deadline(); ok {
+			wait = min(wait, dl.Sub(start))
+		}
+		return errNoAnswer{wait: wait, tries: tries}
 	}
 	return ctx.Err()
 }

@@ -49,7 +49,7 @@ func (c *checker) upnp(ctx context.Context) {
 	case interrupted(ctx) != nil:
 		c.fail(interrupted(ctx))
 		return
-	case errors.Is(err, ErrRefused), errors.As(err, new(errNoAnswer)):
+	case errors.Is(err, ErrRefused), errors.Is(err, ErrNoAnswer):
 		c.res.Supported = No
 		c.fail(err)
 		return
