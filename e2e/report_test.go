@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/natcheck/natcheck/internal/tri"
 	"github.com/natcheck/natcheck/lab"
-	"github.com/natcheck/natcheck/portmap"
 	"github.com/natcheck/natcheck/report"
 )
 
@@ -62,11 +62,11 @@ func TestReportFullPicture(t *testing.T) {
 		t.Fatal("no port_mapping section")
 	}
 	for name, p := range map[string]*report.PortmapProtocolJSON{"upnp": pm.UPnP, "nat_pmp": pm.NATPMP, "pcp": pm.PCP} {
-		if p == nil || p.Supported != portmap.Yes || p.MappingDeleted != portmap.Yes {
+		if p == nil || p.Supported != tri.Yes || p.MappingDeleted != tri.Yes {
 			t.Errorf("%s: %+v; want supported, mapping deleted", name, p)
 		}
 	}
-	if pm.DoubleNAT.Detected != portmap.No {
+	if pm.DoubleNAT.Detected != tri.No {
 		t.Errorf("double NAT %+v on a single NAT", pm.DoubleNAT)
 	}
 	if f.IPv6 == nil || f.IPv6.Path != "routed" || f.IPv6.STUN != "works" {
@@ -100,7 +100,7 @@ func TestReportFullPicture(t *testing.T) {
 	r = natcheck(t, l, append([]string{"report", "--json", "--timeout", timeout.String()}, servers...)...)
 	f = fullJSON(t, r)
 	for name, p := range map[string]*report.PortmapProtocolJSON{"upnp": f.PortMapping.UPnP, "nat_pmp": f.PortMapping.NATPMP, "pcp": f.PortMapping.PCP} {
-		if p == nil || p.Supported != portmap.No {
+		if p == nil || p.Supported != tri.No {
 			t.Errorf("without miniupnpd, %s: %+v; want not supported", name, p)
 		}
 	}
@@ -125,7 +125,7 @@ func TestReportDoubleNAT(t *testing.T) {
 	l := lab.New(t, lab.Options{Kind: lab.DoubleNAT, UPnP: true})
 	serveBoth(t, l, nil)
 	f := fullJSON(t, natcheck(t, l, "report", "--json", "-s", l.ServerIPs[0].String()))
-	if f.PortMapping == nil || f.PortMapping.DoubleNAT.Detected != portmap.Yes ||
+	if f.PortMapping == nil || f.PortMapping.DoubleNAT.Detected != tri.Yes ||
 		f.PortMapping.DoubleNAT.GatewayExternalIP != l.RouterWAN.String() {
 		t.Errorf("double NAT %+v; want detected via gateway address %s", f.PortMapping, l.RouterWAN)
 	}
@@ -150,7 +150,7 @@ func TestReportSymmetricNAT66(t *testing.T) {
 	if f.TCP == nil || f.TCP.Mapping != "address-and-port-dependent" {
 		t.Errorf("tcp %+v; want address-and-port-dependent", f.TCP)
 	}
-	if f.PortMapping == nil || f.PortMapping.UPnP == nil || f.PortMapping.UPnP.Supported != portmap.No {
+	if f.PortMapping == nil || f.PortMapping.UPnP == nil || f.PortMapping.UPnP.Supported != tri.No {
 		t.Errorf("port mapping %+v; want UPnP not supported", f.PortMapping)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/natcheck/natcheck/diagnose"
+	"github.com/natcheck/natcheck/internal/tri"
 	"github.com/natcheck/natcheck/portmap"
 	"github.com/natcheck/natcheck/probe"
 )
@@ -138,9 +139,9 @@ func TestMarkdownEscapesTableCells(t *testing.T) {
 // A gateway that answers but refuses every mapping must not read as "yes".
 func TestPortmapHeadlineSaysRefused(t *testing.T) {
 	rep := &portmap.Report{Results: []portmap.Result{
-		{Protocol: portmap.UPnP, Supported: portmap.Yes, MappingAdded: portmap.No},
-		{Protocol: portmap.NATPMP, Supported: portmap.Yes, MappingAdded: portmap.Yes},
-		{Protocol: portmap.PCP, Supported: portmap.No},
+		{Protocol: portmap.UPnP, Supported: tri.Yes, MappingAdded: tri.No},
+		{Protocol: portmap.NATPMP, Supported: tri.Yes, MappingAdded: tri.Yes},
+		{Protocol: portmap.PCP, Supported: tri.No},
 	}}
 	var buf bytes.Buffer
 	if err := PortmapText(&buf, PortmapInput{Report: rep}, false); err != nil {
