@@ -20,11 +20,11 @@ func sampleResult() *diagnose.Result {
 	pub := netip.MustParseAddrPort("203.0.113.2:40000")
 	tr := &probe.TypeResult{Primary: netip.MustParseAddrPort("203.0.113.10:3478")}
 	tr.Verdict = probe.Verdict{Type: probe.TypePortRestrictedCone, Mapping: probe.EndpointIndependent,
-		Filtering: probe.AddressAndPortDependent, Public: pub, RFC5780: "verified", Outlook: "Direct connections work with most peers."}
+		Filtering: probe.AddressAndPortDependent, Public: pub, RFC5780: probe.RFC5780Verified, Outlook: "Direct connections work with most peers."}
 	return &diagnose.Result{
 		Type: tr,
 		Servers: []probe.ServerCheck{{Address: netip.MustParseAddrPort("203.0.113.10:3478"), Replied: true,
-			RTT: 20 * time.Millisecond, Mapped: pub, RFC5780: "verified"}},
+			RTT: 20 * time.Millisecond, Mapped: pub, RFC5780: probe.RFC5780Verified}},
 		Local: diagnose.Local{Interfaces: []probe.HostAddr{{Addr: netip.MustParseAddr("192.168.1.2"), Iface: "eth0"}}},
 		Checks: []diagnose.Check{
 			{Name: diagnose.CheckType, Status: diagnose.StatusDone, Note: "port-restricted-cone", Elapsed: 300 * time.Millisecond},
@@ -120,7 +120,7 @@ func TestFullWithoutTypeResultIsUnknown(t *testing.T) {
 	in.Result.Type = nil
 	in.Result.Checks[0] = diagnose.Check{Name: diagnose.CheckType, Status: diagnose.StatusFailed, Note: "no STUN server answered"}
 	j := NewFullJSON(in)
-	if j.Type != probe.TypeUnknown || j.Mapping != probe.Unknown || len(j.Evidence) != 1 {
+	if j.Type != probe.TypeUnknown || j.Mapping != probe.MappingUnknown || len(j.Evidence) != 1 {
 		t.Errorf("type JSON without a result: %+v", j.TypeJSON)
 	}
 	var buf bytes.Buffer
