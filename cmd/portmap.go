@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/natcheck/natcheck/internal/tri"
 	"github.com/natcheck/natcheck/portmap"
 	"github.com/natcheck/natcheck/probe"
 	"github.com/natcheck/natcheck/report"
@@ -116,11 +117,11 @@ func interruptedMessage(rep *portmap.Report) string {
 	deleted := false
 	if rep != nil {
 		for _, r := range rep.Results {
-			if r.MappingAdded == portmap.Yes && r.MappingDeleted != portmap.Yes {
+			if r.MappingAdded == tri.Yes && r.MappingDeleted != tri.Yes {
 				return fmt.Sprintf("interrupted; the %s test mapping's deletion was not confirmed (it expires within %s)",
 					r.Protocol, r.Lifetime)
 			}
-			deleted = deleted || r.MappingDeleted == portmap.Yes
+			deleted = deleted || r.MappingDeleted == tri.Yes
 		}
 	}
 	if deleted {

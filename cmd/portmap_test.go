@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/natcheck/natcheck/internal/tri"
 	"github.com/natcheck/natcheck/portmap"
 	"github.com/natcheck/natcheck/probe"
 	"github.com/natcheck/natcheck/report"
@@ -21,11 +22,11 @@ func fakePortmap(_ context.Context, o portmap.Options) (*portmap.Report, error) 
 	return &portmap.Report{
 		Gateway: portmap.Gateway{Addr: netip.MustParseAddr("192.168.1.1"), Local: netip.MustParseAddr("192.168.1.2")},
 		Results: []portmap.Result{
-			{Protocol: portmap.UPnP, Supported: portmap.Yes, ExternalIP: netip.MustParseAddr("100.64.0.2"),
-				MappingAdded: portmap.Yes, MappingDeleted: portmap.Yes, InternalPort: 40000, ExternalPort: 40000,
+			{Protocol: portmap.UPnP, Supported: tri.Yes, ExternalIP: netip.MustParseAddr("100.64.0.2"),
+				MappingAdded: tri.Yes, MappingDeleted: tri.Yes, InternalPort: 40000, ExternalPort: 40000,
 				Lifetime: time.Minute, Timings: portmap.Timings{Discover: time.Millisecond, Total: 3 * time.Millisecond}},
-			{Protocol: portmap.NATPMP, Supported: portmap.No, Err: "refused"},
-			{Protocol: portmap.PCP, Supported: portmap.No, Err: "refused"},
+			{Protocol: portmap.NATPMP, Supported: tri.No, Err: "refused"},
+			{Protocol: portmap.PCP, Supported: tri.No, Err: "refused"},
 		},
 	}, nil
 }
@@ -53,11 +54,11 @@ func TestPortmapJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &p); err != nil {
 		t.Fatalf("not JSON: %v\n%s", err, out)
 	}
-	if p.SchemaVersion != report.SchemaVersion || p.UPnP == nil || p.UPnP.Supported != portmap.Yes ||
-		p.NATPMP.Supported != portmap.No || p.PCP.MappingAdded != portmap.Unknown {
+	if p.SchemaVersion != report.SchemaVersion || p.UPnP == nil || p.UPnP.Supported != tri.Yes ||
+		p.NATPMP.Supported != tri.No || p.PCP.MappingAdded != tri.Unknown {
 		t.Errorf("protocols: %s", out)
 	}
-	if p.DoubleNAT.Detected != portmap.Yes || p.DoubleNAT.GatewayExternalIP != "100.64.0.2" || p.DoubleNAT.STUNMappedIP != "203.0.113.2" {
+	if p.DoubleNAT.Detected != tri.Yes || p.DoubleNAT.GatewayExternalIP != "100.64.0.2" || p.DoubleNAT.STUNMappedIP != "203.0.113.2" {
 		t.Errorf("double NAT: %+v", p.DoubleNAT)
 	}
 	// null, not false, for what was not tested.

@@ -57,10 +57,19 @@ IPs and filtering is unknown. See docs/nat-types.md.`,
 	}
 	o.flags.register(c)
 	c.Flags().StringSliceVar(&o.failOn, "fail-on", nil,
-		"exit with status 4 when the type is one of these (comma separated: "+strings.Join(probe.Types, ", ")+")")
+		"exit with status 4 when the type is one of these (comma separated: "+typeNames()+")")
 	c.Flags().BoolVar(&o.lifetime, "lifetime", false, "also measure the idle UDP mapping lifetime (takes up to --lifetime-max)")
 	c.Flags().DurationVar(&o.lifetimeMax, "lifetime-max", probe.DefaultLifetimeMax, "longest idle time --lifetime probes")
 	return c
+}
+
+// typeNames lists probe.Types as --fail-on takes them.
+func typeNames() string {
+	names := make([]string, len(probe.Types))
+	for i, t := range probe.Types {
+		names[i] = string(t)
+	}
+	return strings.Join(names, ", ")
 }
 
 func runType(parent context.Context, s *Streams, o *typeOptions) error {
@@ -72,8 +81,8 @@ func runType(parent context.Context, s *Streams, o *typeOptions) error {
 		return err
 	}
 	for _, f := range o.failOn {
-		if !slices.Contains(probe.Types, f) {
-			return usageError("--fail-on: unknown type %q (one of %s)", f, strings.Join(probe.Types, ", "))
+		if !slices.Contains(probe.Types, probe.NATType(f)) {
+			return usageError("--fail-on: unknown type %q (one of %s)", f, typeNames())
 		}
 	}
 	ctx, cancel := context.WithTimeout(parent, r.timeout)
@@ -106,7 +115,7 @@ func runType(parent context.Context, s *Streams, o *typeOptions) error {
 	if err != nil {
 		return err
 	}
-	if slices.Contains(o.failOn, res.Type) {
+	if slices.Contains(o.failOn, string(res.Type)) {
 		return &ExitError{Code: ExitVerdict, Err: fmt.Errorf("type %s matched --fail-on", res.Type)}
 	}
 	return nil

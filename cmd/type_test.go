@@ -11,22 +11,22 @@ import (
 	"time"
 
 	"github.com/natcheck/natcheck/internal/stuntest"
+	"github.com/natcheck/natcheck/internal/tri"
 	"github.com/natcheck/natcheck/probe"
 	"github.com/natcheck/natcheck/report"
 )
 
 // fakeType returns a command whose probe run yields a fixed verdict.
-func fakeTypeResult(typ string) *probe.TypeResult {
-	t := true
+func fakeTypeResult(typ probe.NATType) *probe.TypeResult {
 	return &probe.TypeResult{
 		Primary: netip.MustParseAddrPort("203.0.113.10:3478"),
-		Verdict: probe.Verdict{Type: typ, NAT: &t, Mapping: probe.AddressAndPortDependent, Filtering: probe.AddressAndPortDependent,
+		Verdict: probe.Verdict{Type: typ, NAT: tri.Yes, Mapping: probe.AddressAndPortDependent, Filtering: probe.AddressAndPortDependent,
 			Public: netip.MustParseAddrPort("203.0.113.2:61000"), Local: netip.MustParseAddrPort("192.168.1.2:40000"),
-			RFC5780: "advertised", Evidence: []string{"mapping: address-and-port-dependent, ..."}, Outlook: "relay needed"},
+			RFC5780: probe.RFC5780Advertised, Evidence: []string{"mapping: address-and-port-dependent, ..."}, Outlook: "relay needed"},
 	}
 }
 
-func runTypeFake(t *testing.T, typ string, args ...string) (string, string, int) {
+func runTypeFake(t *testing.T, typ probe.NATType, args ...string) (string, string, int) {
 	t.Helper()
 	var out, errOut strings.Builder
 	s := &Streams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut}
@@ -47,9 +47,10 @@ func runTypeFake(t *testing.T, typ string, args ...string) (string, string, int)
 
 func TestTypeFailOn(t *testing.T) {
 	cases := []struct {
-		name, typ string
-		args      []string
-		code      int
+		name string
+		typ  probe.NATType
+		args []string
+		code int
 	}{
 		{"matches", probe.TypeSymmetric, []string{"--fail-on", "symmetric,udp-blocked", "-s", "203.0.113.10"}, ExitVerdict},
 		{"repeated flag matches", probe.TypeUDPBlocked, []string{"--fail-on", "symmetric", "--fail-on", "udp-blocked", "-s", "203.0.113.10"}, ExitVerdict},
@@ -63,7 +64,7 @@ func TestTypeFailOn(t *testing.T) {
 			if code != c.code {
 				t.Fatalf("exit %d, want %d", code, c.code)
 			}
-			if c.code != ExitUsage && !strings.HasPrefix(out, c.typ+" (") {
+			if c.code != ExitUsage && !strings.HasPrefix(out, string(c.typ)+" (") {
 				t.Errorf("first line should be the verdict, got:\n%s", out)
 			}
 		})
@@ -99,8 +100,8 @@ func TestTypeAgainstLoopbackServer(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &got); err != nil {
 		t.Fatalf("stdout is not JSON: %v\n%s", err, out)
 	}
-	if got.SchemaVersion != report.SchemaVersion || got.NAT == nil || *got.NAT || got.PublicIP != "127.0.0.1" ||
-		got.Filtering != probe.Unknown || got.Type != probe.TypeUnknown || got.RFC5780 != "absent" || got.LocalIP != "127.0.0.1" {
+	if got.SchemaVersion != report.SchemaVersion || got.NAT != tri.No || got.PublicIP != "127.0.0.1" ||
+		got.Filtering != probe.FilteringUnknown || got.Type != probe.TypeUnknown || got.RFC5780 != probe.RFC5780Absent || got.LocalIP != "127.0.0.1" {
 		t.Errorf("unexpected answer: %s", out)
 	}
 	if len(got.Tests) == 0 || got.Tests[0].Name != probe.TestBinding || !got.Tests[0].Replied {

@@ -118,7 +118,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		t, err := probe.RunType(ctx, probe.TypeOptions{Servers: o.Servers, Family: probe.IPv4})
 		r.set(func() { res.Type = t })
 		if t != nil {
-			return t.Type, err
+			return string(t.Type), err
 		}
 		return "", err
 	})
@@ -146,7 +146,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		m, err := probe.RunTCPMapping(ctx, probe.TCPMappingOptions{Servers: o.Servers, Family: probe.IPv4})
 		r.set(func() { res.TCP = m })
 		if m != nil {
-			return "mapping " + m.Mapping, err
+			return "mapping " + string(m.Mapping), err
 		}
 		return "", err
 	})
@@ -289,7 +289,7 @@ func serversNote(cs []probe.ServerCheck) string {
 		if c.Replied {
 			up++
 		}
-		if c.RFC5780 == "verified" {
+		if c.RFC5780 == probe.RFC5780Verified {
 			verified++
 		}
 	}

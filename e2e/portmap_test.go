@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/natcheck/natcheck/internal/stuntest"
+	"github.com/natcheck/natcheck/internal/tri"
 	"github.com/natcheck/natcheck/lab"
-	"github.com/natcheck/natcheck/portmap"
 	"github.com/natcheck/natcheck/report"
 )
 
@@ -57,15 +57,15 @@ func TestPortmapWithMiniUPnPd(t *testing.T) {
 			t.Errorf("%s: not in the report", name)
 			continue
 		}
-		if pr.Supported != portmap.Yes || pr.ExternalIP != l.PublicIP.String() ||
-			pr.MappingAdded != portmap.Yes || pr.MappingDeleted != portmap.Yes || pr.Error != "" {
+		if pr.Supported != tri.Yes || pr.ExternalIP != l.PublicIP.String() ||
+			pr.MappingAdded != tri.Yes || pr.MappingDeleted != tri.Yes || pr.Error != "" {
 			t.Errorf("%s: %+v; want supported, external %s, mapping added and deleted, no error", name, *pr, l.PublicIP)
 		}
 	}
 	if p.Gateway != l.Gateway.String() || p.ExternalIP != l.PublicIP.String() {
 		t.Errorf("gateway %s external %s; want %s and %s", p.Gateway, p.ExternalIP, l.Gateway, l.PublicIP)
 	}
-	if p.DoubleNAT.Detected != portmap.No || p.DoubleNAT.STUNMappedIP != l.PublicIP.String() {
+	if p.DoubleNAT.Detected != tri.No || p.DoubleNAT.STUNMappedIP != l.PublicIP.String() {
 		t.Errorf("double NAT %+v; want detected false with the STUN-mapped %s", p.DoubleNAT, l.PublicIP)
 	}
 	if left := leftovers(t, m); len(left) != 0 {
@@ -76,7 +76,7 @@ func TestPortmapWithMiniUPnPd(t *testing.T) {
 	r := natcheck(t, l, "portmap", "--json", "--no-stun")
 	p = portmapJSON(t, r)
 	for name, pr := range map[string]*report.PortmapProtocolJSON{"upnp": p.UPnP, "nat_pmp": p.NATPMP, "pcp": p.PCP} {
-		if pr.Supported != portmap.No || pr.MappingAdded != portmap.Unknown {
+		if pr.Supported != tri.No || pr.MappingAdded != tri.Unknown {
 			t.Errorf("without miniupnpd, %s: %+v; want supported false, nothing mapped", name, *pr)
 		}
 	}
@@ -140,12 +140,12 @@ func TestPortmapDoubleNAT(t *testing.T) {
 	l := lab.New(t, lab.Options{Kind: lab.DoubleNAT, UPnP: true})
 	srv := testServer(t, l, l.ServerIPs[0], 3478, stuntest.Behaviour{})
 	p := portmapJSON(t, natcheck(t, l, "portmap", "--json", "-s", srv.String()))
-	if p.DoubleNAT.Detected != portmap.Yes || p.DoubleNAT.GatewayExternalIP != l.RouterWAN.String() ||
+	if p.DoubleNAT.Detected != tri.Yes || p.DoubleNAT.GatewayExternalIP != l.RouterWAN.String() ||
 		p.DoubleNAT.STUNMappedIP != l.PublicIP.String() {
 		t.Errorf("double NAT %+v; want detected with gateway %s and STUN %s", p.DoubleNAT, l.RouterWAN, l.PublicIP)
 	}
 	for name, pr := range map[string]*report.PortmapProtocolJSON{"upnp": p.UPnP, "nat_pmp": p.NATPMP, "pcp": p.PCP} {
-		if pr.Supported != portmap.Yes {
+		if pr.Supported != tri.Yes {
 			t.Errorf("%s: supported %v, want true", name, pr.Supported)
 		}
 	}

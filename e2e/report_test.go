@@ -7,8 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/natcheck/natcheck/internal/tri"
 	"github.com/natcheck/natcheck/lab"
-	"github.com/natcheck/natcheck/portmap"
+	"github.com/natcheck/natcheck/probe"
 	"github.com/natcheck/natcheck/report"
 )
 
@@ -62,11 +63,11 @@ func TestReportFullPicture(t *testing.T) {
 		t.Fatal("no port_mapping section")
 	}
 	for name, p := range map[string]*report.PortmapProtocolJSON{"upnp": pm.UPnP, "nat_pmp": pm.NATPMP, "pcp": pm.PCP} {
-		if p == nil || p.Supported != portmap.Yes || p.MappingDeleted != portmap.Yes {
+		if p == nil || p.Supported != tri.Yes || p.MappingDeleted != tri.Yes {
 			t.Errorf("%s: %+v; want supported, mapping deleted", name, p)
 		}
 	}
-	if pm.DoubleNAT.Detected != portmap.No {
+	if pm.DoubleNAT.Detected != tri.No {
 		t.Errorf("double NAT %+v on a single NAT", pm.DoubleNAT)
 	}
 	if f.IPv6 == nil || f.IPv6.Path != "routed" || f.IPv6.STUN != "works" {
@@ -84,7 +85,7 @@ func TestReportFullPicture(t *testing.T) {
 		"tcp": "done", "binding-lifetime": "done", "servers": "done", "local": "done"})
 	// "advertised" is the honest downgrade when the verify test's reply did
 	// not come back in time (a loaded CI machine); never absent or invalid.
-	if len(f.ServerChecks) != 2 || !slices.Contains([]string{"verified", "advertised"}, f.ServerChecks[0].RFC5780) {
+	if len(f.ServerChecks) != 2 || !slices.Contains([]probe.RFC5780{"verified", "advertised"}, f.ServerChecks[0].RFC5780) {
 		t.Errorf("server checks %+v; want the IPv4 server verified", f.ServerChecks)
 	}
 	if f.Local.Gateway != l.Gateway.String() || f.Local.InternetIface == "" {
@@ -100,7 +101,7 @@ func TestReportFullPicture(t *testing.T) {
 	r = natcheck(t, l, append([]string{"report", "--json", "--timeout", timeout.String()}, servers...)...)
 	f = fullJSON(t, r)
 	for name, p := range map[string]*report.PortmapProtocolJSON{"upnp": f.PortMapping.UPnP, "nat_pmp": f.PortMapping.NATPMP, "pcp": f.PortMapping.PCP} {
-		if p == nil || p.Supported != portmap.No {
+		if p == nil || p.Supported != tri.No {
 			t.Errorf("without miniupnpd, %s: %+v; want not supported", name, p)
 		}
 	}
@@ -125,11 +126,11 @@ func TestReportDoubleNAT(t *testing.T) {
 	l := lab.New(t, lab.Options{Kind: lab.DoubleNAT, UPnP: true})
 	serveBoth(t, l, nil)
 	f := fullJSON(t, natcheck(t, l, "report", "--json", "-s", l.ServerIPs[0].String()))
-	if f.PortMapping == nil || f.PortMapping.DoubleNAT.Detected != portmap.Yes ||
+	if f.PortMapping == nil || f.PortMapping.DoubleNAT.Detected != tri.Yes ||
 		f.PortMapping.DoubleNAT.GatewayExternalIP != l.RouterWAN.String() {
 		t.Errorf("double NAT %+v; want detected via gateway address %s", f.PortMapping, l.RouterWAN)
 	}
-	if f.CGNAT == nil || !*f.CGNAT {
+	if f.CGNAT != tri.Yes {
 		t.Errorf("cgnat %v; want true", f.CGNAT)
 	}
 }
@@ -150,7 +151,7 @@ func TestReportSymmetricNAT66(t *testing.T) {
 	if f.TCP == nil || f.TCP.Mapping != "address-and-port-dependent" {
 		t.Errorf("tcp %+v; want address-and-port-dependent", f.TCP)
 	}
-	if f.PortMapping == nil || f.PortMapping.UPnP == nil || f.PortMapping.UPnP.Supported != portmap.No {
+	if f.PortMapping == nil || f.PortMapping.UPnP == nil || f.PortMapping.UPnP.Supported != tri.No {
 		t.Errorf("port mapping %+v; want UPnP not supported", f.PortMapping)
 	}
 }
@@ -166,7 +167,7 @@ func TestReportDeadServerCostsAGrace(t *testing.T) {
 		"-s", deadIP.String(), "-s", l.ServerIPs[0].String())
 	f := fullJSON(t, r)
 	checkStatuses(t, f, map[string]string{"servers": "done", "tcp": "done", "nat-type": "done"})
-	if len(f.ServerChecks) != 2 || f.ServerChecks[0].RFC5780 != "unknown" || !slices.Contains([]string{"verified", "advertised"}, f.ServerChecks[1].RFC5780) {
+	if len(f.ServerChecks) != 2 || f.ServerChecks[0].RFC5780 != "unknown" || !slices.Contains([]probe.RFC5780{"verified", "advertised"}, f.ServerChecks[1].RFC5780) {
 		t.Errorf("server checks %+v; want the dead one unknown, coturn verified", f.ServerChecks)
 	}
 	if f.TCP == nil || f.TCP.Mapping != "endpoint-independent" {

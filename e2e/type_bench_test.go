@@ -121,7 +121,7 @@ func TestTypeBenchLoss(t *testing.T) {
 				if got.Mapping == want.mapping && got.Filtering == want.filtering {
 					right++
 				} else {
-					wrong[got.Mapping+"/"+got.Filtering]++
+					wrong[string(got.Mapping)+"/"+string(got.Filtering)]++
 					t.Logf("run %d wrong:\n%s", i, out)
 				}
 			}

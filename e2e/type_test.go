@@ -9,15 +9,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/natcheck/natcheck/internal/tri"
 	"github.com/natcheck/natcheck/lab"
+	"github.com/natcheck/natcheck/probe"
 	"github.com/natcheck/natcheck/report"
 )
 
 // typeWant is the known verdict of a lab topology. A nil *bool means the
 // field is not checked.
 type typeWant struct {
-	typ, mapping, filtering string
-	nat, cgnat, hairpin     *bool
+	typ                 probe.NATType
+	mapping             probe.Mapping
+	filtering           probe.Filtering
+	nat, cgnat, hairpin *bool
 }
 
 var (
@@ -85,15 +89,15 @@ func runType(t *testing.T, l *lab.Lab, bin string, servers ...string) report.Typ
 	return got
 }
 
-func checkBool(t *testing.T, name string, got, want *bool) bool {
+func checkBool(t *testing.T, name string, got tri.Bool, want *bool) bool {
 	t.Helper()
 	if want == nil {
 		return true
 	}
-	if got == nil || *got != *want {
+	if got != tri.Of(*want) {
 		g := "null"
-		if got != nil {
-			g = map[bool]string{true: "true", false: "false"}[*got]
+		if got != tri.Unknown {
+			g = map[tri.Bool]string{tri.Yes: "true", tri.No: "false"}[got]
 		}
 		t.Errorf("%s = %s, want %v", name, g, *want)
 		return false
@@ -145,13 +149,13 @@ func TestTypeLabPlainServers(t *testing.T) {
 	bin := lab.BuildNatcheck(t)
 	cases := []struct {
 		kind     lab.Kind
-		typ      string
-		mappings []string // acceptable: a symmetric NAT's port dependence needs a second port
+		typ      probe.NATType
+		mappings []probe.Mapping // acceptable: a symmetric NAT's port dependence needs a second port
 	}{
-		{lab.PortRestrictedCone, "unknown", []string{"endpoint-independent"}},
-		{lab.FullCone, "unknown", []string{"endpoint-independent"}},
-		{lab.Symmetric, "symmetric", []string{"address-and-port-dependent", "unknown"}},
-		{lab.NoNAT, "unknown", []string{"endpoint-independent"}},
+		{lab.PortRestrictedCone, "unknown", []probe.Mapping{"endpoint-independent"}},
+		{lab.FullCone, "unknown", []probe.Mapping{"endpoint-independent"}},
+		{lab.Symmetric, "symmetric", []probe.Mapping{"address-and-port-dependent", "unknown"}},
+		{lab.NoNAT, "unknown", []probe.Mapping{"endpoint-independent"}},
 	}
 	for _, c := range cases {
 		t.Run(string(c.kind), func(t *testing.T) {

@@ -3,6 +3,8 @@ package portmap
 import (
 	"fmt"
 	"net/netip"
+
+	"github.com/natcheck/natcheck/internal/tri"
 )
 
 // nonPublic are ranges a NAT's external address is never in when that NAT
@@ -38,21 +40,21 @@ func IsNonPublic(a netip.Addr) bool {
 // be invalid (not known). A gateway whose external address is private or
 // shared, or differs from the STUN-mapped address, has another NAT beyond
 // it: Yes. Equal addresses: No. Otherwise Unknown. The string says why.
-func DoubleNAT(gatewayExternal, stunMapped netip.Addr) (Tri, string) {
+func DoubleNAT(gatewayExternal, stunMapped netip.Addr) (tri.Bool, string) {
 	gw, pub := gatewayExternal.Unmap(), stunMapped.Unmap()
 	switch {
 	case !gw.IsValid() || gw.IsUnspecified():
-		return Unknown, "the gateway reported no external address"
+		return tri.Unknown, "the gateway reported no external address"
 	case IsNonPublic(gw):
 		why := fmt.Sprintf("the gateway's external address %s is private or shared (carrier-grade NAT) space", gw)
 		if pub.IsValid() {
 			why += fmt.Sprintf("; a STUN server saw %s", pub)
 		}
-		return Yes, why
+		return tri.Yes, why
 	case !pub.IsValid():
-		return Unknown, "no STUN-mapped address to compare the gateway's external address with"
+		return tri.Unknown, "no STUN-mapped address to compare the gateway's external address with"
 	case gw != pub:
-		return Yes, fmt.Sprintf("the gateway's external address %s differs from the STUN-mapped address %s", gw, pub)
+		return tri.Yes, fmt.Sprintf("the gateway's external address %s differs from the STUN-mapped address %s", gw, pub)
 	}
-	return No, fmt.Sprintf("the gateway's external address %s is the STUN-mapped address", gw)
+	return tri.No, fmt.Sprintf("the gateway's external address %s is the STUN-mapped address", gw)
 }

@@ -1,10 +1,11 @@
 package portmap
 
 import (
-	"encoding/json"
 	"net/netip"
 	"strings"
 	"testing"
+
+	"github.com/natcheck/natcheck/internal/tri"
 )
 
 func TestParseRouteTable(t *testing.T) {
@@ -27,17 +28,17 @@ func TestDoubleNAT(t *testing.T) {
 	a := netip.MustParseAddr
 	for _, tc := range []struct {
 		gw, stun string
-		want     Tri
+		want     tri.Bool
 	}{
-		{"100.64.0.2", "203.0.113.2", Yes},    // carrier NAT (RFC 6598)
-		{"100.127.255.1", "", Yes},            // still 100.64.0.0/10
-		{"100.128.0.1", "100.128.0.1", No},    // just outside it
-		{"192.168.0.2", "198.51.100.1", Yes},  // private
-		{"198.51.100.1", "198.51.100.9", Yes}, // public, but not what STUN saw
-		{"198.51.100.1", "198.51.100.1", No},
-		{"198.51.100.1", "", Unknown},
-		{"", "198.51.100.1", Unknown},
-		{"0.0.0.0", "198.51.100.1", Unknown},
+		{"100.64.0.2", "203.0.113.2", tri.Yes},    // carrier NAT (RFC 6598)
+		{"100.127.255.1", "", tri.Yes},            // still 100.64.0.0/10
+		{"100.128.0.1", "100.128.0.1", tri.No},    // just outside it
+		{"192.168.0.2", "198.51.100.1", tri.Yes},  // private
+		{"198.51.100.1", "198.51.100.9", tri.Yes}, // public, but not what STUN saw
+		{"198.51.100.1", "198.51.100.1", tri.No},
+		{"198.51.100.1", "", tri.Unknown},
+		{"", "198.51.100.1", tri.Unknown},
+		{"0.0.0.0", "198.51.100.1", tri.Unknown},
 	} {
 		var gw, stun netip.Addr
 		if tc.gw != "" {
@@ -49,16 +50,5 @@ func TestDoubleNAT(t *testing.T) {
 		if got, why := DoubleNAT(gw, stun); got != tc.want || why == "" {
 			t.Errorf("DoubleNAT(%s, %s) = %v (%q), want %v", tc.gw, tc.stun, got, why, tc.want)
 		}
-	}
-}
-
-func TestTriJSON(t *testing.T) {
-	b, err := json.Marshal([]Tri{Yes, No, Unknown})
-	if err != nil || string(b) != "[true,false,null]" {
-		t.Fatalf("%s %v", b, err)
-	}
-	var back []Tri
-	if err := json.Unmarshal(b, &back); err != nil || back[0] != Yes || back[1] != No || back[2] != Unknown {
-		t.Fatalf("%v %v", back, err)
 	}
 }

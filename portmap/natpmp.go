@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/natcheck/natcheck/internal/tri"
 	"net"
 	"time"
 )
@@ -72,7 +73,7 @@ func (c *checker) natpmp(ctx context.Context) {
 	conn, err := dialGateway(c.gw, natpmpPort)
 	if err != nil {
 		// Nothing could be asked: as "not supported" as a refusal.
-		c.res.Supported = No
+		c.res.Supported = tri.No
 		c.fail(err)
 		return
 	}
@@ -89,7 +90,7 @@ func (c *checker) natpmp(ctx context.Context) {
 		c.fail(interrupted(ctx))
 		return
 	case err == nil:
-		c.res.Supported = Yes
+		c.res.Supported = tri.Yes
 		c.res.Server = fmt.Sprintf("NAT-PMP, epoch %ds", ext.Epoch)
 		if !ext.ExternalIP.IsUnspecified() {
 			c.res.ExternalIP = ext.ExternalIP
@@ -99,14 +100,14 @@ func (c *checker) natpmp(ctx context.Context) {
 		// gateway without a public address), except "unsupported version":
 		// a server of another protocol (a PCP-only one, RFC 6887 section
 		// 9) that does not speak NAT-PMP.
-		c.res.Supported = TriOf(resErr.Code != NATPMPUnsupportedVersion)
+		c.res.Supported = tri.Of(resErr.Code != NATPMPUnsupportedVersion)
 		c.fail(fmt.Errorf("external address: %w", err))
 		if resErr.Code == NATPMPUnsupportedVersion {
 			return
 		}
 	default:
 		// Refused, silent, answered in PCP, or could not send.
-		c.res.Supported = No
+		c.res.Supported = tri.No
 		c.fail(err)
 		return
 	}
@@ -131,12 +132,12 @@ func (c *checker) natpmp(ctx context.Context) {
 		case interrupted(ctx) != nil:
 			err = interrupted(ctx)
 		case errors.As(err, &resErr):
-			c.res.MappingAdded = No // refused; without an answer it stays unknown
+			c.res.MappingAdded = tri.No // refused; without an answer it stays unknown
 		}
 		c.fail(fmt.Errorf("mapping: %w", err))
 		return
 	}
-	c.res.MappingAdded = Yes
+	c.res.MappingAdded = tri.Yes
 	c.res.ExternalPort = m.ExternalPort
 	c.res.Lifetime = time.Duration(m.Lifetime) * time.Second
 	c.hold(ctx)

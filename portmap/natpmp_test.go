@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/natcheck/natcheck/internal/tri"
 	"net/netip"
 	"strings"
 	"testing"
@@ -269,19 +270,19 @@ func TestCheckNATPMPAnswers(t *testing.T) {
 	for _, tc := range []struct {
 		name                  string
 		setup                 func(*fakeGateway)
-		supported, added, del Tri
+		supported, added, del tri.Bool
 		err                   string
 	}{
 		{"mapping refused", func(g *fakeGateway) { g.pmpMapResult = NATPMPNotAuthorized },
-			Yes, No, Unknown, "mapping: NAT-PMP result 2 (not authorized/refused)"},
+			tri.Yes, tri.No, tri.Unknown, "mapping: NAT-PMP result 2 (not authorized/refused)"},
 		{"out of resources", func(g *fakeGateway) { g.pmpMapResult = NATPMPOutOfResources },
-			Yes, No, Unknown, "mapping: NAT-PMP result 4 (out of resources)"},
+			tri.Yes, tri.No, tri.Unknown, "mapping: NAT-PMP result 4 (out of resources)"},
 		{"unsupported version", func(g *fakeGateway) { g.pmpResult = NATPMPUnsupportedVersion },
-			No, Unknown, Unknown, "external address: NAT-PMP result 1 (unsupported version)"},
+			tri.No, tri.Unknown, tri.Unknown, "external address: NAT-PMP result 1 (unsupported version)"},
 		{"PCP answer", func(g *fakeGateway) { g.pmpAsPCP = true },
-			No, Unknown, Unknown, "unknown protocol version 2 (server responded with PCP / Port Control Protocol)"},
+			tri.No, tri.Unknown, tri.Unknown, "unknown protocol version 2 (server responded with PCP / Port Control Protocol)"},
 		{"silent", func(g *fakeGateway) { g.pmpSilent = true },
-			No, Unknown, Unknown, "no answer in 300ms (2 transmissions)"},
+			tri.No, tri.Unknown, tri.Unknown, "no answer in 300ms (2 transmissions)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := newFakeGateway(t, "198.51.100.7", false, true)

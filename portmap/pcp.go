@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"net"
 	"time"
+
+	"github.com/natcheck/natcheck/internal/tri"
 )
 
 // pcp tests PCP: ANNOUNCE (is there a server?), MAP for a socket of ours
@@ -29,7 +31,7 @@ func (c *checker) pcp(ctx context.Context) {
 		c.fail(interrupted(ctx))
 		return
 	case errors.Is(err, errNATPMPAnswer), errors.Is(err, ErrRefused), errors.Is(err, ErrNoAnswer):
-		c.res.Supported = No
+		c.res.Supported = tri.No
 		c.fail(err)
 		return
 	case errors.As(err, new(*PCPResultError)):
@@ -41,7 +43,7 @@ func (c *checker) pcp(ctx context.Context) {
 		return
 	}
 	// Any PCP answer, even an error result, shows a PCP server.
-	c.res.Supported = Yes
+	c.res.Supported = tri.Yes
 	c.res.Server = fmt.Sprintf("PCP version 2, epoch %ds", ann.Epoch)
 
 	sock, err := c.testSocket()
@@ -81,12 +83,12 @@ func (c *checker) pcp(ctx context.Context) {
 		case interrupted(ctx) != nil:
 			err = interrupted(ctx)
 		case errors.As(err, new(*PCPResultError)):
-			c.res.MappingAdded = No // refused; without an answer it stays unknown
+			c.res.MappingAdded = tri.No // refused; without an answer it stays unknown
 		}
 		c.fail(fmt.Errorf("MAP: %w", err))
 		return
 	}
-	c.res.MappingAdded = Yes
+	c.res.MappingAdded = tri.Yes
 	c.res.ExternalPort = m.ExternalPort
 	c.res.Lifetime = time.Duration(m.Lifetime) * time.Second
 	c.hold(ctx)

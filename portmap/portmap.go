@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"github.com/natcheck/natcheck/internal/tri"
 )
 
 // Protocol names one port-mapping protocol.
@@ -23,14 +25,14 @@ const (
 // Protocols lists every protocol in report order.
 var Protocols = []Protocol{UPnP, NATPMP, PCP}
 
-// Result is what one protocol's test found. Tri fields are Unknown when the
+// Result is what one protocol's test found. Tri-state fields are Unknown when the
 // step was not reached (an earlier step failed, or the run was interrupted).
 type Result struct {
 	Protocol Protocol
 	// Supported: Yes when a server of the protocol answered, No when the
 	// gateway refused (ICMP port unreachable), answered with another
 	// protocol, or stayed silent for the whole wait.
-	Supported Tri
+	Supported tri.Bool
 	// Server identifies the server: SSDP's SERVER header for UPnP, the
 	// epoch for NAT-PMP and PCP.
 	Server string
@@ -40,7 +42,7 @@ type Result struct {
 	// MappingAdded: a UDP mapping for our test socket was granted.
 	// MappingDeleted: the gateway confirmed its deletion; Unknown when
 	// there was nothing to delete.
-	MappingAdded, MappingDeleted Tri
+	MappingAdded, MappingDeleted tri.Bool
 	InternalPort, ExternalPort   uint16        // of the test mapping
 	Lifetime                     time.Duration // granted lifetime of the test mapping
 	Err                          string        // the first failure, "" if none
@@ -210,11 +212,11 @@ func (c *checker) fail(err error) {
 func (c *checker) deleted(ctx context.Context, err error) {
 	switch {
 	case err == nil:
-		if c.res.MappingAdded == Yes || interrupted(ctx) != nil {
-			c.res.MappingDeleted = Yes
+		if c.res.MappingAdded == tri.Yes || interrupted(ctx) != nil {
+			c.res.MappingDeleted = tri.Yes
 		}
-	case c.res.MappingAdded == Yes:
-		c.res.MappingDeleted = No
+	case c.res.MappingAdded == tri.Yes:
+		c.res.MappingDeleted = tri.No
 		c.fail(fmt.Errorf("delete: %w", err))
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/natcheck/natcheck/internal/tri"
 )
 
 func TestCheckFakeGatewayAllProtocols(t *testing.T) {
@@ -18,8 +20,8 @@ func TestCheckFakeGatewayAllProtocols(t *testing.T) {
 		t.Fatalf("%d results, want 3", len(rep.Results))
 	}
 	for _, r := range rep.Results {
-		if r.Supported != Yes || r.ExternalIP != g.external || r.MappingAdded != Yes ||
-			r.MappingDeleted != Yes || r.Err != "" || r.ExternalPort == 0 {
+		if r.Supported != tri.Yes || r.ExternalIP != g.external || r.MappingAdded != tri.Yes ||
+			r.MappingDeleted != tri.Yes || r.Err != "" || r.ExternalPort == 0 {
 			t.Errorf("%s: %+v; want supported, external %s, mapping added and deleted", r.Protocol, r, g.external)
 		}
 	}
@@ -42,10 +44,10 @@ func TestCheckNATPMPOnlyGateway(t *testing.T) {
 	}
 	pmp, _ := rep.Result(NATPMP)
 	pcp, _ := rep.Result(PCP)
-	if pmp.Supported != Yes || pmp.MappingDeleted != Yes {
+	if pmp.Supported != tri.Yes || pmp.MappingDeleted != tri.Yes {
 		t.Errorf("NAT-PMP: %+v", pmp)
 	}
-	if pcp.Supported != No || pcp.MappingAdded != Unknown {
+	if pcp.Supported != tri.No || pcp.MappingAdded != tri.Unknown {
 		t.Errorf("PCP on a NAT-PMP-only gateway: %+v; want not supported, nothing mapped", pcp)
 	}
 	if _, ok := rep.Result(UPnP); ok {
@@ -62,7 +64,7 @@ func TestCheckNothingListeningIsNo(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, r := range rep.Results {
-		if r.Supported != No || r.MappingAdded != Unknown || r.Err == "" {
+		if r.Supported != tri.No || r.MappingAdded != tri.Unknown || r.Err == "" {
 			t.Errorf("%s: %+v; want not supported with a reason", r.Protocol, r)
 		}
 	}
@@ -95,7 +97,7 @@ func TestCheckCancelDeletesMappings(t *testing.T) {
 		// The gateway may have made the mapping while its answer was still
 		// on the way when cancel came: then "added" is unknown, but the
 		// deletion must still have been confirmed.
-		if r.MappingAdded == No || r.MappingDeleted != Yes {
+		if r.MappingAdded == tri.No || r.MappingDeleted != tri.Yes {
 			t.Errorf("%s: added %v deleted %v, want deleted yes", r.Protocol, r.MappingAdded, r.MappingDeleted)
 		}
 	}
@@ -121,14 +123,14 @@ func TestCheckGatewayWithPrivateWAN(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, r := range rep.Results {
-		if r.Supported != Yes || r.MappingAdded != No || r.MappingDeleted != Unknown || r.Err == "" {
+		if r.Supported != tri.Yes || r.MappingAdded != tri.No || r.MappingDeleted != tri.Unknown || r.Err == "" {
 			t.Errorf("%s: %+v; want supported, mapping refused with a reason", r.Protocol, r)
 		}
 	}
 	if got := rep.ExternalIP(); got != g.external {
 		t.Fatalf("external %s, want %s from PCP", got, g.external)
 	}
-	if v, _ := DoubleNAT(rep.ExternalIP(), netip.MustParseAddr("203.0.113.2")); v != Yes {
+	if v, _ := DoubleNAT(rep.ExternalIP(), netip.MustParseAddr("203.0.113.2")); v != tri.Yes {
 		t.Errorf("double NAT %v, want yes", v)
 	}
 	if len(g.live()) != 0 {

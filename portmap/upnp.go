@@ -18,6 +18,7 @@ import (
 	"github.com/huin/goupnp"
 	"github.com/huin/goupnp/dcps/internetgateway2"
 	"github.com/huin/goupnp/soap"
+	"github.com/natcheck/natcheck/internal/tri"
 )
 
 // UPnP error codes (IGD WANIPConnection service) the test reacts to.
@@ -50,7 +51,7 @@ func (c *checker) upnp(ctx context.Context) {
 		c.fail(interrupted(ctx))
 		return
 	case errors.Is(err, ErrRefused), errors.Is(err, ErrNoAnswer):
-		c.res.Supported = No
+		c.res.Supported = tri.No
 		c.fail(err)
 		return
 	case err != nil:
@@ -68,12 +69,12 @@ func (c *checker) upnp(ctx context.Context) {
 			err = interrupted(ctx)
 		}
 		if errors.Is(err, errNotIGD) {
-			c.res.Supported = No
+			c.res.Supported = tri.No
 		}
 		c.fail(err)
 		return
 	}
-	c.res.Supported = Yes
+	c.res.Supported = tri.Yes
 
 	start := time.Now()
 	wctx, cancel = c.waitContext(ctx)
@@ -142,13 +143,13 @@ func (c *checker) upnpMap(ctx context.Context, client igdClient) {
 			// The gateway answered with a refusal: nothing to delete.
 			// Without an answer (timeout) the mapping may exist, so it
 			// stays pending and "added" stays unknown.
-			c.res.MappingAdded = No
+			c.res.MappingAdded = tri.No
 			pending = nil
 		}
 		c.fail(fmt.Errorf("AddPortMapping: %w", upnpError(err)))
 		return
 	}
-	c.res.MappingAdded = Yes
+	c.res.MappingAdded = tri.Yes
 	c.res.ExternalPort = ext
 	c.res.Lifetime = time.Duration(lease) * time.Second
 	pending = []uint16{ext}
@@ -171,7 +172,7 @@ func (c *checker) upnpDelete(ctx context.Context, client igdClient, ports []uint
 		switch {
 		case err == nil:
 			deleted = true
-		case soapCode(err) == upnpNoSuchEntry && c.res.MappingAdded != Yes:
+		case soapCode(err) == upnpNoSuchEntry && c.res.MappingAdded != tri.Yes:
 			// An interrupted or refused add left nothing behind.
 		default:
 			failed = err
@@ -179,11 +180,11 @@ func (c *checker) upnpDelete(ctx context.Context, client igdClient, ports []uint
 	}
 	c.res.Timings.Delete = time.Since(start)
 	switch {
-	case failed != nil && c.res.MappingAdded == Yes:
-		c.res.MappingDeleted = No
+	case failed != nil && c.res.MappingAdded == tri.Yes:
+		c.res.MappingDeleted = tri.No
 		c.fail(fmt.Errorf("DeletePortMapping: %w", upnpError(failed)))
 	case deleted:
-		c.res.MappingDeleted = Yes
+		c.res.MappingDeleted = tri.Yes
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/natcheck/natcheck/internal/tri"
 	"github.com/pion/logging"
 	"github.com/pion/stun/v3"
 	"github.com/pion/transport/v3/vnet"
@@ -196,12 +197,14 @@ func TestRunTypeVNet(t *testing.T) {
 		apd = vnet.EndpointAddrPortDependent
 	)
 	cases := []struct {
-		name                    string
-		nat                     *vnet.NATType
-		flaw                    serverFlaw
-		plain                   bool // ask two plain servers (both IPs)
-		typ, mapping, filtering string
-		rfc5780                 string
+		name      string
+		nat       *vnet.NATType
+		flaw      serverFlaw
+		plain     bool // ask two plain servers (both IPs)
+		typ       NATType
+		mapping   Mapping
+		filtering Filtering
+		rfc5780   RFC5780
 	}{
 		{"open internet", nil, honest, false, TypeOpenInternet, EndpointIndependent, EndpointIndependent, "verified"},
 		{"full cone", natType(ei, ei), honest, false, TypeFullCone, EndpointIndependent, EndpointIndependent, "verified"},
@@ -210,11 +213,11 @@ func TestRunTypeVNet(t *testing.T) {
 		{"symmetric, address-dependent mapping", natType(ad, apd), honest, false, TypeSymmetric, AddressDependent, AddressAndPortDependent, "advertised"},
 		{"symmetric", natType(apd, apd), honest, false, TypeSymmetric, AddressAndPortDependent, AddressAndPortDependent, "advertised"},
 		{"symmetric with endpoint-independent filtering", natType(apd, ei), honest, false, TypeSymmetric, AddressAndPortDependent, EndpointIndependent, "verified"},
-		{"plain servers, cone", natType(ei, apd), noRFC5780, true, TypeUnknown, EndpointIndependent, Unknown, "absent"},
-		{"plain servers, symmetric", natType(apd, apd), noRFC5780, true, TypeSymmetric, AddressAndPortDependent, Unknown, "absent"},
-		{"OTHER-ADDRESS on own IP", natType(ei, apd), otherSameIP, false, TypeUnknown, Unknown, Unknown, "invalid"},
-		{"CHANGE-REQUEST answered from primary", natType(ei, apd), changeIgnore, false, TypeUnknown, EndpointIndependent, Unknown, "invalid"},
-		{"CHANGE-REQUEST dropped", natType(ei, apd), changeDrop, false, TypeUnknown, EndpointIndependent, Unknown, "advertised"},
+		{"plain servers, cone", natType(ei, apd), noRFC5780, true, TypeUnknown, EndpointIndependent, FilteringUnknown, "absent"},
+		{"plain servers, symmetric", natType(apd, apd), noRFC5780, true, TypeSymmetric, AddressAndPortDependent, FilteringUnknown, "absent"},
+		{"OTHER-ADDRESS on own IP", natType(ei, apd), otherSameIP, false, TypeUnknown, MappingUnknown, FilteringUnknown, "invalid"},
+		{"CHANGE-REQUEST answered from primary", natType(ei, apd), changeIgnore, false, TypeUnknown, EndpointIndependent, FilteringUnknown, "invalid"},
+		{"CHANGE-REQUEST dropped", natType(ei, apd), changeDrop, false, TypeUnknown, EndpointIndependent, FilteringUnknown, "advertised"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -234,7 +237,7 @@ func TestRunTypeVNet(t *testing.T) {
 					v.Type, v.Mapping, v.Filtering, v.RFC5780, c.typ, c.mapping, c.filtering, c.rfc5780, v.Evidence)
 			}
 			wantNAT := c.nat != nil
-			if v.NAT == nil || *v.NAT != wantNAT {
+			if v.NAT != tri.Of(wantNAT) {
 				t.Errorf("nat = %s, want %v", showBool(v.NAT), wantNAT)
 			}
 		})

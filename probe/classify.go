@@ -6,32 +6,69 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/natcheck/natcheck/internal/tri"
 )
 
-// Behaviour values for Verdict.Mapping and Verdict.Filtering (RFC 4787).
+// Mapping is a NAT's mapping behaviour (RFC 4787 section 4.1).
+type Mapping string
+
+// Filtering is a NAT's filtering behaviour (RFC 4787 section 5).
+type Filtering string
+
+// The behaviours RFC 4787 names for mapping and filtering alike. They are
+// untyped so that each serves as a Mapping and as a Filtering.
 const (
 	EndpointIndependent     = "endpoint-independent"
 	AddressDependent        = "address-dependent"
 	AddressAndPortDependent = "address-and-port-dependent"
-	Unknown                 = "unknown"
 )
+
+// MappingUnknown and FilteringUnknown are a behaviour that could not be told.
+const (
+	MappingUnknown   Mapping   = "unknown"
+	FilteringUnknown Filtering = "unknown"
+)
+
+// NATType is a verdict's name for the whole combination.
+type NATType string
 
 // NAT types for Verdict.Type, in RFC 3489 vocabulary plus the cases that
 // vocabulary has no name for.
 const (
-	TypeOpenInternet       = "open-internet"
-	TypeFullCone           = "full-cone"
-	TypeRestrictedCone     = "restricted-cone"
-	TypePortRestrictedCone = "port-restricted-cone"
-	TypeSymmetric          = "symmetric"
-	TypeSymmetricFirewall  = "symmetric-udp-firewall"
-	TypeUDPBlocked         = "udp-blocked"
-	TypeUnknown            = "unknown"
+	TypeOpenInternet       NATType = "open-internet"
+	TypeFullCone           NATType = "full-cone"
+	TypeRestrictedCone     NATType = "restricted-cone"
+	TypePortRestrictedCone NATType = "port-restricted-cone"
+	TypeSymmetric          NATType = "symmetric"
+	TypeSymmetricFirewall  NATType = "symmetric-udp-firewall"
+	TypeUDPBlocked         NATType = "udp-blocked"
+	TypeUnknown            NATType = "unknown"
 )
 
 // Types lists every value Verdict.Type can take, for flag validation.
-var Types = []string{TypeOpenInternet, TypeFullCone, TypeRestrictedCone, TypePortRestrictedCone,
+var Types = []NATType{TypeOpenInternet, TypeFullCone, TypeRestrictedCone, TypePortRestrictedCone,
 	TypeSymmetric, TypeSymmetricFirewall, TypeUDPBlocked, TypeUnknown}
+
+// RFC5780 is how far a server's RFC 5780 support (OTHER-ADDRESS and
+// CHANGE-REQUEST) goes.
+type RFC5780 string
+
+// The degrees of RFC 5780 support.
+const (
+	// RFC5780Verified: a CHANGE-REQUEST reply really came from the changed address.
+	RFC5780Verified RFC5780 = "verified"
+	// RFC5780Advertised: a valid OTHER-ADDRESS, unproven from here.
+	RFC5780Advertised RFC5780 = "advertised"
+	// RFC5780Invalid: OTHER-ADDRESS without a second IP and port, or a
+	// changed reply from the wrong place or with an error.
+	RFC5780Invalid RFC5780 = "invalid"
+	// RFC5780Absent: the server answered without OTHER-ADDRESS.
+	RFC5780Absent RFC5780 = "absent"
+	// RFC5780Unknown: the server never answered, so its support could not
+	// be told. Classify never returns it; a ServerCheck may have it.
+	RFC5780Unknown RFC5780 = "unknown"
+)
 
 // Names of the tests a behaviour run makes. Each is one entry in
 // Observations.Tests.
@@ -118,51 +155,91 @@ func (o *Observations) replied(name string) *TestResult {
 	return nil
 }
 
-// Verdict is the classification of a run. Tri-state findings are *bool:
-// nil means "not tested" or "could not be told", never false.
+// Verdict is the classification of a run. Tri-state findings are
+// tri.Unknown when not tested or when they could not be told, never No.
 type Verdict struct {
-	Type      string
-	NAT       *bool
-	Mapping   string
-	Filtering string
+	Type      NATType
+	NAT       tri.Bool
+	Mapping   Mapping
+	Filtering Filtering
 	Public    netip.AddrPort // mapped address seen by the primary server
 	Local     netip.AddrPort // the mapping socket's address (route source if bound to the wildcard)
 
-	PortPreservation *bool
-	Hairpinning      *bool
-	CGNAT            *bool
-	ALG              *bool
+	PortPreservation tri.Bool
+	Hairpinning      tri.Bool
+	CGNAT            tri.Bool
+	ALG              tri.Bool
 	// MappingVariesByDestIP is set when two servers on different IPs saw
 	// different mappings, whether or not mapping could be named further.
-	MappingVariesByDestIP *bool
-	RFC5780               string // server support: "verified", "advertised", "invalid", "absent"
+	MappingVariesByDestIP tri.Bool
+	RFC5780               RFC5780 // the primary server's support
 
 	Evidence []string // one line per finding, saying what it rests on
 	Outlook  string   // what this means for peer-to-peer connections
 }
 
 // Classify turns observations into a verdict. It never guesses: a finding
-// whose evidence is missing or contradicted is unknown (nil).
+// whose evidence is missing or contradicted is unknown.
+//
+// Each finding is a function of the observations and of the findings it
+// depends on, passed in explicitly; it returns its value and its evidence
+// line ("" for none). Classify only assembles them, evidence in the order
+// NAT, mapping, filtering, port preservation, hairpinning, ALG, carrier NAT.
 func Classify(o Observations) Verdict {
-	v := Verdict{Type: TypeUnknown, Mapping: Unknown, Filtering: Unknown, RFC5780: "absent"}
+	support, supportWhy := RFC5780Support(o)
 	bind := firstReply(&o)
 	if bind == nil {
-		classifyNoUDP(&o, &v)
+		return classifyNoUDP(&o, support)
+	}
+	public, local := unmap(bind.Public()), localOf(&o, bind.Local)
+	nat, natWhy := isNAT(&o, public, local)
+	mapped, varies, mappingWhy := mapping(&o, nat)
+	filtered, filteringWhy := filtering(&o, mapped, support, supportWhy)
+	pp, ppWhy := portPreservation(&o, public, local)
+	hairpin, hairpinWhy := hairpinning(&o, nat)
+	alg, algWhy := alg(&o)
+	cgnat, cgnatWhy := cgnat(&o, nat)
+	typ := classicType(nat, mapped, filtered, varies)
+	return Verdict{
+		Type: typ, NAT: nat, Mapping: mapped, Filtering: filtered, Public: public, Local: local,
+		PortPreservation: pp, Hairpinning: hairpin, CGNAT: cgnat, ALG: alg,
+		MappingVariesByDestIP: varies, RFC5780: support,
+		Evidence: lines(natWhy, mappingWhy, filteringWhy, ppWhy, hairpinWhy, algWhy, cgnatWhy),
+		Outlook:  outlook(typ),
+	}
+}
+
+// classifyNoUDP is the verdict of a run where no UDP binding was answered:
+// STUN over TCP tells "UDP blocked" apart from "offline".
+func classifyNoUDP(o *Observations, support RFC5780) Verdict {
+	v := Verdict{Type: TypeUnknown, Mapping: MappingUnknown, Filtering: FilteringUnknown, RFC5780: support}
+	tcp := o.replied(TestTCP)
+	if tcp == nil || !tcp.Public().IsValid() {
+		v.Evidence = []string{"no STUN server answered over UDP or TCP"}
 		v.Outlook = outlook(v.Type)
 		return v
 	}
-	v.Public = unmap(bind.Public())
-	v.Local = localOf(&o, bind.Local)
-	v.NAT = isNAT(&o, &v)
-	v.Mapping = mapping(&o, &v)
-	v.Filtering = filtering(&o, &v)
-	v.PortPreservation = portPreservation(&o, &v)
-	v.Hairpinning = hairpinning(&o, &v)
-	v.ALG = alg(&o, &v)
-	v.CGNAT = cgnat(&o, &v)
-	v.Type = classicType(&v)
+	v.Type = TypeUDPBlocked
+	v.Public = unmap(tcp.Public())
+	v.Local = localOf(o, tcp.Local)
+	blocked := fmt.Sprintf("UDP: no answer from any server; TCP: %s answered, saw %s", addr(tcp.To), addr(v.Public))
+	var natWhy, cgnatWhy string
+	v.NAT, natWhy = isNAT(o, v.Public, v.Local)
+	v.CGNAT, cgnatWhy = cgnat(o, v.NAT)
+	v.Evidence = lines(blocked, natWhy, cgnatWhy)
 	v.Outlook = outlook(v.Type)
 	return v
+}
+
+// lines is the evidence of the findings that have some, in order.
+func lines(whys ...string) []string {
+	out := make([]string, 0, len(whys))
+	for _, w := range whys {
+		if w != "" {
+			out = append(out, w)
+		}
+	}
+	return out
 }
 
 // firstReply is the binding answer the verdict's addresses come from: the
@@ -180,22 +257,6 @@ func firstReply(o *Observations) *TestResult {
 	return nil
 }
 
-// classifyNoUDP handles a run where no UDP binding was answered: STUN over
-// TCP tells "UDP blocked" apart from "offline".
-func classifyNoUDP(o *Observations, v *Verdict) {
-	tcp := o.replied(TestTCP)
-	if tcp == nil || !tcp.Public().IsValid() {
-		v.Evidence = append(v.Evidence, "no STUN server answered over UDP or TCP")
-		return
-	}
-	v.Type = TypeUDPBlocked
-	v.Public = unmap(tcp.Public())
-	v.Local = localOf(o, tcp.Local)
-	v.Evidence = append(v.Evidence, fmt.Sprintf("UDP: no answer from any server; TCP: %s answered, saw %s", addr(tcp.To), addr(v.Public)))
-	v.NAT = isNAT(o, v)
-	v.CGNAT = cgnat(o, v)
-}
-
 func localOf(o *Observations, l netip.AddrPort) netip.AddrPort {
 	l = unmap(l)
 	if (!l.Addr().IsValid() || l.Addr().IsUnspecified()) && o.RouteSource.IsValid() {
@@ -206,8 +267,8 @@ func localOf(o *Observations, l netip.AddrPort) netip.AddrPort {
 
 // isNAT compares the mapped address with the host's own addresses: the
 // route's real source and every interface address, never the wildcard.
-func isNAT(o *Observations, v *Verdict) *bool {
-	pub := v.Public.Addr()
+func isNAT(o *Observations, public, local netip.AddrPort) (tri.Bool, string) {
+	pub := public.Addr()
 	own := false
 	var cands []netip.Addr
 	if o.RouteSource.IsValid() {
@@ -217,8 +278,7 @@ func isNAT(o *Observations, v *Verdict) *bool {
 		cands = append(cands, h.Addr.Unmap())
 	}
 	if len(cands) == 0 {
-		v.Evidence = append(v.Evidence, "NAT: unknown, the host's own addresses could not be read")
-		return nil
+		return tri.Unknown, "NAT: unknown, the host's own addresses could not be read"
 	}
 	for _, a := range cands {
 		if a.IsValid() && !a.IsUnspecified() && a == pub {
@@ -227,52 +287,43 @@ func isNAT(o *Observations, v *Verdict) *bool {
 	}
 	switch {
 	case !own:
-		v.Evidence = append(v.Evidence, fmt.Sprintf("NAT: yes, public address %s is not one of this host's addresses (local %s)", addr(v.Public), addr(v.Local)))
-		return ptr(true)
-	case v.Local.Port() != 0 && v.Public.Port() != v.Local.Port():
-		v.Evidence = append(v.Evidence, fmt.Sprintf("NAT: yes, public address is this host's own but the port is translated (%d -> %d)", v.Local.Port(), v.Public.Port()))
-		return ptr(true)
+		return tri.Yes, fmt.Sprintf("NAT: yes, public address %s is not one of this host's addresses (local %s)", addr(public), addr(local))
+	case local.Port() != 0 && public.Port() != local.Port():
+		return tri.Yes, fmt.Sprintf("NAT: yes, public address is this host's own but the port is translated (%d -> %d)", local.Port(), public.Port())
 	default:
-		v.Evidence = append(v.Evidence, fmt.Sprintf("NAT: no, public address %s is this host's own", addr(v.Public)))
-		return ptr(false)
+		return tri.No, fmt.Sprintf("NAT: no, public address %s is this host's own", addr(public))
 	}
 }
 
 // mapping decides the mapping behaviour from RFC 5780 tests I-III, or
 // failing those, from the mappings different servers saw from one socket.
-func mapping(o *Observations, v *Verdict) string {
-	if v.NAT != nil && !*v.NAT {
-		v.Evidence = append(v.Evidence, "mapping: endpoint-independent, no address translation")
-		return EndpointIndependent
+// varies says whether the mapping differed towards two destination IPs.
+func mapping(o *Observations, nat tri.Bool) (m Mapping, varies tri.Bool, why string) {
+	if nat == tri.No {
+		return EndpointIndependent, tri.Unknown, "mapping: endpoint-independent, no address translation"
 	}
 	t1, t2, t3 := o.replied(TestBinding), o.replied(TestMappingAltIP), o.replied(TestMappingAltIPPort)
-	if t1 != nil && t2 != nil {
-		m1, m2 := unmap(t1.Public()), unmap(t2.Public())
-		if m1 == m2 {
-			v.MappingVariesByDestIP = ptr(false)
-			v.Evidence = append(v.Evidence, fmt.Sprintf("mapping: endpoint-independent, %s and %s both saw %s", addr(t1.To), addr(t2.To), addr(m1)))
-			return EndpointIndependent
-		}
-		v.MappingVariesByDestIP = ptr(true)
-		if t3 == nil {
-			v.Evidence = append(v.Evidence, fmt.Sprintf("mapping: varies by destination IP (%s saw %s, %s saw %s); no answer from %s to tell port dependence", addr(t1.To), addr(m1), addr(t2.To), addr(m2), TestMappingAltIPPort))
-			return Unknown
-		}
-		m3 := unmap(t3.Public())
-		if m2 == m3 {
-			v.Evidence = append(v.Evidence, fmt.Sprintf("mapping: address-dependent, %s saw %s, %s and %s saw %s", addr(t1.To), addr(m1), addr(t2.To), addr(t3.To), addr(m2)))
-			return AddressDependent
-		}
-		v.Evidence = append(v.Evidence, fmt.Sprintf("mapping: address-and-port-dependent, %s saw %s, %s saw %s, %s saw %s", addr(t1.To), addr(m1), addr(t2.To), addr(m2), addr(t3.To), addr(m3)))
-		return AddressAndPortDependent
+	if t1 == nil || t2 == nil {
+		return plainMapping(o)
 	}
-	return plainMapping(o, v)
+	m1, m2 := unmap(t1.Public()), unmap(t2.Public())
+	if m1 == m2 {
+		return EndpointIndependent, tri.No, fmt.Sprintf("mapping: endpoint-independent, %s and %s both saw %s", addr(t1.To), addr(t2.To), addr(m1))
+	}
+	if t3 == nil {
+		return MappingUnknown, tri.Yes, fmt.Sprintf("mapping: varies by destination IP (%s saw %s, %s saw %s); no answer from %s to tell port dependence", addr(t1.To), addr(m1), addr(t2.To), addr(m2), TestMappingAltIPPort)
+	}
+	m3 := unmap(t3.Public())
+	if m2 == m3 {
+		return AddressDependent, tri.Yes, fmt.Sprintf("mapping: address-dependent, %s saw %s, %s and %s saw %s", addr(t1.To), addr(m1), addr(t2.To), addr(t3.To), addr(m2))
+	}
+	return AddressAndPortDependent, tri.Yes, fmt.Sprintf("mapping: address-and-port-dependent, %s saw %s, %s saw %s, %s saw %s", addr(t1.To), addr(m1), addr(t2.To), addr(m2), addr(t3.To), addr(m3))
 }
 
 // plainMapping compares the mappings that plain servers saw from the one
 // mapping socket. Servers on two IPs tell whether mapping varies by
 // address; two servers on one IP with different ports tell port dependence.
-func plainMapping(o *Observations, v *Verdict) string {
+func plainMapping(o *Observations) (m Mapping, varies tri.Bool, why string) {
 	var seen []*TestResult
 	for i := range o.Tests {
 		t := &o.Tests[i]
@@ -292,94 +343,99 @@ func plainMapping(o *Observations, v *Verdict) string {
 		}
 	}
 	if diffIP[0] == nil {
-		v.Evidence = append(v.Evidence, "mapping: unknown, no server with RFC 5780 support and no two servers on different IPs answered")
-		return Unknown
+		return MappingUnknown, tri.Unknown, "mapping: unknown, no server with RFC 5780 support and no two servers on different IPs answered"
 	}
 	a, b := diffIP[0], diffIP[1]
 	if unmap(a.Public()) == unmap(b.Public()) {
-		v.MappingVariesByDestIP = ptr(false)
-		v.Evidence = append(v.Evidence, fmt.Sprintf("mapping: endpoint-independent, %s and %s both saw %s", addr(a.To), addr(b.To), addr(a.Public())))
-		return EndpointIndependent
+		return EndpointIndependent, tri.No, fmt.Sprintf("mapping: endpoint-independent, %s and %s both saw %s", addr(a.To), addr(b.To), addr(a.Public()))
 	}
-	v.MappingVariesByDestIP = ptr(true)
 	diff := fmt.Sprintf("%s saw %s, %s saw %s", addr(a.To), addr(a.Public()), addr(b.To), addr(b.Public()))
-	if sameIP[0] == nil {
-		v.Evidence = append(v.Evidence, "mapping: varies by destination ("+diff+"); no second port on one server to tell address from address-and-port dependence")
-		return Unknown
+	switch {
+	case sameIP[0] == nil:
+		return MappingUnknown, tri.Yes, "mapping: varies by destination (" + diff + "); no second port on one server to tell address from address-and-port dependence"
+	case unmap(sameIP[0].Public()) == unmap(sameIP[1].Public()):
+		return AddressDependent, tri.Yes, "mapping: address-dependent (" + diff + "; same mapping towards two ports of " + sameIP[0].To.Addr().Unmap().String() + ")"
 	}
-	if unmap(sameIP[0].Public()) == unmap(sameIP[1].Public()) {
-		v.Evidence = append(v.Evidence, "mapping: address-dependent ("+diff+"; same mapping towards two ports of "+sameIP[0].To.Addr().Unmap().String()+")")
-		return AddressDependent
-	}
-	v.Evidence = append(v.Evidence, "mapping: address-and-port-dependent ("+diff+"; different mappings towards two ports of "+sameIP[0].To.Addr().Unmap().String()+")")
-	return AddressAndPortDependent
+	return AddressAndPortDependent, tri.Yes, "mapping: address-and-port-dependent (" + diff + "; different mappings towards two ports of " + sameIP[0].To.Addr().Unmap().String() + ")"
 }
 
-// filtering decides the filtering behaviour from CHANGE-REQUEST tests, and
-// only when the server has proven or credibly advertised RFC 5780 support.
-func filtering(o *Observations, v *Verdict) string {
+// RFC5780Support tells how far the primary server supports RFC 5780, from
+// its binding answer (OTHER-ADDRESS) and the CHANGE-REQUEST tests' replies,
+// and why. It is Classify's Verdict.RFC5780, without the rest of the
+// verdict: absent when no server answered a UDP binding at all.
+func RFC5780Support(o Observations) (RFC5780, string) {
+	if firstReply(&o) == nil {
+		return RFC5780Absent, "no STUN server answered a binding request over UDP"
+	}
 	t1 := o.replied(TestBinding)
 	if t1 == nil || !t1.OtherAddress.IsValid() {
-		v.Evidence = append(v.Evidence, "filtering: unknown, no server advertised RFC 5780 support (OTHER-ADDRESS)")
-		return Unknown
+		return RFC5780Absent, "no server advertised RFC 5780 support (OTHER-ADDRESS)"
 	}
 	prim, other := unmap(t1.To), unmap(t1.OtherAddress)
 	if other.Addr() == prim.Addr() || other.Port() == prim.Port() {
-		v.RFC5780 = "invalid"
-		v.Evidence = append(v.Evidence, fmt.Sprintf("filtering: unknown, server %s advertises OTHER-ADDRESS %s without a second IP and port (RFC 5780 section 7.4)", addr(prim), addr(other)))
-		return Unknown
+		return RFC5780Invalid, fmt.Sprintf("server %s advertises OTHER-ADDRESS %s without a second IP and port (RFC 5780 section 7.4)", addr(prim), addr(other))
 	}
-	v.RFC5780 = "advertised"
-	ipPort, port, verify := o.Test(TestFilterIPPort), o.Test(TestFilterPort), o.Test(TestFilterVerify)
+	support := RFC5780Advertised
+	why := fmt.Sprintf("server %s advertises OTHER-ADDRESS %s; no CHANGE-REQUEST reply proved it", addr(prim), addr(other))
 	// A reply from anywhere but the changed address means the server
 	// ignored the CHANGE-REQUEST: its answers say nothing about the filter.
-	for _, t := range []*TestResult{ipPort, port, verify} {
+	for _, t := range []*TestResult{o.Test(TestFilterIPPort), o.Test(TestFilterPort), o.Test(TestFilterVerify)} {
 		if t == nil || !t.Replied {
 			continue
 		}
 		if t.ErrorCode != 0 || unmap(t.From) != unmap(t.Expect) {
-			v.RFC5780 = "invalid"
 			what := fmt.Sprintf("came from %s instead of %s", addr(t.From), addr(t.Expect))
 			if t.ErrorCode != 0 {
 				what = fmt.Sprintf("was error %d", t.ErrorCode)
 			}
-			v.Evidence = append(v.Evidence, fmt.Sprintf("filtering: unknown, server %s does not honour CHANGE-REQUEST (the reply to %s %s)", addr(prim), t.Name, what))
-			return Unknown
+			return RFC5780Invalid, fmt.Sprintf("server %s does not honour CHANGE-REQUEST (the reply to %s %s)", addr(prim), t.Name, what)
 		}
-		v.RFC5780 = "verified"
+		if support != RFC5780Verified {
+			support = RFC5780Verified
+			why = fmt.Sprintf("server %s honours CHANGE-REQUEST (the reply to %s came from %s)", addr(prim), t.Name, addr(t.From))
+		}
 	}
+	return support, why
+}
+
+// filtering decides the filtering behaviour from CHANGE-REQUEST tests, and
+// only when the server has proven or credibly advertised RFC 5780 support.
+// It needs the mapping (an endpoint-independent one makes a silent verify
+// test telling) and the server's support with its reason, as
+// RFC5780Support tells them.
+func filtering(o *Observations, m Mapping, support RFC5780, supportWhy string) (Filtering, string) {
+	if support != RFC5780Advertised && support != RFC5780Verified {
+		return FilteringUnknown, "filtering: unknown, " + supportWhy
+	}
+	t1 := o.replied(TestBinding)
+	prim, other := unmap(t1.To), unmap(t1.OtherAddress)
+	ipPort, port, verify := o.Test(TestFilterIPPort), o.Test(TestFilterPort), o.Test(TestFilterVerify)
 	switch {
 	case ipPort == nil || port == nil:
-		v.Evidence = append(v.Evidence, "filtering: unknown, the CHANGE-REQUEST tests did not run")
-		return Unknown
+		return FilteringUnknown, "filtering: unknown, the CHANGE-REQUEST tests did not run"
 	case ipPort.Replied:
-		v.Evidence = append(v.Evidence, fmt.Sprintf("filtering: endpoint-independent, a reply from %s (IP and port never contacted) came through", addr(ipPort.From)))
-		return EndpointIndependent
+		return EndpointIndependent, fmt.Sprintf("filtering: endpoint-independent, a reply from %s (IP and port never contacted) came through", addr(ipPort.From))
 	}
 	// From here the IP+port test got silence, after its retransmissions.
 	// Silence only counts if the server is known to honour CHANGE-REQUEST.
 	proven := verify != nil && verify.Replied
-	if !proven && v.Mapping == EndpointIndependent && (port == nil || !port.Replied) {
+	if !proven && m == EndpointIndependent && !port.Replied {
 		// With endpoint-independent mapping the verify test (which opened
 		// the filter for OTHER-ADDRESS first) must get through; that it did
 		// not means the server drops CHANGE-REQUESTs.
-		v.Evidence = append(v.Evidence, fmt.Sprintf("filtering: unknown, %s did not answer a CHANGE-REQUEST even after the filter was opened for %s", addr(prim), addr(other)))
-		return Unknown
+		return FilteringUnknown, fmt.Sprintf("filtering: unknown, %s did not answer a CHANGE-REQUEST even after the filter was opened for %s", addr(prim), addr(other))
 	}
 	if !proven && !port.Replied && !altAnswered(o) {
-		v.Evidence = append(v.Evidence, fmt.Sprintf("filtering: unknown, the alternate address %s never answered", addr(other)))
-		return Unknown
+		return FilteringUnknown, fmt.Sprintf("filtering: unknown, the alternate address %s never answered", addr(other))
 	}
 	basis := fmt.Sprintf("after %d transmissions", ipPort.Attempts)
 	if !proven {
 		basis += "; the server's support is advertised, not provable through a NAT whose mapping varies"
 	}
 	if port.Replied {
-		v.Evidence = append(v.Evidence, fmt.Sprintf("filtering: address-dependent, a reply from %s (known IP, new port) came through, none from %s (%s)", addr(port.From), addr(ipPort.Expect), basis))
-		return AddressDependent
+		return AddressDependent, fmt.Sprintf("filtering: address-dependent, a reply from %s (known IP, new port) came through, none from %s (%s)", addr(port.From), addr(ipPort.Expect), basis)
 	}
-	v.Evidence = append(v.Evidence, fmt.Sprintf("filtering: address-and-port-dependent, no reply from %s nor %s came through (%s)", addr(ipPort.Expect), addr(port.Expect), basis))
-	return AddressAndPortDependent
+	return AddressAndPortDependent, fmt.Sprintf("filtering: address-and-port-dependent, no reply from %s nor %s came through (%s)", addr(ipPort.Expect), addr(port.Expect), basis)
 }
 
 // altAnswered tells whether the server's alternate addresses answered
@@ -388,11 +444,13 @@ func altAnswered(o *Observations) bool {
 	return o.replied(TestMappingAltIP) != nil || o.replied(TestMappingAltIPPort) != nil
 }
 
-func portPreservation(o *Observations, v *Verdict) *bool {
-	if !v.Local.IsValid() || v.Local.Port() == 0 || !v.Public.IsValid() {
-		return nil
+// portPreservation compares local and mapped ports: the verdict's own
+// pair first, then, while those agree, every other answered test's.
+func portPreservation(o *Observations, public, local netip.AddrPort) (tri.Bool, string) {
+	if !local.IsValid() || local.Port() == 0 || !public.IsValid() {
+		return tri.Unknown, ""
 	}
-	from, to := v.Local.Port(), v.Public.Port()
+	from, to := local.Port(), public.Port()
 	for _, t := range o.Tests {
 		if from != to {
 			break
@@ -402,64 +460,56 @@ func portPreservation(o *Observations, v *Verdict) *bool {
 		}
 	}
 	if from == to {
-		v.Evidence = append(v.Evidence, fmt.Sprintf("port preservation: yes, local ports kept (e.g. %d)", from))
-		return ptr(true)
+		return tri.Yes, fmt.Sprintf("port preservation: yes, local ports kept (e.g. %d)", from)
 	}
-	v.Evidence = append(v.Evidence, fmt.Sprintf("port preservation: no, local port %d became %d", from, to))
-	return ptr(false)
+	return tri.No, fmt.Sprintf("port preservation: no, local port %d became %d", from, to)
 }
 
-func hairpinning(o *Observations, v *Verdict) *bool {
+func hairpinning(o *Observations, nat tri.Bool) (tri.Bool, string) {
 	t := o.Test(TestHairpin)
-	if t == nil || (v.NAT != nil && !*v.NAT) {
-		return nil // hairpinning is a NAT's property: without NAT it does not apply
+	if t == nil || nat == tri.No {
+		return tri.Unknown, "" // hairpinning is a NAT's property: without NAT it does not apply
 	}
 	if t.Replied {
-		v.Evidence = append(v.Evidence, fmt.Sprintf("hairpinning: yes, a datagram sent to public mapping %s reached the local socket (via %s)", addr(t.To), addr(t.From)))
-		return ptr(true)
+		return tri.Yes, fmt.Sprintf("hairpinning: yes, a datagram sent to public mapping %s reached the local socket (via %s)", addr(t.To), addr(t.From))
 	}
 	if t.Err != "" {
-		v.Evidence = append(v.Evidence, "hairpinning: not tested, "+t.Err)
-		return nil
+		return tri.Unknown, "hairpinning: not tested, " + t.Err
 	}
-	v.Evidence = append(v.Evidence, fmt.Sprintf("hairpinning: no, nothing sent to public mapping %s came back (%d transmissions)", addr(t.To), t.Attempts))
-	return ptr(false)
+	return tri.No, fmt.Sprintf("hairpinning: no, nothing sent to public mapping %s came back (%d transmissions)", addr(t.To), t.Attempts)
 }
 
 // alg compares MAPPED-ADDRESS with XOR-MAPPED-ADDRESS in one reply: an ALG
 // rewrites the plain one. Only possible when a server sends both.
-func alg(o *Observations, v *Verdict) *bool {
+func alg(o *Observations) (tri.Bool, string) {
 	for _, t := range o.Tests {
 		if !t.Replied || !t.Mapped.IsValid() || !t.XORMapped.IsValid() {
 			continue
 		}
 		if unmap(t.Mapped) != unmap(t.XORMapped) {
-			v.Evidence = append(v.Evidence, fmt.Sprintf("ALG: yes, MAPPED-ADDRESS %s differs from XOR-MAPPED-ADDRESS %s in the reply from %s", addr(t.Mapped), addr(t.XORMapped), addr(t.From)))
-			return ptr(true)
+			return tri.Yes, fmt.Sprintf("ALG: yes, MAPPED-ADDRESS %s differs from XOR-MAPPED-ADDRESS %s in the reply from %s", addr(t.Mapped), addr(t.XORMapped), addr(t.From))
 		}
 	}
 	for _, t := range o.Tests {
 		if t.Replied && t.Mapped.IsValid() && t.XORMapped.IsValid() {
-			v.Evidence = append(v.Evidence, "ALG: no, MAPPED-ADDRESS and XOR-MAPPED-ADDRESS agree")
-			return ptr(false)
+			return tri.No, "ALG: no, MAPPED-ADDRESS and XOR-MAPPED-ADDRESS agree"
 		}
 	}
-	return nil
+	return tri.Unknown, ""
 }
 
 // cgnat looks for a carrier or second NAT: the host itself in carrier
 // space (not on a tunnel interface), or a router before the public side of
 // the path with a shared (RFC 6598) or private address.
-func cgnat(o *Observations, v *Verdict) *bool {
-	if v.NAT != nil && !*v.NAT {
-		return ptr(false)
+func cgnat(o *Observations, nat tri.Bool) (tri.Bool, string) {
+	if nat == tri.No {
+		return tri.No, ""
 	}
 	if a := o.RouteSource.Unmap(); a.IsValid() && IsShared(a) && !onTunnel(o, a) {
-		v.Evidence = append(v.Evidence, fmt.Sprintf("carrier NAT: yes, this host's own address %s is in 100.64.0.0/10 (RFC 6598)", a))
-		return ptr(true)
+		return tri.Yes, fmt.Sprintf("carrier NAT: yes, this host's own address %s is in 100.64.0.0/10 (RFC 6598)", a)
 	}
 	if !o.HopsTested || len(o.Hops) == 0 {
-		return nil
+		return tri.Unknown, ""
 	}
 	hops := slices.Clone(o.Hops)
 	slices.SortFunc(hops, func(a, b Hop) int { return a.TTL - b.TTL })
@@ -472,15 +522,13 @@ func cgnat(o *Observations, v *Verdict) *bool {
 		}
 		// Hop 1 is the host's own gateway: private there is the home NAT.
 		if IsShared(a) || (h.TTL > 1 && a.IsPrivate()) {
-			v.Evidence = append(v.Evidence, fmt.Sprintf("carrier NAT: yes, router %s at hop %d is in %s before the public side (path %s)", a, h.TTL, rangeName(a), strings.Join(path, " ")))
-			return ptr(true)
+			return tri.Yes, fmt.Sprintf("carrier NAT: yes, router %s at hop %d is in %s before the public side (path %s)", a, h.TTL, rangeName(a), strings.Join(path, " "))
 		}
 	}
 	if !sawPublicSide(o, hops) {
-		return nil
+		return tri.Unknown, ""
 	}
-	v.Evidence = append(v.Evidence, fmt.Sprintf("carrier NAT: no, no shared or private router after the gateway (path %s)", strings.Join(path, " ")))
-	return ptr(false)
+	return tri.No, fmt.Sprintf("carrier NAT: no, no shared or private router after the gateway (path %s)", strings.Join(path, " "))
 }
 
 // sawPublicSide tells whether the TTL probe saw the path leave private
@@ -524,12 +572,12 @@ func rangeName(a netip.Addr) string {
 }
 
 // classicType names the combination in RFC 3489 vocabulary.
-func classicType(v *Verdict) string {
-	if v.NAT == nil {
+func classicType(nat tri.Bool, m Mapping, f Filtering, variesByDestIP tri.Bool) NATType {
+	switch nat {
+	case tri.Unknown:
 		return TypeUnknown
-	}
-	if !*v.NAT {
-		switch v.Filtering {
+	case tri.No:
+		switch f {
 		case EndpointIndependent:
 			return TypeOpenInternet
 		case AddressDependent, AddressAndPortDependent:
@@ -537,14 +585,14 @@ func classicType(v *Verdict) string {
 		}
 		return TypeUnknown
 	}
-	if v.MappingVariesByDestIP != nil && *v.MappingVariesByDestIP {
+	if variesByDestIP == tri.Yes {
 		return TypeSymmetric
 	}
-	switch v.Mapping {
+	switch m {
 	case AddressDependent, AddressAndPortDependent:
 		return TypeSymmetric
 	case EndpointIndependent:
-		switch v.Filtering {
+		switch f {
 		case EndpointIndependent:
 			return TypeFullCone
 		case AddressDependent:
@@ -556,9 +604,12 @@ func classicType(v *Verdict) string {
 	return TypeUnknown
 }
 
+// unknownOutlook is the outlook of a type that could not be told.
+const unknownOutlook = "Unknown: plan for a relay (TURN) as a fallback."
+
 // outlook says in one line what the type means for peer-to-peer (ICE)
 // connections between two hosts.
-func outlook(t string) string {
+func outlook(t NATType) string {
 	switch t {
 	case TypeOpenInternet:
 		return "Direct peer-to-peer connections work with peers behind any NAT type."
@@ -573,10 +624,8 @@ func outlook(t string) string {
 	case TypeUDPBlocked:
 		return "No UDP: peer-to-peer media needs a relay reached over TCP or TLS (TURN over TCP/443)."
 	}
-	return "Unknown: plan for a relay (TURN) as a fallback."
+	return unknownOutlook
 }
-
-func ptr[T any](v T) *T { return &v }
 
 // unmap shows IPv4-mapped IPv6 addresses as IPv4.
 func unmap(ap netip.AddrPort) netip.AddrPort {

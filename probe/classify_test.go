@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+
+	"github.com/natcheck/natcheck/internal/tri"
 )
 
 var (
@@ -57,15 +59,17 @@ func rfc5780(m1, m2, m3 netip.AddrPort, ipPortFrom, portFrom, verifyFrom netip.A
 }
 
 func TestClassify(t *testing.T) {
-	T, F := ptr(true), ptr(false)
+	T, F := tri.Yes, tri.No
 	cases := []struct {
-		name                    string
-		obs                     Observations
-		typ, mapping, filtering string
-		nat                     *bool
-		rfc5780                 string
-		public                  string
-		evidence                string // substring one evidence line must hold
+		name      string
+		obs       Observations
+		typ       NATType
+		mapping   Mapping
+		filtering Filtering
+		nat       tri.Bool
+		rfc5780   RFC5780
+		public    string
+		evidence  string // substring one evidence line must hold
 	}{
 		{
 			name: "full cone",
@@ -85,7 +89,7 @@ func TestClassify(t *testing.T) {
 		{
 			name: "cone mapping but server drops CHANGE-REQUEST: filtering unknown",
 			obs:  Observations{Tests: rfc5780(pub, pub, pub, none, none, none), RouteSource: local.Addr(), HostAddrs: hostLAN},
-			typ:  TypeUnknown, mapping: EndpointIndependent, filtering: Unknown, nat: T, rfc5780: "advertised",
+			typ:  TypeUnknown, mapping: EndpointIndependent, filtering: FilteringUnknown, nat: T, rfc5780: "advertised",
 			evidence: "did not answer a CHANGE-REQUEST even after",
 		},
 		{
@@ -111,7 +115,7 @@ func TestClassify(t *testing.T) {
 				ts[2].Replied = false
 				return ts
 			}(), RouteSource: local.Addr(), HostAddrs: hostLAN},
-			typ: TypeSymmetric, mapping: Unknown, filtering: AddressAndPortDependent, nat: T, rfc5780: "advertised",
+			typ: TypeSymmetric, mapping: MappingUnknown, filtering: AddressAndPortDependent, nat: T, rfc5780: "advertised",
 		},
 		{
 			name: "symmetric, alternate address never answered: filtering unknown",
@@ -121,7 +125,7 @@ func TestClassify(t *testing.T) {
 				ts = append(ts, bind(TestServer, plainSrv, pub3))
 				return ts
 			}(), RouteSource: local.Addr(), HostAddrs: hostLAN},
-			typ: TypeSymmetric, mapping: Unknown, filtering: Unknown, nat: T, rfc5780: "advertised",
+			typ: TypeSymmetric, mapping: MappingUnknown, filtering: FilteringUnknown, nat: T, rfc5780: "advertised",
 		},
 		{
 			name: "open internet",
@@ -155,7 +159,7 @@ func TestClassify(t *testing.T) {
 		{
 			name: "host addresses unreadable: NAT unknown, type unknown",
 			obs:  Observations{Tests: rfc5780(pub, pub, pub, other, altPort, other)},
-			typ:  TypeUnknown, mapping: EndpointIndependent, filtering: EndpointIndependent, nat: nil, rfc5780: "verified",
+			typ:  TypeUnknown, mapping: EndpointIndependent, filtering: EndpointIndependent, nat: tri.Unknown, rfc5780: "verified",
 		},
 		{
 			name: "OTHER-ADDRESS on the primary IP: filtering unknown even with a reply",
@@ -164,12 +168,12 @@ func TestClassify(t *testing.T) {
 				change(TestFilterIPPort, ap("203.0.113.10:3479"), ap("203.0.113.10:3479")),
 				change(TestFilterPort, ap("203.0.113.10:3479"), ap("203.0.113.10:3479")),
 			}, RouteSource: local.Addr(), HostAddrs: hostLAN},
-			typ: TypeUnknown, mapping: Unknown, filtering: Unknown, nat: T, rfc5780: "invalid", evidence: "without a second IP",
+			typ: TypeUnknown, mapping: MappingUnknown, filtering: FilteringUnknown, nat: T, rfc5780: "invalid", evidence: "without a second IP",
 		},
 		{
 			name: "CHANGE-REQUEST answered from the primary address: filtering unknown",
 			obs:  Observations{Tests: rfc5780(pub, pub, pub, prim, prim, prim), RouteSource: local.Addr(), HostAddrs: hostLAN},
-			typ:  TypeUnknown, mapping: EndpointIndependent, filtering: Unknown, nat: T, rfc5780: "invalid", evidence: "does not honour CHANGE-REQUEST",
+			typ:  TypeUnknown, mapping: EndpointIndependent, filtering: FilteringUnknown, nat: T, rfc5780: "invalid", evidence: "does not honour CHANGE-REQUEST",
 		},
 		{
 			name: "CHANGE-REQUEST answered with an error: filtering unknown",
@@ -178,36 +182,36 @@ func TestClassify(t *testing.T) {
 				ts[4].ErrorCode = 420
 				return ts
 			}(), RouteSource: local.Addr(), HostAddrs: hostLAN},
-			typ: TypeUnknown, mapping: EndpointIndependent, filtering: Unknown, nat: T, rfc5780: "invalid", evidence: "error 420",
+			typ: TypeUnknown, mapping: EndpointIndependent, filtering: FilteringUnknown, nat: T, rfc5780: "invalid", evidence: "error 420",
 		},
 		{
 			name: "plain servers agree: mapping endpoint-independent, filtering unknown",
 			obs: Observations{Tests: []TestResult{bind(TestBinding, prim, pub), bind(TestServer, plainSrv, pub)},
 				RouteSource: local.Addr(), HostAddrs: hostLAN},
-			typ: TypeUnknown, mapping: EndpointIndependent, filtering: Unknown, nat: T, rfc5780: "absent",
+			typ: TypeUnknown, mapping: EndpointIndependent, filtering: FilteringUnknown, nat: T, rfc5780: "absent",
 		},
 		{
 			name: "plain servers disagree: symmetric, mapping not named",
 			obs: Observations{Tests: []TestResult{bind(TestBinding, prim, pub), bind(TestServer, plainSrv, pub2)},
 				RouteSource: local.Addr(), HostAddrs: hostLAN},
-			typ: TypeSymmetric, mapping: Unknown, filtering: Unknown, nat: T, rfc5780: "absent", evidence: "no second port",
+			typ: TypeSymmetric, mapping: MappingUnknown, filtering: FilteringUnknown, nat: T, rfc5780: "absent", evidence: "no second port",
 		},
 		{
 			name: "plain servers disagree, two ports of one IP agree: address-dependent",
 			obs: Observations{Tests: []TestResult{bind(TestBinding, prim, pub), bind(TestServer, altPort, pub), bind(TestServer, plainSrv, pub2)},
 				RouteSource: local.Addr(), HostAddrs: hostLAN},
-			typ: TypeSymmetric, mapping: AddressDependent, filtering: Unknown, nat: T, rfc5780: "absent",
+			typ: TypeSymmetric, mapping: AddressDependent, filtering: FilteringUnknown, nat: T, rfc5780: "absent",
 		},
 		{
 			name: "plain servers all disagree: address-and-port-dependent",
 			obs: Observations{Tests: []TestResult{bind(TestBinding, prim, pub), bind(TestServer, altPort, pub3), bind(TestServer, plainSrv, pub2)},
 				RouteSource: local.Addr(), HostAddrs: hostLAN},
-			typ: TypeSymmetric, mapping: AddressAndPortDependent, filtering: Unknown, nat: T, rfc5780: "absent",
+			typ: TypeSymmetric, mapping: AddressAndPortDependent, filtering: FilteringUnknown, nat: T, rfc5780: "absent",
 		},
 		{
 			name: "one plain server: mapping unknown",
 			obs:  Observations{Tests: []TestResult{bind(TestBinding, prim, pub)}, RouteSource: local.Addr(), HostAddrs: hostLAN},
-			typ:  TypeUnknown, mapping: Unknown, filtering: Unknown, nat: T, rfc5780: "absent",
+			typ:  TypeUnknown, mapping: MappingUnknown, filtering: FilteringUnknown, nat: T, rfc5780: "absent",
 		},
 		{
 			name: "UDP blocked, TCP answers",
@@ -215,7 +219,7 @@ func TestClassify(t *testing.T) {
 				{Name: TestBinding, Local: local, To: prim, Attempts: 5},
 				{Name: TestTCP, Local: ap("192.168.1.2:41000"), To: prim, Replied: true, From: prim, XORMapped: ap("198.51.100.7:41000")},
 			}, RouteSource: local.Addr(), HostAddrs: hostLAN},
-			typ: TypeUDPBlocked, mapping: Unknown, filtering: Unknown, nat: T, rfc5780: "absent", public: "198.51.100.7:41000",
+			typ: TypeUDPBlocked, mapping: MappingUnknown, filtering: FilteringUnknown, nat: T, rfc5780: "absent", public: "198.51.100.7:41000",
 		},
 		{
 			name: "nothing answers",
@@ -223,7 +227,7 @@ func TestClassify(t *testing.T) {
 				{Name: TestBinding, Local: local, To: prim, Attempts: 5},
 				{Name: TestTCP, Local: local, To: prim, Err: "connection refused"},
 			}, RouteSource: local.Addr(), HostAddrs: hostLAN},
-			typ: TypeUnknown, mapping: Unknown, filtering: Unknown, nat: nil, rfc5780: "absent", evidence: "no STUN server answered",
+			typ: TypeUnknown, mapping: MappingUnknown, filtering: FilteringUnknown, nat: tri.Unknown, rfc5780: "absent", evidence: "no STUN server answered",
 		},
 		{
 			name: "IPv4-mapped IPv6 addresses shown and compared as IPv4",
@@ -256,7 +260,7 @@ func TestClassify(t *testing.T) {
 }
 
 func TestClassifyFindings(t *testing.T) {
-	T, F := ptr(true), ptr(false)
+	T, F := tri.Yes, tri.No
 	natted := func(mod func(*Observations)) Observations {
 		o := Observations{Tests: rfc5780(pub, pub, pub, none, none, other), RouteSource: local.Addr(), HostAddrs: hostLAN}
 		mod(&o)
@@ -275,8 +279,8 @@ func TestClassifyFindings(t *testing.T) {
 	cases := []struct {
 		name  string
 		obs   Observations
-		field func(Verdict) *bool
-		want  *bool
+		field func(Verdict) tri.Bool
+		want  tri.Bool
 	}{
 		{"cgnat: hop 2 in 100.64.0.0/10", natted(hops(3, "192.168.1.1", "100.64.0.1")), cgnatOf, T},
 		{"cgnat: 100.100.0.1 is in /10 though not in /22", natted(hops(3, "192.168.1.1", "100.100.0.1")), cgnatOf, T},
@@ -285,9 +289,9 @@ func TestClassifyFindings(t *testing.T) {
 		{"cgnat: private hop after the gateway is a second NAT", natted(hops(4, "192.168.1.1", "10.0.0.1", "198.51.100.1")), cgnatOf, T},
 		{"cgnat: private router after the public side does not count", natted(hops(5, "192.168.1.1", "198.51.100.1", "10.0.0.1")), cgnatOf, F},
 		{"cgnat: only the gateway, then the server", natted(hops(2, "192.168.1.1")), cgnatOf, F},
-		{"cgnat: gateway only, path never seen leaving private space", natted(hops(0, "192.168.1.1")), cgnatOf, nil},
-		{"cgnat: silent routers", natted(hops(0)), cgnatOf, nil},
-		{"cgnat: not tested", natted(func(*Observations) {}), cgnatOf, nil},
+		{"cgnat: gateway only, path never seen leaving private space", natted(hops(0, "192.168.1.1")), cgnatOf, tri.Unknown},
+		{"cgnat: silent routers", natted(hops(0)), cgnatOf, tri.Unknown},
+		{"cgnat: not tested", natted(func(*Observations) {}), cgnatOf, tri.Unknown},
 		{"cgnat: host address in carrier space", natted(func(o *Observations) {
 			o.RouteSource = netip.MustParseAddr("100.72.1.2")
 			o.HostAddrs = []HostAddr{{Addr: o.RouteSource, Iface: "wwan0"}}
@@ -295,7 +299,7 @@ func TestClassifyFindings(t *testing.T) {
 		{"cgnat: tailscale address on a tunnel is not carrier NAT", natted(func(o *Observations) {
 			o.RouteSource = netip.MustParseAddr("100.101.102.103")
 			o.HostAddrs = []HostAddr{{Addr: o.RouteSource, Iface: "tailscale0", Tunnel: true}}
-		}), cgnatOf, nil},
+		}), cgnatOf, tri.Unknown},
 		{"cgnat: tailscale address on a tunnel, path probed", natted(func(o *Observations) {
 			o.RouteSource = netip.MustParseAddr("100.101.102.103")
 			o.HostAddrs = []HostAddr{{Addr: o.RouteSource, Iface: "tailscale0", Tunnel: true}}
@@ -310,11 +314,11 @@ func TestClassifyFindings(t *testing.T) {
 		}), hairpinOf, F},
 		{"hairpin: could not run", natted(func(o *Observations) {
 			o.Tests = append(o.Tests, TestResult{Name: TestHairpin, Err: "no mapping"})
-		}), hairpinOf, nil},
-		{"hairpin: not run", natted(func(*Observations) {}), hairpinOf, nil},
+		}), hairpinOf, tri.Unknown},
+		{"hairpin: not run", natted(func(*Observations) {}), hairpinOf, tri.Unknown},
 		{"alg: MAPPED-ADDRESS rewritten", natted(func(o *Observations) { o.Tests[0].Mapped = local }), algOf, T},
 		{"alg: both agree", natted(func(o *Observations) { o.Tests[0].Mapped = pub }), algOf, F},
-		{"alg: no MAPPED-ADDRESS, not tested", natted(func(*Observations) {}), algOf, nil},
+		{"alg: no MAPPED-ADDRESS, not tested", natted(func(*Observations) {}), algOf, tri.Unknown},
 		{"port preservation: kept", natted(func(*Observations) {}), ppOf, T},
 		{"port preservation: changed", Observations{Tests: rfc5780(pub2, pub2, pub2, none, none, other), RouteSource: local.Addr(), HostAddrs: hostLAN}, ppOf, F},
 	}
@@ -328,10 +332,10 @@ func TestClassifyFindings(t *testing.T) {
 	}
 }
 
-func cgnatOf(v Verdict) *bool   { return v.CGNAT }
-func hairpinOf(v Verdict) *bool { return v.Hairpinning }
-func algOf(v Verdict) *bool     { return v.ALG }
-func ppOf(v Verdict) *bool      { return v.PortPreservation }
+func cgnatOf(v Verdict) tri.Bool   { return v.CGNAT }
+func hairpinOf(v Verdict) tri.Bool { return v.Hairpinning }
+func algOf(v Verdict) tri.Bool     { return v.ALG }
+func ppOf(v Verdict) tri.Bool      { return v.PortPreservation }
 
 func TestIsShared(t *testing.T) {
 	cases := map[string]bool{
@@ -348,32 +352,43 @@ func TestIsShared(t *testing.T) {
 	}
 }
 
+// TestOutlookCoversEveryType: every type but TypeUnknown has an outlook of
+// its own, not the fallback that an unlisted type gets.
 func TestOutlookCoversEveryType(t *testing.T) {
+	if got := outlook(TypeUnknown); got != unknownOutlook {
+		t.Errorf("outlook(%s) = %q, want the fallback %q", TypeUnknown, got, unknownOutlook)
+	}
+	if got := outlook("no-such-type"); got != unknownOutlook {
+		t.Errorf("outlook of an unlisted type = %q, want the fallback %q", got, unknownOutlook)
+	}
 	for _, typ := range Types {
-		t.Run(typ, func(t *testing.T) {
-			if outlook(typ) == "" {
-				t.Errorf("no outlook for %s", typ)
+		if typ == TypeUnknown {
+			continue
+		}
+		t.Run(string(typ), func(t *testing.T) {
+			if got := outlook(typ); got == "" || got == unknownOutlook {
+				t.Errorf("outlook(%s) = %q: no outlook of its own", typ, got)
 			}
 		})
 	}
 }
 
-func sameBool(a, b *bool) bool { return (a == nil) == (b == nil) && (a == nil || *a == *b) }
+func sameBool(a, b tri.Bool) bool { return a == b }
 
-func showBool(b *bool) string {
-	if b == nil {
-		return "null"
-	}
-	if *b {
+func showBool(b tri.Bool) string {
+	switch b {
+	case tri.Yes:
 		return "true"
+	case tri.No:
+		return "false"
 	}
-	return "false"
+	return "null"
 }
 
 func TestHairpinNotApplicableWithoutNAT(t *testing.T) {
 	o := Observations{Tests: rfc5780(pub, pub, pub, other, altPort, other), RouteSource: pub.Addr()}
 	o.Tests = append(o.Tests, TestResult{Name: TestHairpin, To: pub, Replied: true, From: pub})
-	if v := Classify(o); v.Hairpinning != nil {
+	if v := Classify(o); v.Hairpinning != tri.Unknown {
 		t.Errorf("hairpinning = %s without NAT, want null", showBool(v.Hairpinning))
 	}
 }
@@ -384,7 +399,38 @@ func TestClassifyRFC3489ServerWithoutXORMapped(t *testing.T) {
 		ts[i].Mapped, ts[i].XORMapped = ts[i].XORMapped, netip.AddrPort{}
 	}
 	v := Classify(Observations{Tests: ts, RouteSource: local.Addr(), HostAddrs: hostLAN})
-	if v.Type != TypePortRestrictedCone || v.Public != pub || v.ALG != nil {
+	if v.Type != TypePortRestrictedCone || v.Public != pub || v.ALG != tri.Unknown {
 		t.Errorf("type %s public %s alg %s, want port-restricted-cone %s null", v.Type, v.Public, showBool(v.ALG), pub)
+	}
+}
+
+// TestRFC5780Support: the support alone is what Classify reports, with a
+// reason for each degree.
+func TestRFC5780Support(t *testing.T) {
+	withLAN := func(ts []TestResult) Observations {
+		return Observations{Tests: ts, RouteSource: local.Addr(), HostAddrs: hostLAN}
+	}
+	cases := []struct {
+		name string
+		obs  Observations
+		want RFC5780
+	}{
+		{"nothing answered", withLAN([]TestResult{{Name: TestBinding, Local: local, To: prim, Attempts: 5}}), RFC5780Absent},
+		{"plain server", withLAN([]TestResult{bind(TestBinding, prim, pub)}), RFC5780Absent},
+		{"OTHER-ADDRESS on the primary IP", withLAN([]TestResult{bind1(pub, ap("203.0.113.10:3479"))}), RFC5780Invalid},
+		{"CHANGE-REQUEST tests silent", withLAN(rfc5780(pub, pub2, pub3, none, none, none)), RFC5780Advertised},
+		{"changed reply from the changed address", withLAN(rfc5780(pub, pub, pub, none, none, other)), RFC5780Verified},
+		{"changed reply from the primary", withLAN(rfc5780(pub, pub, pub, other, prim, other)), RFC5780Invalid},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, why := RFC5780Support(c.obs)
+			if got != c.want || why == "" {
+				t.Errorf("RFC5780Support = %s (%q), want %s", got, why, c.want)
+			}
+			if v := Classify(c.obs); v.RFC5780 != got {
+				t.Errorf("Classify says %s, RFC5780Support %s", v.RFC5780, got)
+			}
+		})
 	}
 }

@@ -24,7 +24,7 @@ type ServerCheck struct {
 	// here), "invalid" (OTHER-ADDRESS without a second IP and port, or a
 	// changed reply from the wrong place), "absent" (it answered without
 	// OTHER-ADDRESS) or "unknown" (it never answered).
-	RFC5780 string
+	RFC5780 RFC5780
 	Err     string
 }
 
@@ -75,9 +75,6 @@ func familyOf(s Server) Family {
 // paces itself by: its window is then at least a quarter second.
 const serverCheckRTTFloor = 50 * time.Millisecond
 
-// RFC5780Unknown is a ServerCheck's RFC5780 when the server never answered:
-// whether it supports RFC 5780 could not be told.
-const RFC5780Unknown = "unknown"
 
 // checkServer runs the checks of one server; replied is called once its
 // binding answered.
@@ -121,6 +118,6 @@ func checkServer(ctx context.Context, n transport.Net, f Family, s Server, repli
 		r.rtt = max(bind.RTT, serverCheckRTTFloor)
 		obs.Tests = append(obs.Tests, r.verify(ctx, sc.Address, bind.OtherAddress))
 	}
-	sc.RFC5780 = Classify(obs).RFC5780
+	sc.RFC5780, _ = RFC5780Support(obs)
 	return sc
 }

@@ -14,13 +14,13 @@ func TestCheckServersRFC5780Support(t *testing.T) {
 	tests := []struct {
 		name string
 		flaw serverFlaw
-		want string
+		want RFC5780
 	}{
-		{"honest", honest, "verified"},
-		{"plain", noRFC5780, "absent"},
-		{"other-address-on-same-ip", otherSameIP, "invalid"},
-		{"answers-change-from-primary", changeIgnore, "invalid"},
-		{"drops-change-requests", changeDrop, "advertised"},
+		{"honest", honest, RFC5780Verified},
+		{"plain", noRFC5780, RFC5780Absent},
+		{"other-address-on-same-ip", otherSameIP, RFC5780Invalid},
+		{"answers-change-from-primary", changeIgnore, RFC5780Invalid},
+		{"drops-change-requests", changeDrop, RFC5780Advertised},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -50,7 +50,7 @@ func TestCheckServersPlainAndDead(t *testing.T) {
 		got := CheckServers(ctx, nil, IPv4, []Server{ss[order[0]], ss[order[1]]})
 		cancel()
 		p, d := got[order[0]], got[order[1]]
-		if !p.Replied || p.RFC5780 != "absent" || p.RTT <= 0 {
+		if !p.Replied || p.RFC5780 != RFC5780Absent || p.RTT <= 0 {
 			t.Errorf("plain server: %+v", p)
 		}
 		if d.Replied || d.RFC5780 != RFC5780Unknown || !strings.Contains(d.Err, "grace") {

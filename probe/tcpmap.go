@@ -83,8 +83,8 @@ type TCPMappingOptions struct {
 type TCPMapping struct {
 	Family Family
 	// Mapping is EndpointIndependent, AddressDependent,
-	// AddressAndPortDependent or Unknown, as Verdict.Mapping for UDP.
-	Mapping string
+	// AddressAndPortDependent or MappingUnknown, as Verdict.Mapping for UDP.
+	Mapping Mapping
 	// EndpointIndependent is nil when not tested; false may come with an
 	// unknown Mapping when no second port of the server could be tried.
 	EndpointIndependent *bool
@@ -110,7 +110,7 @@ func RunTCPMapping(ctx context.Context, o TCPMappingOptions) (*TCPMapping, error
 	if o.Family == 0 {
 		o.Family = IPv4
 	}
-	m := &TCPMapping{Family: o.Family, Mapping: Unknown}
+	m := &TCPMapping{Family: o.Family, Mapping: MappingUnknown}
 	defer func() { m.Elapsed = time.Since(start) }()
 
 	m.Servers = tcpProbeAll(ctx, o)
@@ -155,7 +155,7 @@ func RunTCPMapping(ctx context.Context, o TCPMappingOptions) (*TCPMapping, error
 	}
 	m.Local = first.Local
 	m.judge()
-	if m.Mapping == Unknown && ctx.Err() != nil {
+	if m.Mapping == MappingUnknown && ctx.Err() != nil {
 		m.Reason = "slow path: the time limit ended the test before every connection was answered (raise --timeout); " + m.Reason
 	}
 	return m, nil

@@ -121,7 +121,7 @@ func TestTCPMappingBehaviours(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		mapped func(client, local netip.AddrPort) netip.AddrPort
-		want   string
+		want   Mapping
 		eim    bool
 	}{
 		{"loopback is endpoint-independent", nil, EndpointIndependent, true},
@@ -162,7 +162,7 @@ func TestTCPMappingWithTwoPlainServers(t *testing.T) {
 	a2 := startTCPServer(t, "127.0.0.1:0", netip.AddrPort{}, dep)
 	b2 := startTCPServer(t, "127.0.0.2:0", netip.AddrPort{}, dep)
 	m = runTCPMapping(t, serverAt(t, a2.addr), serverAt(t, b2.addr))
-	if m.Mapping != Unknown || m.EndpointIndependent == nil || *m.EndpointIndependent || m.Reason == "" {
+	if m.Mapping != MappingUnknown || m.EndpointIndependent == nil || *m.EndpointIndependent || m.Reason == "" {
 		t.Errorf("mapping %q eim %v reason %q; want unknown, false, a reason", m.Mapping, m.EndpointIndependent, m.Reason)
 	}
 }
@@ -218,7 +218,7 @@ func TestTCPMappingSilentFirstServer(t *testing.T) {
 func TestTCPMappingOneServerIsUnknown(t *testing.T) {
 	a := startTCPServer(t, "127.0.0.1:0", netip.AddrPort{}, nil)
 	m := runTCPMapping(t, serverAt(t, a.addr))
-	if m.Mapping != Unknown || m.EndpointIndependent != nil || m.Reason == "" || !m.Servers[0].OK() {
+	if m.Mapping != MappingUnknown || m.EndpointIndependent != nil || m.Reason == "" || !m.Servers[0].OK() {
 		t.Errorf("mapping %q eim %v reason %q servers %+v", m.Mapping, m.EndpointIndependent, m.Reason, m.Servers)
 	}
 }

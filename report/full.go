@@ -110,7 +110,7 @@ func typeJSONOrUnknown(r *diagnose.Result) TypeJSON {
 	}
 	return TypeJSON{
 		SchemaVersion: SchemaVersion, Family: "ipv4", Type: probe.TypeUnknown,
-		Mapping: probe.Unknown, Filtering: probe.Unknown, RFC5780: "absent",
+		Mapping: probe.MappingUnknown, Filtering: probe.FilteringUnknown, RFC5780: probe.RFC5780Absent,
 		Servers: []string{}, Evidence: []string{why}, Hops: []HopJSON{}, Tests: []TestJSON{},
 	}
 }

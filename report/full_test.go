@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/natcheck/natcheck/diagnose"
+	"github.com/natcheck/natcheck/internal/tri"
 	"github.com/natcheck/natcheck/portmap"
 	"github.com/natcheck/natcheck/probe"
 )
@@ -19,11 +20,11 @@ func sampleResult() *diagnose.Result {
 	pub := netip.MustParseAddrPort("203.0.113.2:40000")
 	tr := &probe.TypeResult{Primary: netip.MustParseAddrPort("203.0.113.10:3478")}
 	tr.Verdict = probe.Verdict{Type: probe.TypePortRestrictedCone, Mapping: probe.EndpointIndependent,
-		Filtering: probe.AddressAndPortDependent, Public: pub, RFC5780: "verified", Outlook: "Direct connections work with most peers."}
+		Filtering: probe.AddressAndPortDependent, Public: pub, RFC5780: probe.RFC5780Verified, Outlook: "Direct connections work with most peers."}
 	return &diagnose.Result{
 		Type: tr,
 		Servers: []probe.ServerCheck{{Address: netip.MustParseAddrPort("203.0.113.10:3478"), Replied: true,
-			RTT: 20 * time.Millisecond, Mapped: pub, RFC5780: "verified"}},
+			RTT: 20 * time.Millisecond, Mapped: pub, RFC5780: probe.RFC5780Verified}},
 		Local: diagnose.Local{Interfaces: []probe.HostAddr{{Addr: netip.MustParseAddr("192.168.1.2"), Iface: "eth0"}}},
 		Checks: []diagnose.Check{
 			{Name: diagnose.CheckType, Status: diagnose.StatusDone, Note: "port-restricted-cone", Elapsed: 300 * time.Millisecond},
@@ -119,7 +120,7 @@ func TestFullWithoutTypeResultIsUnknown(t *testing.T) {
 	in.Result.Type = nil
 	in.Result.Checks[0] = diagnose.Check{Name: diagnose.CheckType, Status: diagnose.StatusFailed, Note: "no STUN server answered"}
 	j := NewFullJSON(in)
-	if j.Type != probe.TypeUnknown || j.Mapping != probe.Unknown || len(j.Evidence) != 1 {
+	if j.Type != probe.TypeUnknown || j.Mapping != probe.MappingUnknown || len(j.Evidence) != 1 {
 		t.Errorf("type JSON without a result: %+v", j.TypeJSON)
 	}
 	var buf bytes.Buffer
@@ -138,9 +139,9 @@ func TestMarkdownEscapesTableCells(t *testing.T) {
 // A gateway that answers but refuses every mapping must not read as "yes".
 func TestPortmapHeadlineSaysRefused(t *testing.T) {
 	rep := &portmap.Report{Results: []portmap.Result{
-		{Protocol: portmap.UPnP, Supported: portmap.Yes, MappingAdded: portmap.No},
-		{Protocol: portmap.NATPMP, Supported: portmap.Yes, MappingAdded: portmap.Yes},
-		{Protocol: portmap.PCP, Supported: portmap.No},
+		{Protocol: portmap.UPnP, Supported: tri.Yes, MappingAdded: tri.No},
+		{Protocol: portmap.NATPMP, Supported: tri.Yes, MappingAdded: tri.Yes},
+		{Protocol: portmap.PCP, Supported: tri.No},
 	}}
 	var buf bytes.Buffer
 	if err := PortmapText(&buf, PortmapInput{Report: rep}, false); err != nil {

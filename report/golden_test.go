@@ -19,6 +19,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/natcheck/natcheck/internal/tri"
 	"io"
 	"net/netip"
 	"os"
@@ -198,11 +199,11 @@ func fxPortmap() PortmapInput {
 		Report: &portmap.Report{
 			Gateway: portmap.Gateway{Addr: ip("192.168.1.1"), Local: ip("192.168.1.2"), Iface: "eth0"},
 			Results: []portmap.Result{
-				{Protocol: portmap.UPnP, Supported: portmap.Yes, Server: "Debian/6.18.44 UPnP/1.1 MiniUPnPd/2.3.1",
-					ExternalIP: ip("203.0.113.2"), MappingAdded: portmap.Yes, MappingDeleted: portmap.Yes,
+				{Protocol: portmap.UPnP, Supported: tri.Yes, Server: "Debian/6.18.44 UPnP/1.1 MiniUPnPd/2.3.1",
+					ExternalIP: ip("203.0.113.2"), MappingAdded: tri.Yes, MappingDeleted: tri.Yes,
 					InternalPort: 56921, ExternalPort: 56921, Lifetime: 60 * time.Second,
 					Timings: portmap.Timings{Discover: ms(82.1), ExternalIP: ms(30.2), Add: ms(30.4), Delete: ms(25), Total: ms(248.3)}},
-				{Protocol: portmap.NATPMP, Supported: portmap.No, Err: "refused (ICMP port unreachable): no server on the gateway",
+				{Protocol: portmap.NATPMP, Supported: tri.No, Err: "refused (ICMP port unreachable): no server on the gateway",
 					Timings: portmap.Timings{Discover: ms(0.6), Total: ms(0.7)}},
 			},
 			Elapsed: ms(248.9),
@@ -220,15 +221,15 @@ func fxPortmapDoubleNAT() PortmapInput {
 		Report: &portmap.Report{
 			Gateway: portmap.Gateway{Addr: ip("192.168.1.1"), Local: ip("192.168.1.2"), Iface: "eth0"},
 			Results: []portmap.Result{
-				{Protocol: portmap.UPnP, Supported: portmap.Yes, Server: "Debian/6.18.44 UPnP/1.1 MiniUPnPd/2.3.1",
-					MappingAdded: portmap.Yes, MappingDeleted: portmap.No, InternalPort: 40400, ExternalPort: 40400,
+				{Protocol: portmap.UPnP, Supported: tri.Yes, Server: "Debian/6.18.44 UPnP/1.1 MiniUPnPd/2.3.1",
+					MappingAdded: tri.Yes, MappingDeleted: tri.No, InternalPort: 40400, ExternalPort: 40400,
 					Err:     "GetExternalIPAddress: empty address; DeletePortMapping: no answer in 1s (3 transmissions)",
 					Timings: portmap.Timings{Discover: ms(41.7), ExternalIP: ms(12.3), Add: ms(14.1), Total: ms(1081.2)}},
-				{Protocol: portmap.NATPMP, Supported: portmap.Yes, Server: "epoch 1204", MappingAdded: portmap.No,
+				{Protocol: portmap.NATPMP, Supported: tri.Yes, Server: "epoch 1204", MappingAdded: tri.No,
 					Err:     "external address: result 3 (network failure)",
 					Timings: portmap.Timings{Discover: ms(1.9), Total: ms(2.3)}},
-				{Protocol: portmap.PCP, Supported: portmap.Yes, Server: "version 2, epoch 1204", ExternalIP: ip("100.64.0.2"),
-					MappingAdded: portmap.No, Err: "MAP: result 8 (NO_RESOURCES)",
+				{Protocol: portmap.PCP, Supported: tri.Yes, Server: "version 2, epoch 1204", ExternalIP: ip("100.64.0.2"),
+					MappingAdded: tri.No, Err: "MAP: result 8 (NO_RESOURCES)",
 					Timings: portmap.Timings{Discover: ms(1.2), Add: ms(1.4), Total: ms(2.8)}},
 			},
 			Elapsed: ms(1081.5),
@@ -297,7 +298,7 @@ func fxTCP() *probe.TCPMapping {
 // dead server timed out.
 func fxTCPOtherServer() *probe.TCPMapping {
 	return &probe.TCPMapping{
-		Family: probe.IPv4, Mapping: probe.Unknown, EndpointIndependent: no(),
+		Family: probe.IPv4, Mapping: probe.MappingUnknown, EndpointIndependent: no(),
 		Local: ap("192.168.1.2:39001"), Elapsed: ms(1312.5),
 		Reason: "198.51.100.30:3478 saw another mapping than 198.51.100.20:3478; no second port of one server to tell address from address-and-port dependence",
 		Servers: []probe.TCPBindingResult{
@@ -383,15 +384,15 @@ func fxReport() FullInput {
 			Portmap: &portmap.Report{
 				Gateway: portmap.Gateway{Addr: ip("192.168.1.1"), Local: ip("192.168.1.2"), Iface: "eth0"},
 				Results: []portmap.Result{
-					{Protocol: portmap.UPnP, Supported: portmap.Yes, Server: "Debian/6.18.44 UPnP/1.1 MiniUPnPd/2.3.1",
-						ExternalIP: ip("203.0.113.2"), MappingAdded: portmap.Yes, MappingDeleted: portmap.Yes,
+					{Protocol: portmap.UPnP, Supported: tri.Yes, Server: "Debian/6.18.44 UPnP/1.1 MiniUPnPd/2.3.1",
+						ExternalIP: ip("203.0.113.2"), MappingAdded: tri.Yes, MappingDeleted: tri.Yes,
 						InternalPort: 40211, ExternalPort: 40211, Lifetime: 60 * time.Second,
 						Timings: portmap.Timings{Discover: ms(52.6), ExternalIP: ms(8.1), Add: ms(12.9), Delete: ms(11.8), Total: ms(85.4)}},
-					{Protocol: portmap.NATPMP, Supported: portmap.Yes, Server: "epoch 88", ExternalIP: ip("203.0.113.2"),
-						MappingAdded: portmap.Yes, MappingDeleted: portmap.Yes, InternalPort: 40212, ExternalPort: 40212, Lifetime: 60 * time.Second,
+					{Protocol: portmap.NATPMP, Supported: tri.Yes, Server: "epoch 88", ExternalIP: ip("203.0.113.2"),
+						MappingAdded: tri.Yes, MappingDeleted: tri.Yes, InternalPort: 40212, ExternalPort: 40212, Lifetime: 60 * time.Second,
 						Timings: portmap.Timings{Discover: ms(1.1), Add: ms(1.3), Delete: ms(1.2), Total: ms(3.6)}},
-					{Protocol: portmap.PCP, Supported: portmap.Yes, Server: "version 2, epoch 88", ExternalIP: ip("203.0.113.2"),
-						MappingAdded: portmap.Yes, MappingDeleted: portmap.Yes, InternalPort: 40213, ExternalPort: 40213, Lifetime: 60 * time.Second,
+					{Protocol: portmap.PCP, Supported: tri.Yes, Server: "version 2, epoch 88", ExternalIP: ip("203.0.113.2"),
+						MappingAdded: tri.Yes, MappingDeleted: tri.Yes, InternalPort: 40213, ExternalPort: 40213, Lifetime: 60 * time.Second,
 						Timings: portmap.Timings{Discover: ms(1.0), Add: ms(1.2), Delete: ms(1.1), Total: ms(3.3)}},
 				},
 				Elapsed: ms(91.2),
@@ -431,7 +432,7 @@ func fxReportFailed() FullInput {
 	return FullInput{
 		Result: &diagnose.Result{
 			IPv6: fxIPv6NoRoute(),
-			TCP: &probe.TCPMapping{Family: probe.IPv4, Mapping: probe.Unknown, Elapsed: ms(5000.3),
+			TCP: &probe.TCPMapping{Family: probe.IPv4, Mapping: probe.MappingUnknown, Elapsed: ms(5000.3),
 				Reason: "no server answered over TCP",
 				Servers: []probe.TCPBindingResult{
 					{Name: "probe", To: ap("203.0.113.10:3478"), Err: errors.New("dial tcp4 0.0.0.0:0->203.0.113.10:3478: i/o timeout")},

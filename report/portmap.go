@@ -8,6 +8,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/natcheck/natcheck/internal/tri"
 	"github.com/natcheck/natcheck/portmap"
 )
 
@@ -37,11 +38,11 @@ type PortmapJSON struct {
 // PortmapProtocolJSON is one protocol's result; tri-state fields are
 // true, false or null (not tested / not decided).
 type PortmapProtocolJSON struct {
-	Supported      portmap.Tri        `json:"supported"`
+	Supported      tri.Bool           `json:"supported"`
 	Server         string             `json:"server,omitempty"`
 	ExternalIP     string             `json:"external_ip,omitempty"`
-	MappingAdded   portmap.Tri        `json:"mapping_added"`
-	MappingDeleted portmap.Tri        `json:"mapping_deleted"`
+	MappingAdded   tri.Bool           `json:"mapping_added"`
+	MappingDeleted tri.Bool           `json:"mapping_deleted"`
 	InternalPort   int                `json:"internal_port,omitempty"`
 	ExternalPort   int                `json:"external_port,omitempty"`
 	LifetimeS      int                `json:"lifetime_s,omitempty"`
@@ -60,11 +61,11 @@ type PortmapTimingsJSON struct {
 
 // DoubleNATJSON is the double-NAT verdict and its evidence.
 type DoubleNATJSON struct {
-	Detected          portmap.Tri `json:"detected"`
-	Reason            string      `json:"reason"`
-	GatewayExternalIP string      `json:"gateway_external_ip,omitempty"`
-	STUNMappedIP      string      `json:"stun_mapped_ip,omitempty"`
-	STUNError         string      `json:"stun_error,omitempty"`
+	Detected          tri.Bool `json:"detected"`
+	Reason            string   `json:"reason"`
+	GatewayExternalIP string   `json:"gateway_external_ip,omitempty"`
+	STUNMappedIP      string   `json:"stun_mapped_ip,omitempty"`
+	STUNError         string   `json:"stun_error,omitempty"`
 }
 
 // NewPortmapJSON converts a port-mapping run to its JSON form.
@@ -144,7 +145,7 @@ func PortmapText(out io.Writer, in PortmapInput, verbose bool) error {
 	var parts []string
 	for _, res := range r.Results {
 		part := protocolNames[res.Protocol] + " " + res.Supported.String()
-		if res.Supported == portmap.Yes && res.MappingAdded == portmap.No {
+		if res.Supported == tri.Yes && res.MappingAdded == tri.No {
 			// The service answers but grants nothing: for an application
 			// that is as good as none, and the headline must not suggest
 			// otherwise.
@@ -178,9 +179,9 @@ func PortmapText(out io.Writer, in PortmapInput, verbose bool) error {
 func protocolLine(r portmap.Result) string {
 	var parts []string
 	switch r.Supported {
-	case portmap.Yes:
+	case tri.Yes:
 		parts = append(parts, "supported")
-	case portmap.No:
+	case tri.No:
 		parts = append(parts, "not supported")
 	default:
 		parts = append(parts, "unknown")
@@ -189,16 +190,16 @@ func protocolLine(r portmap.Result) string {
 		parts = append(parts, "external "+r.ExternalIP.String())
 	}
 	switch {
-	case r.MappingAdded == portmap.Yes:
+	case r.MappingAdded == tri.Yes:
 		m := fmt.Sprintf("mapping udp %d->%d added", r.ExternalPort, r.InternalPort)
 		switch r.MappingDeleted {
-		case portmap.Yes:
+		case tri.Yes:
 			m += " and deleted"
-		case portmap.No:
+		case tri.No:
 			m += " but NOT DELETED (it expires by itself)"
 		}
 		parts = append(parts, m)
-	case r.MappingAdded == portmap.No:
+	case r.MappingAdded == tri.No:
 		parts = append(parts, "mapping refused")
 	}
 	if r.Err != "" {

@@ -19,16 +19,16 @@ type ServersJSONDoc struct {
 
 // ServerCheckJSON is one server, probed or not.
 type ServerCheckJSON struct {
-	Server        string   `json:"server"`
-	Host          string   `json:"host"`
-	Port          int      `json:"port"`
-	Address       string   `json:"address,omitempty"`
-	Reachable     *bool    `json:"reachable"`
-	RTTMs         *float64 `json:"rtt_ms"`
-	MappedAddress string   `json:"mapped_address,omitempty"`
-	OtherAddress  string   `json:"other_address,omitempty"`
-	RFC5780       string   `json:"rfc5780,omitempty"` // verified, advertised, invalid, absent (answered without OTHER-ADDRESS) or unknown (no answer)
-	Error         string   `json:"error,omitempty"`
+	Server        string        `json:"server"`
+	Host          string        `json:"host"`
+	Port          int           `json:"port"`
+	Address       string        `json:"address,omitempty"`
+	Reachable     *bool         `json:"reachable"`
+	RTTMs         *float64      `json:"rtt_ms"`
+	MappedAddress string        `json:"mapped_address,omitempty"`
+	OtherAddress  string        `json:"other_address,omitempty"`
+	RFC5780       probe.RFC5780 `json:"rfc5780,omitempty"` // verified, advertised, invalid, absent (answered without OTHER-ADDRESS) or unknown (no answer)
+	Error         string        `json:"error,omitempty"`
 }
 
 // NewServersJSON lists servers; checks is nil when they were not probed.

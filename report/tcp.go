@@ -13,7 +13,7 @@ import (
 type TCPMappingJSON struct {
 	SchemaVersion       int              `json:"schema_version"`
 	Family              string           `json:"family"`
-	Mapping             string           `json:"mapping"`              // endpoint-independent, address-dependent, address-and-port-dependent, unknown
+	Mapping             probe.Mapping    `json:"mapping"`              // endpoint-independent, address-dependent, address-and-port-dependent, unknown
 	EndpointIndependent *bool            `json:"endpoint_independent"` // null when not tested
 	LocalAddress        string           `json:"local_address,omitempty"`
 	Reason              string           `json:"reason,omitempty"`
@@ -79,8 +79,8 @@ func tcpBindings(rs []probe.TCPBindingResult) []TCPBindingJSON {
 // TCPMappingLine is the one-line answer.
 func TCPMappingLine(m *probe.TCPMapping) string {
 	switch {
-	case m.Mapping != "unknown":
-		return "TCP mapping: " + m.Mapping
+	case m.Mapping != probe.MappingUnknown:
+		return "TCP mapping: " + string(m.Mapping)
 	case m.EndpointIndependent != nil && !*m.EndpointIndependent:
 		return "TCP mapping: not endpoint-independent" + parenthesised(m.Reason)
 	default:

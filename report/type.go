@@ -7,36 +7,37 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/natcheck/natcheck/internal/tri"
 	"github.com/natcheck/natcheck/probe"
 )
 
 // TypeJSON is the JSON form of `natcheck type`. Field names are a public
 // contract (docs/json.md). Tri-state findings are null when not tested.
 type TypeJSON struct {
-	SchemaVersion         int        `json:"schema_version"`
-	Family                string     `json:"family"`
-	Type                  string     `json:"type"`
-	NAT                   *bool      `json:"nat"`
-	Mapping               string     `json:"mapping"`
-	Filtering             string     `json:"filtering"`
-	PublicIP              string     `json:"public_ip"`
-	PublicPort            int        `json:"public_port"`
-	LocalIP               string     `json:"local_ip"`
-	LocalPort             int        `json:"local_port"`
-	PortPreservation      *bool      `json:"port_preservation"`
-	Hairpinning           *bool      `json:"hairpinning"`
-	CGNAT                 *bool      `json:"cgnat"`
-	ALG                   *bool      `json:"alg"`
-	MappingVariesByDestIP *bool      `json:"mapping_varies_by_dest_ip"`
-	RFC5780               string     `json:"rfc5780"`
-	Server                string     `json:"server_address"`
-	Servers               []string   `json:"server_addresses"`
-	Outlook               string     `json:"p2p_outlook"`
-	Evidence              []string   `json:"evidence"`
-	ElapsedMs             float64    `json:"elapsed_ms"`
-	Hops                  []HopJSON  `json:"hops"`
-	ServerTTL             int        `json:"server_ttl"`
-	Tests                 []TestJSON `json:"tests"`
+	SchemaVersion         int             `json:"schema_version"`
+	Family                string          `json:"family"`
+	Type                  probe.NATType   `json:"type"`
+	NAT                   tri.Bool        `json:"nat"`
+	Mapping               probe.Mapping   `json:"mapping"`
+	Filtering             probe.Filtering `json:"filtering"`
+	PublicIP              string          `json:"public_ip"`
+	PublicPort            int             `json:"public_port"`
+	LocalIP               string          `json:"local_ip"`
+	LocalPort             int             `json:"local_port"`
+	PortPreservation      tri.Bool        `json:"port_preservation"`
+	Hairpinning           tri.Bool        `json:"hairpinning"`
+	CGNAT                 tri.Bool        `json:"cgnat"`
+	ALG                   tri.Bool        `json:"alg"`
+	MappingVariesByDestIP tri.Bool        `json:"mapping_varies_by_dest_ip"`
+	RFC5780               probe.RFC5780   `json:"rfc5780"`
+	Server                string          `json:"server_address"`
+	Servers               []string        `json:"server_addresses"`
+	Outlook               string          `json:"p2p_outlook"`
+	Evidence              []string        `json:"evidence"`
+	ElapsedMs             float64         `json:"elapsed_ms"`
+	Hops                  []HopJSON       `json:"hops"`
+	ServerTTL             int             `json:"server_ttl"`
+	Tests                 []TestJSON      `json:"tests"`
 }
 
 // HopJSON is one router seen by the TTL-limited probe.
@@ -183,15 +184,12 @@ func VerdictLine(v probe.Verdict) string {
 	return fmt.Sprintf("%s (mapping %s, filtering %s)", v.Type, v.Mapping, v.Filtering)
 }
 
-func triState(b *bool) string {
-	switch {
-	case b == nil:
+// triState is a finding in text: yes, no, or "not tested / unknown".
+func triState(b tri.Bool) string {
+	if b == tri.Unknown {
 		return "not tested / unknown"
-	case *b:
-		return "yes"
-	default:
-		return "no"
 	}
+	return b.String()
 }
 
 func testLine(t probe.TestResult) string {

@@ -7,12 +7,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/natcheck/natcheck/internal/tri"
 	"github.com/natcheck/natcheck/probe"
 )
 
 func TestTypeJSONKeepsNotTestedApartFromFalse(t *testing.T) {
-	f := false
-	r := &probe.TypeResult{Verdict: probe.Verdict{Type: probe.TypeFullCone, NAT: &f, Hairpinning: &f,
+	r := &probe.TypeResult{Verdict: probe.Verdict{Type: probe.TypeFullCone, NAT: tri.No, Hairpinning: tri.No,
 		Public: netip.MustParseAddrPort("[::ffff:203.0.113.2]:4000")}}
 	var buf bytes.Buffer
 	if err := WriteJSON(&buf, NewTypeJSON(probe.IPv4, r)); err != nil {

@@ -1,20 +1,21 @@
-package portmap
+// Package tri is the three-valued answer findings share: yes, no, or unknown.
+package tri
 
 import "encoding/json"
 
-// Tri is a three-valued answer. Unknown means "not tested" or "could not be
-// decided", which a report must keep apart from No.
-type Tri int8
+// Bool is a three-valued answer. Unknown means "not tested" or "could not
+// be decided", which a report must keep apart from No.
+type Bool int8
 
 // The three answers. The zero value is Unknown, so a field nobody set says so.
 const (
-	Unknown Tri = iota
+	Unknown Bool = iota
 	No
 	Yes
 )
 
-// TriOf turns a decided boolean into a Tri.
-func TriOf(b bool) Tri {
+// Of turns a decided boolean into a Bool.
+func Of(b bool) Bool {
 	if b {
 		return Yes
 	}
@@ -22,7 +23,7 @@ func TriOf(b bool) Tri {
 }
 
 // String is "yes", "no" or "unknown".
-func (t Tri) String() string {
+func (t Bool) String() string {
 	switch t {
 	case Yes:
 		return "yes"
@@ -33,7 +34,7 @@ func (t Tri) String() string {
 }
 
 // MarshalJSON writes true, false or null.
-func (t Tri) MarshalJSON() ([]byte, error) {
+func (t Bool) MarshalJSON() ([]byte, error) {
 	switch t {
 	case Yes:
 		return []byte("true"), nil
@@ -44,14 +45,14 @@ func (t Tri) MarshalJSON() ([]byte, error) {
 }
 
 // UnmarshalJSON reads true, false or null.
-func (t *Tri) UnmarshalJSON(b []byte) error {
+func (t *Bool) UnmarshalJSON(b []byte) error {
 	var v *bool
 	if err := json.Unmarshal(b, &v); err != nil {
 		return err
 	}
 	*t = Unknown
 	if v != nil {
-		*t = TriOf(*v)
+		*t = Of(*v)
 	}
 	return nil
 }
