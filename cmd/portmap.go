@@ -12,8 +12,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() { register(newPortmapCmd) }
-
 // portmapOptions is everything `natcheck portmap` needs to run.
 type portmapOptions struct {
 	flags  probeFlags
@@ -23,12 +21,12 @@ type portmapOptions struct {
 	whoami func(context.Context, probe.WhoAmIOptions) (*probe.WhoAmI, error)
 }
 
-func newPortmapCmd(s *Streams) *cobra.Command {
-	return newPortmapCmdWith(s, portmap.Check, probe.RunWhoAmI)
+func newPortmapCmd(d *Deps) *cobra.Command {
+	return newPortmapCmdWith(d, portmap.Check, probe.RunWhoAmI)
 }
 
 // newPortmapCmdWith lets tests replace the gateway check and the STUN run.
-func newPortmapCmdWith(s *Streams, check func(context.Context, portmap.Options) (*portmap.Report, error),
+func newPortmapCmdWith(d *Deps, check func(context.Context, portmap.Options) (*portmap.Report, error),
 	whoami func(context.Context, probe.WhoAmIOptions) (*probe.WhoAmI, error)) *cobra.Command {
 	o := &portmapOptions{check: check, whoami: whoami}
 	c := &cobra.Command{
@@ -52,7 +50,7 @@ JSON fields.`,
   natcheck portmap --no-stun --timeout 1s`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			return runPortmap(c.Context(), s, o)
+			return runPortmap(c.Context(), d, o)
 		},
 	}
 	o.flags.register(c)
@@ -62,8 +60,8 @@ JSON fields.`,
 	return c
 }
 
-func runPortmap(parent context.Context, s *Streams, o *portmapOptions) error {
-	r, err := o.flags.resolve(getenv)
+func runPortmap(parent context.Context, d *Deps, o *portmapOptions) error {
+	r, err := o.flags.resolve(d)
 	if err != nil {
 		return err
 	}
@@ -105,9 +103,9 @@ func runPortmap(parent context.Context, s *Streams, o *portmapOptions) error {
 	in.Report = rep
 	in.Elapsed = time.Since(start)
 	if o.flags.json {
-		return report.WriteJSON(s.Out, report.NewPortmapJSON(in))
+		return report.WriteJSON(d.Out, report.NewPortmapJSON(in))
 	}
-	return report.PortmapText(s.Out, in, o.flags.verbose)
+	return report.PortmapText(d.Out, in, o.flags.verbose)
 }
 
 // interruptedMessage says whether every test mapping was deleted: Check

@@ -12,8 +12,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() { register(newTypeCmd) }
-
 // typeOptions is everything `natcheck type` needs to run.
 type typeOptions struct {
 	flags       probeFlags
@@ -24,10 +22,10 @@ type typeOptions struct {
 	measure     func(context.Context, probe.LifetimeOptions) (*probe.Lifetime, error)
 }
 
-func newTypeCmd(s *Streams) *cobra.Command { return newTypeCmdWith(s, probe.RunType) }
+func newTypeCmd(d *Deps) *cobra.Command { return newTypeCmdWith(d, probe.RunType) }
 
 // newTypeCmdWith lets tests replace the probe run.
-func newTypeCmdWith(s *Streams, run func(context.Context, probe.TypeOptions) (*probe.TypeResult, error)) *cobra.Command {
+func newTypeCmdWith(d *Deps, run func(context.Context, probe.TypeOptions) (*probe.TypeResult, error)) *cobra.Command {
 	o := &typeOptions{run: run, measure: probe.MeasureLifetime}
 	c := &cobra.Command{
 		Use:   "type",
@@ -52,7 +50,7 @@ IPs and filtering is unknown. See docs/nat-types.md.`,
   natcheck type --lifetime --lifetime-max 90s`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			return runType(c.Context(), s, o)
+			return runType(c.Context(), d, o)
 		},
 	}
 	o.flags.register(c)
@@ -63,8 +61,8 @@ IPs and filtering is unknown. See docs/nat-types.md.`,
 	return c
 }
 
-func runType(parent context.Context, s *Streams, o *typeOptions) error {
-	r, err := o.flags.resolve(getenv)
+func runType(parent context.Context, d *Deps, o *typeOptions) error {
+	r, err := o.flags.resolve(d)
 	if err != nil {
 		return err
 	}
@@ -80,7 +78,7 @@ func runType(parent context.Context, s *Streams, o *typeOptions) error {
 	defer cancel()
 	opts := probe.TypeOptions{Servers: r.servers, Family: r.family}
 	if o.flags.verbose {
-		opts.Logf = verboseLogger(s, "type")
+		opts.Logf = verboseLogger(d, "type")
 	}
 	life := o.startLifetime(parent, r)
 	res, err := o.run(ctx, opts)
@@ -93,14 +91,14 @@ func runType(parent context.Context, s *Streams, o *typeOptions) error {
 	}
 	if o.flags.json {
 		if o.lifetime {
-			err = report.WriteJSON(s.Out, report.NewTypeWithLifetimeJSON(r.family, res, l, lerr))
+			err = report.WriteJSON(d.Out, report.NewTypeWithLifetimeJSON(r.family, res, l, lerr))
 		} else {
-			err = report.WriteJSON(s.Out, report.NewTypeJSON(r.family, res))
+			err = report.WriteJSON(d.Out, report.NewTypeJSON(r.family, res))
 		}
 	} else {
-		err = report.TypeText(s.Out, res, o.flags.verbose)
+		err = report.TypeText(d.Out, res, o.flags.verbose)
 		if err == nil && o.lifetime {
-			err = report.LifetimeOrError(s.Out, l, lerr, o.flags.verbose)
+			err = report.LifetimeOrError(d.Out, l, lerr, o.flags.verbose)
 		}
 	}
 	if err != nil {

@@ -8,8 +8,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() { register(newVersionCmd) }
-
 // versionInfo is read from the build: the module version for `go install`ed
 // binaries, the VCS revision when the build recorded it.
 type versionInfo struct {
@@ -41,7 +39,7 @@ func readVersion() versionInfo {
 	return v
 }
 
-func newVersionCmd(s *Streams) *cobra.Command {
+func newVersionCmd(d *Deps) *cobra.Command {
 	var asJSON bool
 	c := &cobra.Command{
 		Use:     "version",
@@ -51,7 +49,7 @@ func newVersionCmd(s *Streams) *cobra.Command {
 		RunE: func(*cobra.Command, []string) error {
 			v := readVersion()
 			if asJSON {
-				return report.WriteJSON(s.Out, v)
+				return report.WriteJSON(d.Out, v)
 			}
 			line := "natcheck " + v.Version
 			if v.Revision != "" {
@@ -61,7 +59,7 @@ func newVersionCmd(s *Streams) *cobra.Command {
 				}
 				line += ")"
 			}
-			_, err := fmt.Fprintf(s.Out, "%s %s\n", line, v.GoVersion)
+			_, err := fmt.Fprintf(d.Out, "%s %s\n", line, v.GoVersion)
 			return err
 		},
 	}
