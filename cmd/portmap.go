@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/natcheck/natcheck/diagnose"
 	"github.com/natcheck/natcheck/portmap"
 	"github.com/natcheck/natcheck/probe"
 	"github.com/natcheck/natcheck/report"
@@ -71,37 +72,15 @@ func runPortmap(parent context.Context, d *Deps, o *portmapOptions) error {
 	if o.hold < 0 {
 		return usageError("--hold must not be negative, got %s", o.hold)
 	}
-	start := time.Now()
-	// --hold extends the run: the timeout bounds the tests, not the hold.
-	ctx, cancel := context.WithTimeout(parent, r.timeout+o.hold)
-	defer cancel()
-
-	in := report.PortmapInput{}
-	stunDone := make(chan struct{})
-	go func() {
-		defer close(stunDone)
-		if o.noSTUN {
-			return
-		}
-		sctx, scancel := context.WithTimeout(parent, r.timeout)
-		defer scancel()
-		w, err := o.whoami(sctx, probe.WhoAmIOptions{Servers: r.servers, Family: probe.IPv4})
-		if err != nil {
-			in.STUNError = err.Error()
-			return
-		}
-		in.STUNMapped = w.Public.Addr()
-	}()
-	rep, err := o.check(ctx, portmap.Options{Wait: min(portmap.DefaultWait, r.timeout), Hold: o.hold})
-	<-stunDone
+	res, err := diagnose.Portmap(parent, diagnose.PortmapOptions{Servers: r.servers, Timeout: r.timeout,
+		Hold: o.hold, NoSTUN: o.noSTUN, Check: o.check, WhoAmI: o.whoami})
 	if parent.Err() != nil {
-		return &ExitError{Code: ExitInterrupted, Err: errors.New(interruptedMessage(rep))}
+		return &ExitError{Code: ExitInterrupted, Err: errors.New(interruptedMessage(res.Report))}
 	}
 	if err != nil {
 		return &ExitError{Code: ExitFailure, Err: fmt.Errorf("portmap: %w", err)}
 	}
-	in.Report = rep
-	in.Elapsed = time.Since(start)
+	in := report.PortmapInput{Report: res.Report, STUNMapped: res.STUNMapped, STUNError: res.STUNError, Elapsed: res.Elapsed}
 	if o.flags.json {
 		return report.WriteJSON(d.Out, report.NewPortmapJSON(in))
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/natcheck/natcheck/diagnose"
 	"github.com/natcheck/natcheck/probe"
 	"github.com/natcheck/natcheck/report"
 	"github.com/spf13/cobra"
@@ -74,21 +75,16 @@ func runType(parent context.Context, d *Deps, o *typeOptions) error {
 			return usageError("--fail-on: unknown type %q (one of %s)", f, strings.Join(probe.Types, ", "))
 		}
 	}
-	ctx, cancel := context.WithTimeout(parent, r.timeout)
-	defer cancel()
-	opts := probe.TypeOptions{Servers: r.servers, Family: r.family}
+	opts := diagnose.TypeOptions{Servers: r.servers, Family: r.family, Timeout: r.timeout,
+		Lifetime: o.lifetime, LifetimeMax: o.lifetimeMax, RunType: o.run, MeasureLifetime: o.measure}
 	if o.flags.verbose {
 		opts.Logf = verboseLogger(d, "type")
 	}
-	life := o.startLifetime(parent, r)
-	res, err := o.run(ctx, opts)
+	t, err := diagnose.Type(parent, opts)
 	if err != nil {
 		return runError(parent, err)
 	}
-	l, lerr := life()
-	if lerr != nil && parent.Err() != nil {
-		return runError(parent, lerr)
-	}
+	res, l, lerr := t.Type, t.Lifetime, t.LifetimeErr
 	if o.flags.json {
 		if o.lifetime {
 			err = report.WriteJSON(d.Out, report.NewTypeWithLifetimeJSON(r.family, res, l, lerr))
@@ -108,26 +104,4 @@ func runType(parent context.Context, d *Deps, o *typeOptions) error {
 		return &ExitError{Code: ExitVerdict, Err: fmt.Errorf("type %s matched --fail-on", res.Type)}
 	}
 	return nil
-}
-
-// startLifetime starts the lifetime measurement, when asked for, beside
-// the behaviour tests; its budget is --timeout plus --lifetime-max, since
-// it lasts about as long as the lifetime it measures. The returned
-// function waits for it.
-func (o *typeOptions) startLifetime(parent context.Context, r resolved) func() (*probe.Lifetime, error) {
-	if !o.lifetime {
-		return func() (*probe.Lifetime, error) { return nil, nil }
-	}
-	type outcome struct {
-		l   *probe.Lifetime
-		err error
-	}
-	done := make(chan outcome, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(parent, r.timeout+probe.LifetimeBudget(o.lifetimeMax))
-		defer cancel()
-		l, err := o.measure(ctx, probe.LifetimeOptions{Servers: r.servers, Family: r.family, Max: o.lifetimeMax})
-		done <- outcome{l, err}
-	}()
-	return func() (*probe.Lifetime, error) { out := <-done; return out.l, out.err }
 }
