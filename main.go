@@ -9,13 +9,17 @@ import (
 	"syscall"
 
 	"github.com/natcheck/natcheck/cmd"
+	"github.com/natcheck/natcheck/probe"
 )
 
 func main() {
 	// Ctrl-C and SIGTERM cancel the context, so every probe stops at once
 	// and the command exits with ExitInterrupted instead of a stack trace.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := cmd.Execute(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	code := cmd.Execute(ctx, os.Args[1:], &cmd.Deps{
+		In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr,
+		Getenv: os.Getenv, DefaultServers: probe.DefaultServers,
+	})
 	stop()
 	os.Exit(code)
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/natcheck/natcheck/probe"
 	"github.com/spf13/cobra"
 	"github.com/spf13/cobra/doc"
 )
@@ -18,8 +19,10 @@ var manDate = time.Date(2026, time.November, 1, 0, 0, 0, 0, time.UTC)
 // WriteDocs writes the Markdown command reference into mdDir and man pages
 // into manDir, both generated from the command tree.
 func WriteDocs(mdDir, manDir string) error {
-	root := NewRootCmd(&Streams{In: strings.NewReader(""), Out: io.Discard, ErrOut: io.Discard})
-	root.InitDefaultCompletionCmd() // so that the shell completion commands are documented too
+	// The commands do not run here: no environment, no servers. NewRoot
+	// adds the shell completion commands, so they are documented too.
+	root := NewRoot(&Deps{In: strings.NewReader(""), Out: io.Discard, ErrOut: io.Discard,
+		Getenv: func(string) string { return "" }, DefaultServers: func() []probe.Server { return nil }})
 	disableAutoGenTag(root)
 	for _, dir := range []string{mdDir, manDir} {
 		if err := os.MkdirAll(dir, 0o755); err != nil {

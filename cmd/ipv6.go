@@ -9,9 +9,7 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() { register(newIPv6Cmd) }
-
-func newIPv6Cmd(s *Streams) *cobra.Command {
+func newIPv6Cmd(d *Deps) *cobra.Command {
 	var f probeFlags
 	c := &cobra.Command{
 		Use:   "ipv6",
@@ -28,7 +26,7 @@ server, no route, or silence) and the exit code is 3.`,
   natcheck ipv6 -v -s stun.example.net`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			return runIPv6(c.Context(), s, &f)
+			return runIPv6(c.Context(), d, &f)
 		},
 	}
 	f.register(c)
@@ -38,8 +36,8 @@ server, no route, or silence) and the exit code is 3.`,
 	return c
 }
 
-func runIPv6(parent context.Context, s *Streams, f *probeFlags) error {
-	r, err := f.resolve(getenv)
+func runIPv6(parent context.Context, d *Deps, f *probeFlags) error {
+	r, err := f.resolve(d)
 	if err != nil {
 		return err
 	}
@@ -51,9 +49,9 @@ func runIPv6(parent context.Context, s *Streams, f *probeFlags) error {
 		return runError(parent, err)
 	}
 	if f.json {
-		err = report.WriteJSON(s.Out, report.NewIPv6JSON(c))
+		err = report.WriteJSON(d.Out, report.NewIPv6JSON(c))
 	} else {
-		err = report.IPv6Text(s.Out, c, f.verbose)
+		err = report.IPv6Text(d.Out, c, f.verbose)
 	}
 	if err != nil || c.STUN == probe.IPv6Works {
 		return err

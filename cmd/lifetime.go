@@ -9,8 +9,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() { register(newLifetimeCmd) }
-
 // lifetimeOptions is everything `natcheck lifetime` needs to run.
 type lifetimeOptions struct {
 	flags   probeFlags
@@ -22,10 +20,10 @@ type lifetimeOptions struct {
 	run     func(context.Context, probe.LifetimeOptions) (*probe.Lifetime, error)
 }
 
-func newLifetimeCmd(s *Streams) *cobra.Command { return newLifetimeCmdWith(s, probe.MeasureLifetime) }
+func newLifetimeCmd(d *Deps) *cobra.Command { return newLifetimeCmdWith(d, probe.MeasureLifetime) }
 
 // newLifetimeCmdWith lets tests replace the probe run.
-func newLifetimeCmdWith(s *Streams, run func(context.Context, probe.LifetimeOptions) (*probe.Lifetime, error)) *cobra.Command {
+func newLifetimeCmdWith(d *Deps, run func(context.Context, probe.LifetimeOptions) (*probe.Lifetime, error)) *cobra.Command {
 	o := &lifetimeOptions{run: run}
 	c := &cobra.Command{
 		Use:   "lifetime",
@@ -59,7 +57,7 @@ behind a NAT that keeps ports the answer is then "unknown".
   natcheck lifetime --json -s 203.0.113.10 | jq .estimate_ms`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			return runLifetime(c.Context(), s, o, c.Flags().Changed("timeout"))
+			return runLifetime(c.Context(), d, o, c.Flags().Changed("timeout"))
 		},
 	}
 	o.flags.register(c)
@@ -72,8 +70,8 @@ behind a NAT that keeps ports the answer is then "unknown".
 	return c
 }
 
-func runLifetime(parent context.Context, s *Streams, o *lifetimeOptions, timeoutGiven bool) error {
-	r, err := o.flags.resolve(getenv)
+func runLifetime(parent context.Context, d *Deps, o *lifetimeOptions, timeoutGiven bool) error {
+	r, err := o.flags.resolve(d)
 	if err != nil {
 		return err
 	}
@@ -96,14 +94,14 @@ func runLifetime(parent context.Context, s *Streams, o *lifetimeOptions, timeout
 	po := probe.LifetimeOptions{Servers: r.servers, Family: r.family, Min: o.min, Max: o.max,
 		Sockets: o.sockets, Rounds: o.rounds, Established: o.estab}
 	if o.flags.verbose {
-		po.Logf = verboseLogger(s, "lifetime")
+		po.Logf = verboseLogger(d, "lifetime")
 	}
 	l, err := o.run(ctx, po)
 	if err != nil {
 		return runError(parent, err)
 	}
 	if o.flags.json {
-		return report.WriteJSON(s.Out, report.NewLifetimeJSON(l))
+		return report.WriteJSON(d.Out, report.NewLifetimeJSON(l))
 	}
-	return report.LifetimeText(s.Out, l, o.flags.verbose)
+	return report.LifetimeText(d.Out, l, o.flags.verbose)
 }

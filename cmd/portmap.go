@@ -6,14 +6,13 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/natcheck/natcheck/diagnose"
 	"github.com/natcheck/natcheck/internal/tri"
 	"github.com/natcheck/natcheck/portmap"
 	"github.com/natcheck/natcheck/probe"
 	"github.com/natcheck/natcheck/report"
 	"github.com/spf13/cobra"
 )
-
-func init() { register(newPortmapCmd) }
 
 // portmapOptions is everything `natcheck portmap` needs to run.
 type portmapOptions struct {
@@ -24,12 +23,12 @@ type portmapOptions struct {
 	whoami func(context.Context, probe.WhoAmIOptions) (*probe.WhoAmI, error)
 }
 
-func newPortmapCmd(s *Streams) *cobra.Command {
-	return newPortmapCmdWith(s, portmap.Check, probe.RunWhoAmI)
+func newPortmapCmd(d *Deps) *cobra.Command {
+	return newPortmapCmdWith(d, portmap.Check, probe.RunWhoAmI)
 }
 
 // newPortmapCmdWith lets tests replace the gateway check and the STUN run.
-func newPortmapCmdWith(s *Streams, check func(context.Context, portmap.Options) (*portmap.Report, error),
+func newPortmapCmdWith(d *Deps, check func(context.Context, portmap.Options) (*portmap.Report, error),
 	whoami func(context.Context, probe.WhoAmIOptions) (*probe.WhoAmI, error)) *cobra.Command {
 	o := &portmapOptions{check: check, whoami: whoami}
 	c := &cobra.Command{
@@ -53,7 +52,7 @@ JSON fields.`,
   natcheck portmap --no-stun --timeout 1s`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			return runPortmap(c.Context(), s, o)
+			return runPortmap(c.Context(), d, o)
 		},
 	}
 	o.flags.register(c)
@@ -63,8 +62,8 @@ JSON fields.`,
 	return c
 }
 
-func runPortmap(parent context.Context, s *Streams, o *portmapOptions) error {
-	r, err := o.flags.resolve(getenv)
+func runPortmap(parent context.Context, d *Deps, o *portmapOptions) error {
+	r, err := o.flags.resolve(d)
 	if err != nil {
 		return err
 	}
@@ -74,41 +73,19 @@ func runPortmap(parent context.Context, s *Streams, o *portmapOptions) error {
 	if o.hold < 0 {
 		return usageError("--hold must not be negative, got %s", o.hold)
 	}
-	start := time.Now()
-	// --hold extends the run: the timeout bounds the tests, not the hold.
-	ctx, cancel := context.WithTimeout(parent, r.timeout+o.hold)
-	defer cancel()
-
-	in := report.PortmapInput{}
-	stunDone := make(chan struct{})
-	go func() {
-		defer close(stunDone)
-		if o.noSTUN {
-			return
-		}
-		sctx, scancel := context.WithTimeout(parent, r.timeout)
-		defer scancel()
-		w, err := o.whoami(sctx, probe.WhoAmIOptions{Servers: r.servers, Family: probe.IPv4})
-		if err != nil {
-			in.STUNError = err.Error()
-			return
-		}
-		in.STUNMapped = w.Public.Addr()
-	}()
-	rep, err := o.check(ctx, portmap.Options{Wait: min(portmap.DefaultWait, r.timeout), Hold: o.hold})
-	<-stunDone
+	res, err := diagnose.Portmap(parent, diagnose.PortmapOptions{Servers: r.servers, Timeout: r.timeout,
+		Hold: o.hold, NoSTUN: o.noSTUN, Check: o.check, WhoAmI: o.whoami})
 	if parent.Err() != nil {
-		return &ExitError{Code: ExitInterrupted, Err: errors.New(interruptedMessage(rep))}
+		return &ExitError{Code: ExitInterrupted, Err: errors.New(interruptedMessage(res.Report))}
 	}
 	if err != nil {
 		return &ExitError{Code: ExitFailure, Err: fmt.Errorf("portmap: %w", err)}
 	}
-	in.Report = rep
-	in.Elapsed = time.Since(start)
+	in := report.PortmapInput{Report: res.Report, STUNMapped: res.STUNMapped, STUNError: res.STUNError, Elapsed: res.Elapsed}
 	if o.flags.json {
-		return report.WriteJSON(s.Out, report.NewPortmapJSON(in))
+		return report.WriteJSON(d.Out, report.NewPortmapJSON(in))
 	}
-	return report.PortmapText(s.Out, in, o.flags.verbose)
+	return report.PortmapText(d.Out, in, o.flags.verbose)
 }
 
 // interruptedMessage says whether every test mapping was deleted: Check

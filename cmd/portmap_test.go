@@ -38,7 +38,7 @@ func fakeWhoAmI(context.Context, probe.WhoAmIOptions) (*probe.WhoAmI, error) {
 func runPortmapCmd(t *testing.T, check func(context.Context, portmap.Options) (*portmap.Report, error), args ...string) (string, error) {
 	t.Helper()
 	var out bytes.Buffer
-	c := newPortmapCmdWith(&Streams{Out: &out, ErrOut: &bytes.Buffer{}}, check, fakeWhoAmI)
+	c := newPortmapCmdWith(testDeps(&out, &bytes.Buffer{}, nil), check, fakeWhoAmI)
 	c.SetArgs(args)
 	c.SilenceErrors, c.SilenceUsage = true, true
 	err := c.ExecuteContext(context.Background())
@@ -94,7 +94,7 @@ func TestPortmapFlagsAndErrors(t *testing.T) {
 	}
 }
 
+// isExit tells whether Execute would exit with code for err.
 func isExit(err error, code int) bool {
-	var ee *ExitError
-	return errors.As(err, &ee) && ee.Code == code
+	return exitCode(context.Background(), err) == code
 }

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
-
-	"os"
 	"time"
 
 	"github.com/natcheck/natcheck/probe"
@@ -59,7 +57,9 @@ type resolved struct {
 }
 
 // resolve validates the flags; every failure is a usage error (exit 2).
-func (f *probeFlags) resolve(getenv func(string) string) (resolved, error) {
+// Without --server, the servers come from d's environment, then d's
+// built-in list.
+func (f *probeFlags) resolve(d *Deps) (resolved, error) {
 	r := resolved{family: probe.IPv4, timeout: f.timeout}
 	if f.ipv4 && f.ipv6 {
 		return r, usageError("-4 and -6 exclude each other")
@@ -79,14 +79,14 @@ func (f *probeFlags) resolve(getenv func(string) string) (resolved, error) {
 			}
 			r.servers = append(r.servers, list...)
 		}
-	case getenv(ServersEnv) != "":
-		list, err := probe.ParseServerList(getenv(ServersEnv))
+	case d.Getenv(ServersEnv) != "":
+		list, err := probe.ParseServerList(d.Getenv(ServersEnv))
 		if err != nil {
 			return r, usageError("$%s: %v", ServersEnv, err)
 		}
 		r.servers = list
 	default:
-		r.servers = defaultServers()
+		r.servers = d.DefaultServers()
 	}
 	if len(r.servers) == 0 {
 		return r, usageError("no STUN server given")
@@ -153,18 +153,11 @@ func runError(parent context.Context, err error) error {
 	}
 }
 
-// getenv is os.Getenv, replaced in tests.
-var getenv = os.Getenv
-
-// defaultServers is the built-in list; tests replace it so that no test can
-// ever reach a public server.
-var defaultServers = probe.DefaultServers
-
 // verboseLogger writes --verbose progress lines to stderr, each marked
 // "[name]" so that scripts can tell them from the one "natcheck: " line of
 // an error.
-func verboseLogger(s *Streams, name string) func(format string, args ...any) {
+func verboseLogger(d *Deps, name string) func(format string, args ...any) {
 	return func(format string, args ...any) {
-		fmt.Fprintf(s.ErrOut, "["+name+"] "+format+"\n", args...)
+		fmt.Fprintf(d.ErrOut, "["+name+"] "+format+"\n", args...)
 	}
 }

@@ -12,8 +12,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() { register(newReportCmd) }
-
 // reportTimeout is the default bound of a report: every check runs at once,
 // so this is the slowest check's worst case (a silent gateway, a far
 // RFC 5780 server), not a sum.
@@ -30,12 +28,12 @@ type reportOptions struct {
 	now         func() time.Time
 }
 
-func newReportCmd(s *Streams) *cobra.Command {
-	return newReportCmdWith(s, diagnose.Run)
+func newReportCmd(d *Deps) *cobra.Command {
+	return newReportCmdWith(d, diagnose.Run)
 }
 
 // newReportCmdWith lets tests replace the checks.
-func newReportCmdWith(s *Streams, run func(context.Context, diagnose.Options) (*diagnose.Result, error)) *cobra.Command {
+func newReportCmdWith(d *Deps, run func(context.Context, diagnose.Options) (*diagnose.Result, error)) *cobra.Command {
 	o := &reportOptions{run: run, now: time.Now}
 	c := &cobra.Command{
 		Use:   "report",
@@ -64,7 +62,7 @@ failed, e.g. because no STUN server answered, says why in the report.`,
 			if o.flags.json && c.Flags().Changed("format") && o.format != "json" {
 				return usageError("--json and --format %s ask for two formats", o.format)
 			}
-			return runReport(c.Context(), s, o)
+			return runReport(c.Context(), d, o)
 		},
 	}
 	o.flags.register(c)
@@ -80,8 +78,8 @@ failed, e.g. because no STUN server answered, says why in the report.`,
 	return c
 }
 
-func runReport(parent context.Context, s *Streams, o *reportOptions) error {
-	r, err := o.flags.resolve(getenv)
+func runReport(parent context.Context, d *Deps, o *reportOptions) error {
+	r, err := o.flags.resolve(d)
 	if err != nil {
 		return err
 	}
@@ -99,10 +97,10 @@ func runReport(parent context.Context, s *Streams, o *reportOptions) error {
 		return err
 	}
 	opt := progress.Options{}
-	if s.ErrOut == os.Stderr {
+	if d.ErrOut == os.Stderr {
 		opt = progress.ForStderr(o.quiet)
 	}
-	display := progress.New(s.ErrOut, opt)
+	display := progress.New(d.ErrOut, opt)
 	started := o.now()
 	res, err := o.run(parent, diagnose.Options{
 		Servers: r.servers, Timeout: r.timeout, Lifetime: o.lifetime, LifetimeMax: o.lifetimeMax,
@@ -116,11 +114,11 @@ func runReport(parent context.Context, s *Streams, o *reportOptions) error {
 	in := report.FullInput{Result: res, Servers: r.servers, Version: readVersion().Version, At: started}
 	switch format {
 	case "json":
-		return report.WriteJSON(s.Out, report.NewFullJSON(in))
+		return report.WriteJSON(d.Out, report.NewFullJSON(in))
 	case "markdown":
-		return report.FullMarkdown(s.Out, in, o.flags.verbose)
+		return report.FullMarkdown(d.Out, in, o.flags.verbose)
 	default:
-		return report.FullText(s.Out, in, o.flags.verbose)
+		return report.FullText(d.Out, in, o.flags.verbose)
 	}
 }
 

@@ -30,7 +30,7 @@ func runReportCmd(t *testing.T, ctx context.Context, args ...string) (diagnose.O
 	t.Helper()
 	var got diagnose.Options
 	out := &bytes.Buffer{}
-	c := newReportCmdWith(&Streams{Out: out, ErrOut: &bytes.Buffer{}}, fakeDiagnosis(&got))
+	c := newReportCmdWith(testDeps(out, &bytes.Buffer{}, nil), fakeDiagnosis(&got))
 	c.SetArgs(args)
 	c.SilenceErrors, c.SilenceUsage = true, true
 	err := c.ExecuteContext(ctx)
@@ -78,8 +78,7 @@ func TestReportUsageErrors(t *testing.T) {
 		{"--timeout", "0s"}, {"--json", "--format", "markdown"},
 	} {
 		_, _, err := runReportCmd(t, context.Background(), append([]string{"-s", "203.0.113.10"}, args...)...)
-		var ee *ExitError
-		if !errors.As(err, &ee) || ee.Code != ExitUsage {
+		if !isExit(err, ExitUsage) {
 			t.Errorf("%v: err %v, want a usage error", args, err)
 		}
 	}

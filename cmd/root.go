@@ -9,6 +9,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/natcheck/natcheck/probe"
 	"github.com/spf13/cobra"
 )
 
@@ -40,20 +41,38 @@ type ExitError struct {
 func (e *ExitError) Error() string { return e.Err.Error() }
 func (e *ExitError) Unwrap() error { return e.Err }
 
-// usageError marks an error as bad usage (exit code 2).
-func usageError(format string, args ...any) error {
-	return &ExitError{Code: ExitUsage, Err: fmt.Errorf(format, args...)}
+// UsageError is bad usage: an unknown command or flag, a malformed flag
+// value or server address, a wrong number of arguments. Execute exits with
+// ExitUsage for it, wherever in the chain of wrapped errors it is.
+type UsageError struct {
+	Err error
 }
 
-// Streams are the I/O a command writes to; tests pass buffers.
-type Streams struct {
+func (e *UsageError) Error() string { return e.Err.Error() }
+func (e *UsageError) Unwrap() error { return e.Err }
+
+// usageError makes a UsageError from a message.
+func usageError(format string, args ...any) error {
+	return &UsageError{Err: fmt.Errorf(format, args...)}
+}
+
+// Deps is what natcheck takes from its surroundings: main passes the
+// process's streams, os.Getenv and probe.DefaultServers; tests pass
+// buffers, a fixed environment and loopback servers, so that no test can
+// reach a public server.
+type Deps struct {
 	In     io.Reader
 	Out    io.Writer
 	ErrOut io.Writer
+	// Getenv reads an environment variable ($NATCHECK_SERVERS).
+	Getenv func(string) string
+	// DefaultServers is the built-in list, used when neither --server nor
+	// $NATCHECK_SERVERS names a server.
+	DefaultServers func() []probe.Server
 }
 
-// NewRootCmd builds the command tree.
-func NewRootCmd(s *Streams) *cobra.Command {
+// NewRoot builds the command tree.
+func NewRoot(d *Deps) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "natcheck",
 		Short: "Diagnose NAT traversal with STUN",
@@ -73,60 +92,104 @@ behind NAT, of which kind, and what that means for peer-to-peer connections.`,
 			return c.Help()
 		},
 	}
-	root.SetIn(s.In)
-	root.SetOut(s.Out)
-	root.SetErr(s.ErrOut)
+	root.SetIn(d.In)
+	root.SetOut(d.Out)
+	root.SetErr(d.ErrOut)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		return &ExitError{Code: ExitUsage, Err: fmt.Errorf("%w (see '%s --help')", err, c.CommandPath())}
+		return &UsageError{Err: fmt.Errorf("%w (see '%s --help')", err, c.CommandPath())}
 	})
 	root.SetUsageTemplate(root.UsageTemplate() + "\n" + exitCodesHelp + "\n")
-	for _, add := range subcommands {
-		root.AddCommand(add(s))
-	}
+	root.AddCommand(
+		newWhoAmICmd(d),
+		newTypeCmd(d),
+		newPortmapCmd(d),
+		newIPv6Cmd(d),
+		newTCPCmd(d),
+		newLifetimeCmd(d),
+		newReportCmd(d),
+		newServersCmd(d),
+		newServeCmd(d),
+		newVersionCmd(d),
+	)
+	// Cobra adds help and completion itself when it runs; adding them now
+	// lets their argument checks be typed as usage errors too.
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd()
+	typeArgErrors(root)
 	return root
 }
 
-// subcommands is filled by each command's file in init, so that commands
-// written in parallel do not edit one shared list.
-var subcommands []func(*Streams) *cobra.Command
-
-func register(f func(*Streams) *cobra.Command) { subcommands = append(subcommands, f) }
+// typeArgErrors makes the argument check of c and of every command below
+// it return a UsageError.
+func typeArgErrors(c *cobra.Command) {
+	if check := c.Args; check != nil {
+		c.Args = func(c *cobra.Command, args []string) error {
+			if err := check(c, args); err != nil {
+				return &UsageError{Err: err}
+			}
+			return nil
+		}
+	}
+	for _, sub := range c.Commands() {
+		typeArgErrors(sub)
+	}
+}
 
 // Execute runs natcheck with args and returns the process exit code. Errors
 // are printed as one line on stderr; nothing panics out of here.
-func Execute(ctx context.Context, args []string, in io.Reader, out, errOut io.Writer) (code int) {
-	s := &Streams{In: in, Out: out, ErrOut: errOut}
+func Execute(ctx context.Context, args []string, d *Deps) (code int) {
 	defer func() {
 		if r := recover(); r != nil {
-			fmt.Fprintf(errOut, "natcheck: internal error: %v\n", r)
+			fmt.Fprintf(d.ErrOut, "natcheck: internal error: %v\n", r)
 			code = ExitFailure
 		}
 	}()
-	root := NewRootCmd(s)
-	root.SetArgs(args)
-	err := root.ExecuteContext(ctx)
+	err := run(ctx, NewRoot(d), args)
 	if err == nil {
 		return ExitOK
 	}
 	msg := strings.TrimSpace(strings.ReplaceAll(err.Error(), "\n", " "))
-	fmt.Fprintf(errOut, "natcheck: %s\n", msg)
+	fmt.Fprintf(d.ErrOut, "natcheck: %s\n", msg)
+	return exitCode(ctx, err)
+}
+
+// run runs the command args name. Bad usage, also as cobra finds it, comes
+// back as a UsageError.
+func run(ctx context.Context, root *cobra.Command, args []string) error {
+	// Cobra creates its hidden shell-completion command only while it
+	// runs, too late for typeArgErrors: its one error is a missing
+	// argument. Every other command is in the tree already.
+	completion := len(args) > 0 && (args[0] == cobra.ShellCompRequestCmd || args[0] == cobra.ShellCompNoDescRequestCmd)
+	if !completion {
+		// An unknown subcommand of the root is reported while cobra looks
+		// the command up, before any hook runs: look it up first (as
+		// ExecuteC will) to type that error.
+		if _, _, err := root.Find(args); err != nil {
+			return &UsageError{Err: err}
+		}
+	}
+	root.SetArgs(args)
+	_, err := root.ExecuteContextC(ctx)
+	if err != nil && completion {
+		return &UsageError{Err: err}
+	}
+	return err
+}
+
+// exitCode chooses the exit code for err, returned by a command run under ctx.
+func exitCode(ctx context.Context, err error) int {
+	var ue *UsageError
 	var ee *ExitError
 	switch {
+	case err == nil:
+		return ExitOK
+	case errors.As(err, &ue):
+		return ExitUsage
 	case errors.As(err, &ee):
 		return ee.Code
 	case ctx.Err() != nil || errors.Is(err, context.Canceled):
 		return ExitInterrupted
-	case isCobraUsageError(err):
-		return ExitUsage
 	default:
 		return ExitFailure
 	}
-}
-
-// isCobraUsageError recognises the errors cobra returns for unknown commands
-// and bad argument counts, which do not pass through the flag error func.
-func isCobraUsageError(err error) bool {
-	m := err.Error()
-	return strings.HasPrefix(m, "unknown command") || strings.Contains(m, "accepts ") ||
-		strings.Contains(m, "requires at least") || strings.Contains(m, "unknown flag")
 }

@@ -13,8 +13,6 @@ import (
 	"github.com/natcheck/natcheck/server"
 )
 
-func init() { register(newServeCmd) }
-
 type serveOptions struct {
 	listen      []string
 	port        int
@@ -29,7 +27,7 @@ type serveOptions struct {
 	software    string
 }
 
-func newServeCmd(s *Streams) *cobra.Command {
+func newServeCmd(d *Deps) *cobra.Command {
 	o := &serveOptions{}
 	c := &cobra.Command{
 		Use:   "serve --listen IP [--listen IP2]",
@@ -51,7 +49,7 @@ SIGINT or SIGTERM stop it cleanly (exit code 0).`,
   natcheck serve --listen 2001:db8::10 --listen 2001:db8::11 --rate-limit 0`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			cfg, err := o.config(s.ErrOut)
+			cfg, err := o.config(d.ErrOut)
 			if err != nil {
 				return err
 			}
@@ -131,7 +129,7 @@ func runServe(c *cobra.Command, cfg server.Config) error {
 	if err != nil {
 		var ce *server.ConfigError
 		if errors.As(err, &ce) {
-			return &ExitError{Code: ExitUsage, Err: err}
+			return &UsageError{Err: err}
 		}
 		return err
 	}

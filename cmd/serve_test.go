@@ -24,7 +24,7 @@ func TestServeUsageErrors(t *testing.T) {
 		{[]string{"serve", "extra"}, "unknown command"},
 	} {
 		var out, errOut bytes.Buffer
-		code := Execute(context.Background(), tc.args, nil, &out, &errOut)
+		code := Execute(context.Background(), tc.args, testDeps(&out, &errOut, nil))
 		if code != ExitUsage || !strings.Contains(errOut.String(), tc.msg) || strings.Count(errOut.String(), "\n") != 1 || out.Len() != 0 {
 			t.Errorf("%v: exit %d, stderr %q", tc.args, code, errOut.String())
 		}
@@ -33,7 +33,7 @@ func TestServeUsageErrors(t *testing.T) {
 
 func TestServeBindFailure(t *testing.T) {
 	var errOut bytes.Buffer
-	code := Execute(context.Background(), []string{"serve", "--listen", "192.0.2.1"}, nil, &bytes.Buffer{}, &errOut)
+	code := Execute(context.Background(), []string{"serve", "--listen", "192.0.2.1"}, testDeps(&bytes.Buffer{}, &errOut, nil))
 	if code != ExitFailure || !strings.Contains(errOut.String(), "address not assigned") {
 		t.Errorf("exit %d, stderr %q", code, errOut.String())
 	}
@@ -64,7 +64,7 @@ func TestServeRunsUntilCancelled(t *testing.T) {
 	done := make(chan int, 1)
 	go func() {
 		// Ports 40000+ are unlikely to be taken on a test machine's loopback.
-		done <- Execute(ctx, []string{"serve", "--listen", "127.0.0.1", "--port", "41478", "--alt-port", "41479", "--metrics", "127.0.0.1:0"}, nil, &out, &errOut)
+		done <- Execute(ctx, []string{"serve", "--listen", "127.0.0.1", "--port", "41478", "--alt-port", "41479", "--metrics", "127.0.0.1:0"}, testDeps(&out, &errOut, nil))
 	}()
 	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(errOut.String(), "serving STUN"); time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {

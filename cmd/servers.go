@@ -8,22 +8,20 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() { register(newServersCmd) }
-
 type serversOptions struct {
 	flags probeFlags
 	probe bool
 	check func(context.Context, probe.Family, []probe.Server) []probe.ServerCheck
 }
 
-func newServersCmd(s *Streams) *cobra.Command {
-	return newServersCmdWith(s, func(ctx context.Context, f probe.Family, ss []probe.Server) []probe.ServerCheck {
+func newServersCmd(d *Deps) *cobra.Command {
+	return newServersCmdWith(d, func(ctx context.Context, f probe.Family, ss []probe.Server) []probe.ServerCheck {
 		return probe.CheckServers(ctx, nil, f, ss)
 	})
 }
 
 // newServersCmdWith lets tests replace the probing.
-func newServersCmdWith(s *Streams, check func(context.Context, probe.Family, []probe.Server) []probe.ServerCheck) *cobra.Command {
+func newServersCmdWith(d *Deps, check func(context.Context, probe.Family, []probe.Server) []probe.ServerCheck) *cobra.Command {
 	o := &serversOptions{check: check}
 	c := &cobra.Command{
 		Use:   "servers",
@@ -45,7 +43,7 @@ get a grace of 8 round trips (at least 1 s). Public servers' RFC
   natcheck servers --probe --json | jq -r '.servers[] | select(.rfc5780 == "verified") | .server'`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			return runServers(c.Context(), s, o)
+			return runServers(c.Context(), d, o)
 		},
 	}
 	o.flags.register(c)
@@ -53,8 +51,8 @@ get a grace of 8 round trips (at least 1 s). Public servers' RFC
 	return c
 }
 
-func runServers(parent context.Context, s *Streams, o *serversOptions) error {
-	r, err := o.flags.resolve(getenv)
+func runServers(parent context.Context, d *Deps, o *serversOptions) error {
+	r, err := o.flags.resolve(d)
 	if err != nil {
 		return err
 	}
@@ -68,7 +66,7 @@ func runServers(parent context.Context, s *Streams, o *serversOptions) error {
 		}
 	}
 	if o.flags.json {
-		return report.WriteJSON(s.Out, report.NewServersJSON(r.family, r.servers, checks))
+		return report.WriteJSON(d.Out, report.NewServersJSON(r.family, r.servers, checks))
 	}
-	return report.ServersText(s.Out, r.servers, checks)
+	return report.ServersText(d.Out, r.servers, checks)
 }

@@ -18,7 +18,7 @@ func TestServersListsDefaults(t *testing.T) {
 		t.Fatalf("exit %d", code)
 	}
 	var want []string
-	for _, s := range defaultServers() {
+	for _, s := range testServers() {
 		want = append(want, s.Input)
 	}
 	if strings.TrimSpace(out) != strings.Join(want, "\n") {

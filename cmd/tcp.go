@@ -9,15 +9,13 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() { register(newTCPCmd) }
-
 // tcpTimeout is tcp's default bound. The test is two steps (every server,
 // then the shared-port connections), and through loss each connection
 // set-up may wait for a SYN retransmission (after 1 s, then 3 s): 5 s lets
 // a lossy path finish instead of ending unknown.
 const tcpTimeout = 5 * time.Second
 
-func newTCPCmd(s *Streams) *cobra.Command {
+func newTCPCmd(d *Deps) *cobra.Command {
 	var f probeFlags
 	c := &cobra.Command{
 		Use:   "tcp",
@@ -34,7 +32,7 @@ Exit code 3 when no server answers over TCP.`,
   natcheck tcp --json -s 203.0.113.10 | jq .mapping`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			return runTCP(c.Context(), s, &f)
+			return runTCP(c.Context(), d, &f)
 		},
 	}
 	f.register(c)
@@ -43,8 +41,8 @@ Exit code 3 when no server answers over TCP.`,
 	return c
 }
 
-func runTCP(parent context.Context, s *Streams, f *probeFlags) error {
-	r, err := f.resolve(getenv)
+func runTCP(parent context.Context, d *Deps, f *probeFlags) error {
+	r, err := f.resolve(d)
 	if err != nil {
 		return err
 	}
@@ -55,7 +53,7 @@ func runTCP(parent context.Context, s *Streams, f *probeFlags) error {
 		return runError(parent, err)
 	}
 	if f.json {
-		return report.WriteJSON(s.Out, report.NewTCPMappingJSON(m))
+		return report.WriteJSON(d.Out, report.NewTCPMappingJSON(m))
 	}
-	return report.TCPMappingText(s.Out, m, f.verbose)
+	return report.TCPMappingText(d.Out, m, f.verbose)
 }

@@ -7,12 +7,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/natcheck/natcheck/diagnose"
 	"github.com/natcheck/natcheck/probe"
 	"github.com/natcheck/natcheck/report"
 	"github.com/spf13/cobra"
 )
-
-func init() { register(newTypeCmd) }
 
 // typeOptions is everything `natcheck type` needs to run.
 type typeOptions struct {
@@ -24,10 +23,10 @@ type typeOptions struct {
 	measure     func(context.Context, probe.LifetimeOptions) (*probe.Lifetime, error)
 }
 
-func newTypeCmd(s *Streams) *cobra.Command { return newTypeCmdWith(s, probe.RunType) }
+func newTypeCmd(d *Deps) *cobra.Command { return newTypeCmdWith(d, probe.RunType) }
 
 // newTypeCmdWith lets tests replace the probe run.
-func newTypeCmdWith(s *Streams, run func(context.Context, probe.TypeOptions) (*probe.TypeResult, error)) *cobra.Command {
+func newTypeCmdWith(d *Deps, run func(context.Context, probe.TypeOptions) (*probe.TypeResult, error)) *cobra.Command {
 	o := &typeOptions{run: run, measure: probe.MeasureLifetime}
 	c := &cobra.Command{
 		Use:   "type",
@@ -52,7 +51,7 @@ IPs and filtering is unknown. See docs/nat-types.md.`,
   natcheck type --lifetime --lifetime-max 90s`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			return runType(c.Context(), s, o)
+			return runType(c.Context(), d, o)
 		},
 	}
 	o.flags.register(c)
@@ -72,8 +71,8 @@ func typeNames() string {
 	return strings.Join(names, ", ")
 }
 
-func runType(parent context.Context, s *Streams, o *typeOptions) error {
-	r, err := o.flags.resolve(getenv)
+func runType(parent context.Context, d *Deps, o *typeOptions) error {
+	r, err := o.flags.resolve(d)
 	if err != nil {
 		return err
 	}
@@ -85,31 +84,26 @@ func runType(parent context.Context, s *Streams, o *typeOptions) error {
 			return usageError("--fail-on: unknown type %q (one of %s)", f, typeNames())
 		}
 	}
-	ctx, cancel := context.WithTimeout(parent, r.timeout)
-	defer cancel()
-	opts := probe.TypeOptions{Servers: r.servers, Family: r.family}
+	opts := diagnose.TypeOptions{Servers: r.servers, Family: r.family, Timeout: r.timeout,
+		Lifetime: o.lifetime, LifetimeMax: o.lifetimeMax, RunType: o.run, MeasureLifetime: o.measure}
 	if o.flags.verbose {
-		opts.Logf = verboseLogger(s, "type")
+		opts.Logf = verboseLogger(d, "type")
 	}
-	life := o.startLifetime(parent, r)
-	res, err := o.run(ctx, opts)
+	t, err := diagnose.Type(parent, opts)
 	if err != nil {
 		return runError(parent, err)
 	}
-	l, lerr := life()
-	if lerr != nil && parent.Err() != nil {
-		return runError(parent, lerr)
-	}
+	res, l, lerr := t.Type, t.Lifetime, t.LifetimeErr
 	if o.flags.json {
 		if o.lifetime {
-			err = report.WriteJSON(s.Out, report.NewTypeWithLifetimeJSON(r.family, res, l, lerr))
+			err = report.WriteJSON(d.Out, report.NewTypeWithLifetimeJSON(r.family, res, l, lerr))
 		} else {
-			err = report.WriteJSON(s.Out, report.NewTypeJSON(r.family, res))
+			err = report.WriteJSON(d.Out, report.NewTypeJSON(r.family, res))
 		}
 	} else {
-		err = report.TypeText(s.Out, res, o.flags.verbose)
+		err = report.TypeText(d.Out, res, o.flags.verbose)
 		if err == nil && o.lifetime {
-			err = report.LifetimeOrError(s.Out, l, lerr, o.flags.verbose)
+			err = report.LifetimeOrError(d.Out, l, lerr, o.flags.verbose)
 		}
 	}
 	if err != nil {
@@ -119,26 +113,4 @@ func runType(parent context.Context, s *Streams, o *typeOptions) error {
 		return &ExitError{Code: ExitVerdict, Err: fmt.Errorf("type %s matched --fail-on", res.Type)}
 	}
 	return nil
-}
-
-// startLifetime starts the lifetime measurement, when asked for, beside
-// the behaviour tests; its budget is --timeout plus --lifetime-max, since
-// it lasts about as long as the lifetime it measures. The returned
-// function waits for it.
-func (o *typeOptions) startLifetime(parent context.Context, r resolved) func() (*probe.Lifetime, error) {
-	if !o.lifetime {
-		return func() (*probe.Lifetime, error) { return nil, nil }
-	}
-	type outcome struct {
-		l   *probe.Lifetime
-		err error
-	}
-	done := make(chan outcome, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(parent, r.timeout+probe.LifetimeBudget(o.lifetimeMax))
-		defer cancel()
-		l, err := o.measure(ctx, probe.LifetimeOptions{Servers: r.servers, Family: r.family, Max: o.lifetimeMax})
-		done <- outcome{l, err}
-	}()
-	return func() (*probe.Lifetime, error) { out := <-done; return out.l, out.err }
 }

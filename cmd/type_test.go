@@ -29,20 +29,13 @@ func fakeTypeResult(typ probe.NATType) *probe.TypeResult {
 func runTypeFake(t *testing.T, typ probe.NATType, args ...string) (string, string, int) {
 	t.Helper()
 	var out, errOut strings.Builder
-	s := &Streams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut}
-	c := newTypeCmdWith(s, func(context.Context, probe.TypeOptions) (*probe.TypeResult, error) {
+	c := newTypeCmdWith(testDeps(&out, &errOut, nil), func(context.Context, probe.TypeOptions) (*probe.TypeResult, error) {
 		return fakeTypeResult(typ), nil
 	})
 	c.SetArgs(args)
 	c.SilenceErrors, c.SilenceUsage = true, true
 	err := c.ExecuteContext(context.Background())
-	code := ExitOK
-	if ee, ok := err.(*ExitError); ok {
-		code = ee.Code
-	} else if err != nil {
-		code = ExitFailure
-	}
-	return out.String(), errOut.String(), code
+	return out.String(), errOut.String(), exitCode(context.Background(), err)
 }
 
 func TestTypeFailOn(t *testing.T) {
@@ -147,7 +140,7 @@ func TestTypeLifetime(t *testing.T) {
 						return tc.l, tc.err
 					}}
 				o.flags.servers, o.flags.timeout, o.flags.json = []string{"203.0.113.10"}, time.Second, asJSON
-				err := runType(context.Background(), &Streams{Out: &out, ErrOut: io.Discard}, o)
+				err := runType(context.Background(), testDeps(&out, io.Discard, nil), o)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -9,8 +9,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() { register(newVersionCmd) }
-
 // versionInfo is read from the build: the module version for `go install`ed
 // binaries, the VCS revision when the build recorded it.
 type versionInfo struct {
@@ -42,7 +40,7 @@ func readVersion() versionInfo {
 	return v
 }
 
-func newVersionCmd(s *Streams) *cobra.Command {
+func newVersionCmd(d *Deps) *cobra.Command {
 	var asJSON bool
 	c := &cobra.Command{
 		Use:     "version",
@@ -50,7 +48,7 @@ func newVersionCmd(s *Streams) *cobra.Command {
 		Example: "  natcheck version\n  natcheck version --json | jq -r .version",
 		Args:    cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			return writeVersion(s.Out, readVersion(), asJSON)
+			return writeVersion(d.Out, readVersion(), asJSON)
 		},
 	}
 	c.Flags().BoolVar(&asJSON, "json", false, "print one JSON object")

@@ -8,18 +8,16 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() { register(newWhoAmICmd) }
-
 // whoamiOptions is everything `natcheck whoami` needs to run.
 type whoamiOptions struct {
 	flags probeFlags
 	run   func(context.Context, probe.WhoAmIOptions) (*probe.WhoAmI, error)
 }
 
-func newWhoAmICmd(s *Streams) *cobra.Command { return newWhoAmICmdWith(s, probe.RunWhoAmI) }
+func newWhoAmICmd(d *Deps) *cobra.Command { return newWhoAmICmdWith(d, probe.RunWhoAmI) }
 
 // newWhoAmICmdWith lets tests replace the probe run.
-func newWhoAmICmdWith(s *Streams, run func(context.Context, probe.WhoAmIOptions) (*probe.WhoAmI, error)) *cobra.Command {
+func newWhoAmICmdWith(d *Deps, run func(context.Context, probe.WhoAmIOptions) (*probe.WhoAmI, error)) *cobra.Command {
 	o := &whoamiOptions{run: run}
 	c := &cobra.Command{
 		Use:   "whoami",
@@ -38,15 +36,15 @@ the local address, whether the host is behind NAT and each server's answer.`,
   NATCHECK_SERVERS=stun1.example.net,stun2.example.net natcheck whoami`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			return runWhoAmI(c.Context(), s, o)
+			return runWhoAmI(c.Context(), d, o)
 		},
 	}
 	o.flags.register(c)
 	return c
 }
 
-func runWhoAmI(parent context.Context, s *Streams, o *whoamiOptions) error {
-	r, err := o.flags.resolve(getenv)
+func runWhoAmI(parent context.Context, d *Deps, o *whoamiOptions) error {
+	r, err := o.flags.resolve(d)
 	if err != nil {
 		return err
 	}
@@ -57,7 +55,7 @@ func runWhoAmI(parent context.Context, s *Streams, o *whoamiOptions) error {
 		return runError(parent, err)
 	}
 	if o.flags.json {
-		return report.WriteJSON(s.Out, report.NewWhoAmIJSON(w))
+		return report.WriteJSON(d.Out, report.NewWhoAmIJSON(w))
 	}
-	return report.WhoAmIText(s.Out, w, o.flags.verbose)
+	return report.WhoAmIText(d.Out, w, o.flags.verbose)
 }

@@ -17,11 +17,8 @@ import (
 // execute runs natcheck with args and a fixed environment.
 func execute(t *testing.T, env map[string]string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	old := getenv
-	getenv = func(k string) string { return env[k] }
-	defer func() { getenv = old }()
 	var out, errOut bytes.Buffer
-	code = Execute(context.Background(), args, strings.NewReader(""), &out, &errOut)
+	code = Execute(context.Background(), args, testDeps(&out, &errOut, env))
 	return out.String(), errOut.String(), code
 }
 
@@ -135,7 +132,7 @@ func TestWhoAmIFlagsReachProbe(t *testing.T) {
 		return nil, probe.ErrNoAnswer
 	}
 	errOut := &bytes.Buffer{}
-	c := newWhoAmICmdWith(&Streams{Out: &bytes.Buffer{}, ErrOut: errOut}, fake)
+	c := newWhoAmICmdWith(testDeps(&bytes.Buffer{}, errOut, nil), fake)
 	c.SetArgs([]string{"-6", "-s", "[2001:db8::1]:3479", "-s", "a.example,b.example:1", "--timeout", "5s"})
 	c.SilenceErrors, c.SilenceUsage = true, true
 	err := c.ExecuteContext(context.Background())
@@ -160,19 +157,19 @@ func TestWhoAmIFlagsReachProbe(t *testing.T) {
 
 func TestServerListsAreDedupedAndFitTheirFamily(t *testing.T) {
 	f := probeFlags{servers: []string{"203.0.113.10", "stun:203.0.113.10:3478", "203.0.113.10,203.0.113.11"}, timeout: time.Second}
-	r, err := f.resolve(func(string) string { return "" })
+	r, err := f.resolve(testDeps(nil, nil, nil))
 	if err != nil || len(r.servers) != 2 {
 		t.Fatalf("servers %v, err %v; want the two distinct ones", r.servers, err)
 	}
 	f = probeFlags{servers: []string{"2001:db8::10"}, timeout: time.Second}
-	if r, err = f.resolve(func(string) string { return "" }); err != nil || r.family != probe.IPv6 {
+	if r, err = f.resolve(testDeps(nil, nil, nil)); err != nil || r.family != probe.IPv6 {
 		t.Errorf("an IPv6 literal without -6: family %v, err %v; want IPv6", r.family, err)
 	}
 	for _, bad := range []probeFlags{
 		{servers: []string{"2001:db8::10"}, ipv4: true, timeout: time.Second},
 		{servers: []string{"203.0.113.10"}, ipv6: true, timeout: time.Second},
 	} {
-		if _, err := bad.resolve(func(string) string { return "" }); err == nil {
+		if _, err := bad.resolve(testDeps(nil, nil, nil)); err == nil {
 			t.Errorf("%+v: want a usage error", bad)
 		}
 	}

@@ -1,5 +1,8 @@
-// Package diagnose runs every natcheck check at once, within one deadline,
-// and collects what each found, for `natcheck report`.
+// Package diagnose runs natcheck's checks concurrently, each within its
+// deadline, and collects what they found: every check for `natcheck
+// report` (Run), the type test beside the lifetime measurement for
+// `natcheck type` (Type), the gateway check beside STUN for `natcheck
+// portmap` (Portmap). Nothing it starts outlives the call.
 package diagnose
 
 import (

@@ -1,0 +1,70 @@
+package cmd
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+)
+
+// The exit code comes from the error's type, never from its words.
+func TestExitCodeFromErrorType(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		code int
+	}{
+		{nil, ExitOK},
+		{errors.New(`unknown command "x" for "natcheck"`), ExitFailure},
+		{errors.New("unknown flag: --x"), ExitFailure},
+		{fmt.Errorf("wrapped: %w", &UsageError{Err: errors.New("bad")}), ExitUsage},
+		{&ExitError{Code: ExitNoAnswer, Err: errors.New("silence")}, ExitNoAnswer},
+		{fmt.Errorf("probe: %w", context.Canceled), ExitInterrupted},
+	} {
+		if got := exitCode(context.Background(), tc.err); got != tc.code {
+			t.Errorf("%v: exit %d, want %d", tc.err, got, tc.code)
+		}
+	}
+}
+
+// Cobra's own errors (unknown commands and flags, bad flag values, extra
+// arguments, also of the commands cobra adds itself) are UsageErrors.
+func TestCobraErrorsAreUsageErrors(t *testing.T) {
+	for _, args := range [][]string{
+		{"whoam"}, {"whoami", "x"}, {"whoami", "--bogus"}, {"whoami", "--timeout"}, {"whoami", "--timeout", "soon"},
+		{"serve", "extra"}, {"completion", "bash", "x"}, {"__complete"},
+	} {
+		root := NewRoot(testDeps(io.Discard, io.Discard, nil))
+		var ue *UsageError
+		if err := run(context.Background(), root, args); !errors.As(err, &ue) {
+			t.Errorf("%v: %v (%T), want a *UsageError", args, err, err)
+		}
+	}
+}
+
+// An unknown command keeps cobra's wording and suggestions, on one line.
+func TestUnknownCommandSuggests(t *testing.T) {
+	var out, errOut bytes.Buffer
+	code := Execute(context.Background(), []string{"whoam"}, testDeps(&out, &errOut, nil))
+	want := "natcheck: unknown command \"whoam\" for \"natcheck\"  Did you mean this? \twhoami\n"
+	if code != ExitUsage || out.Len() != 0 || errOut.String() != want {
+		t.Errorf("exit %d, stdout %q, stderr %q; want exit 2 and %q", code, out.String(), errOut.String(), want)
+	}
+}
+
+// Cobra adds its hidden shell-completion command while it runs; without an
+// argument it is bad usage too, and with one it answers.
+func TestCompletionRequest(t *testing.T) {
+	var errOut bytes.Buffer
+	code := Execute(context.Background(), []string{"__complete"}, testDeps(io.Discard, &errOut, nil))
+	if code != ExitUsage || !strings.Contains(errOut.String(), "requires at least 1 arg") {
+		t.Errorf("exit %d, stderr %q", code, errOut.String())
+	}
+	var out bytes.Buffer
+	code = Execute(context.Background(), []string{"__complete", "who"}, testDeps(&out, io.Discard, nil))
+	if code != ExitOK || !strings.HasPrefix(out.String(), "whoami\t") {
+		t.Errorf("exit %d, stdout %q", code, out.String())
+	}
+}

@@ -1,0 +1,82 @@
+package diagnose
+
+import (
+	"context"
+	"time"
+
+	"github.com/natcheck/natcheck/probe"
+)
+
+// TypeOptions choose what Type does.
+type TypeOptions struct {
+	Servers []probe.Server
+	Family  probe.Family
+	// Timeout bounds the behaviour tests.
+	Timeout time.Duration
+	// Lifetime adds the binding-lifetime measurement, run beside the
+	// tests; it lasts about as long as the lifetime it measures, so it has
+	// Timeout plus probe.LifetimeBudget(LifetimeMax).
+	Lifetime    bool
+	LifetimeMax time.Duration
+	// Logf, when set, receives the behaviour tests' progress.
+	Logf func(format string, args ...any)
+	// RunType and MeasureLifetime are the probes; nil means probe.RunType
+	// and probe.MeasureLifetime (tests pass fakes).
+	RunType         func(context.Context, probe.TypeOptions) (*probe.TypeResult, error)
+	MeasureLifetime func(context.Context, probe.LifetimeOptions) (*probe.Lifetime, error)
+}
+
+// TypeResult is the NAT type and, when asked for, the mapping lifetime.
+type TypeResult struct {
+	Type *probe.TypeResult
+	// Lifetime is nil when not asked for or when the measurement failed;
+	// LifetimeErr then says why.
+	Lifetime    *probe.Lifetime
+	LifetimeErr error
+}
+
+// Type runs the NAT behaviour tests and, with o.Lifetime, the lifetime
+// measurement beside them, for `natcheck type`. A failed measurement is
+// part of the result, not an error. Type fails when the tests fail (the
+// measurement is then cancelled), and with ctx's error when ctx ended
+// before the measurement finished. Either way it returns only after
+// everything it started has ended.
+func Type(ctx context.Context, o TypeOptions) (*TypeResult, error) {
+	runType, measure := o.RunType, o.MeasureLifetime
+	if runType == nil {
+		runType = probe.RunType
+	}
+	if measure == nil {
+		measure = probe.MeasureLifetime
+	}
+	type outcome struct {
+		l   *probe.Lifetime
+		err error
+	}
+	life := make(chan outcome, 1)
+	lifeCtx, cancelLife := context.WithTimeout(ctx, o.Timeout+probe.LifetimeBudget(o.LifetimeMax))
+	defer cancelLife()
+	if o.Lifetime {
+		go func() {
+			l, err := measure(lifeCtx, probe.LifetimeOptions{Servers: o.Servers, Family: o.Family, Max: o.LifetimeMax})
+			life <- outcome{l, err}
+		}()
+	} else {
+		life <- outcome{}
+	}
+
+	typeCtx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	t, err := runType(typeCtx, probe.TypeOptions{Servers: o.Servers, Family: o.Family, Logf: o.Logf})
+	if err != nil {
+		// Without a type there is nothing to report: stop measuring.
+		cancelLife()
+		<-life
+		return nil, err
+	}
+	l := <-life
+	if l.err != nil && ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	return &TypeResult{Type: t, Lifetime: l.l, LifetimeErr: l.err}, nil
+}
