@@ -8,6 +8,7 @@ import (
 
 	"github.com/natcheck/natcheck/portmap"
 	"github.com/natcheck/natcheck/probe"
+	"github.com/natcheck/natcheck/probe/stunclient"
 	"github.com/natcheck/natcheck/report"
 	"github.com/spf13/cobra"
 )
@@ -67,7 +68,7 @@ func runPortmap(parent context.Context, s *Streams, o *portmapOptions) error {
 	if err != nil {
 		return err
 	}
-	if r.family != probe.IPv4 {
+	if r.family != stunclient.IPv4 {
 		return usageError("portmap tests the IPv4 gateway only; -6 is not supported")
 	}
 	if o.hold < 0 {
@@ -87,7 +88,7 @@ func runPortmap(parent context.Context, s *Streams, o *portmapOptions) error {
 		}
 		sctx, scancel := context.WithTimeout(parent, r.timeout)
 		defer scancel()
-		w, err := o.whoami(sctx, probe.WhoAmIOptions{Servers: r.servers, Family: probe.IPv4})
+		w, err := o.whoami(sctx, probe.WhoAmIOptions{Servers: r.servers, Family: stunclient.IPv4})
 		if err != nil {
 			in.STUNError = err.Error()
 			return

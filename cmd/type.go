@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/natcheck/natcheck/probe"
+	"github.com/natcheck/natcheck/probe/lifetime"
+	"github.com/natcheck/natcheck/probe/nat"
 	"github.com/natcheck/natcheck/report"
 	"github.com/spf13/cobra"
 )
@@ -21,14 +23,14 @@ type typeOptions struct {
 	lifetime    bool
 	lifetimeMax time.Duration
 	run         func(context.Context, probe.TypeOptions) (*probe.TypeResult, error)
-	measure     func(context.Context, probe.LifetimeOptions) (*probe.Lifetime, error)
+	measure     func(context.Context, lifetime.Options) (*lifetime.Result, error)
 }
 
 func newTypeCmd(s *Streams) *cobra.Command { return newTypeCmdWith(s, probe.RunType) }
 
 // newTypeCmdWith lets tests replace the probe run.
 func newTypeCmdWith(s *Streams, run func(context.Context, probe.TypeOptions) (*probe.TypeResult, error)) *cobra.Command {
-	o := &typeOptions{run: run, measure: probe.MeasureLifetime}
+	o := &typeOptions{run: run, measure: lifetime.Measure}
 	c := &cobra.Command{
 		Use:   "type",
 		Short: "Tell what kind of NAT or firewall this host is behind",
@@ -57,9 +59,9 @@ IPs and filtering is unknown. See docs/nat-types.md.`,
 	}
 	o.flags.register(c)
 	c.Flags().StringSliceVar(&o.failOn, "fail-on", nil,
-		"exit with status 4 when the type is one of these (comma separated: "+strings.Join(probe.Types, ", ")+")")
+		"exit with status 4 when the type is one of these (comma separated: "+strings.Join(nat.Types, ", ")+")")
 	c.Flags().BoolVar(&o.lifetime, "lifetime", false, "also measure the idle UDP mapping lifetime (takes up to --lifetime-max)")
-	c.Flags().DurationVar(&o.lifetimeMax, "lifetime-max", probe.DefaultLifetimeMax, "longest idle time --lifetime probes")
+	c.Flags().DurationVar(&o.lifetimeMax, "lifetime-max", lifetime.DefaultMax, "longest idle time --lifetime probes")
 	return c
 }
 
@@ -72,8 +74,8 @@ func runType(parent context.Context, s *Streams, o *typeOptions) error {
 		return err
 	}
 	for _, f := range o.failOn {
-		if !slices.Contains(probe.Types, f) {
-			return usageError("--fail-on: unknown type %q (one of %s)", f, strings.Join(probe.Types, ", "))
+		if !slices.Contains(nat.Types, f) {
+			return usageError("--fail-on: unknown type %q (one of %s)", f, strings.Join(nat.Types, ", "))
 		}
 	}
 	ctx, cancel := context.WithTimeout(parent, r.timeout)
@@ -116,20 +118,20 @@ func runType(parent context.Context, s *Streams, o *typeOptions) error {
 // the behaviour tests; its budget is --timeout plus --lifetime-max, since
 // it lasts about as long as the lifetime it measures. The returned
 // function waits for it.
-func (o *typeOptions) startLifetime(parent context.Context, r resolved) func() (*probe.Lifetime, error) {
+func (o *typeOptions) startLifetime(parent context.Context, r resolved) func() (*lifetime.Result, error) {
 	if !o.lifetime {
-		return func() (*probe.Lifetime, error) { return nil, nil }
+		return func() (*lifetime.Result, error) { return nil, nil }
 	}
 	type outcome struct {
-		l   *probe.Lifetime
+		l   *lifetime.Result
 		err error
 	}
 	done := make(chan outcome, 1)
 	go func() {
-		ctx, cancel := context.WithTimeout(parent, r.timeout+probe.LifetimeBudget(o.lifetimeMax))
+		ctx, cancel := context.WithTimeout(parent, r.timeout+lifetime.Budget(o.lifetimeMax))
 		defer cancel()
-		l, err := o.measure(ctx, probe.LifetimeOptions{Servers: r.servers, Family: r.family, Max: o.lifetimeMax})
+		l, err := o.measure(ctx, lifetime.Options{Servers: r.servers, Family: r.family, Max: o.lifetimeMax})
 		done <- outcome{l, err}
 	}()
-	return func() (*probe.Lifetime, error) { out := <-done; return out.l, out.err }
+	return func() (*lifetime.Result, error) { out := <-done; return out.l, out.err }
 }

@@ -12,6 +12,9 @@ import (
 
 	"github.com/natcheck/natcheck/internal/stuntest"
 	"github.com/natcheck/natcheck/probe"
+	"github.com/natcheck/natcheck/probe/lifetime"
+	"github.com/natcheck/natcheck/probe/nat"
+	"github.com/natcheck/natcheck/probe/stunclient"
 	"github.com/natcheck/natcheck/report"
 )
 
@@ -20,7 +23,7 @@ func fakeTypeResult(typ string) *probe.TypeResult {
 	t := true
 	return &probe.TypeResult{
 		Primary: netip.MustParseAddrPort("203.0.113.10:3478"),
-		Verdict: probe.Verdict{Type: typ, NAT: &t, Mapping: probe.AddressAndPortDependent, Filtering: probe.AddressAndPortDependent,
+		Verdict: nat.Verdict{Type: typ, NAT: &t, Mapping: nat.AddressAndPortDependent, Filtering: nat.AddressAndPortDependent,
 			Public: netip.MustParseAddrPort("203.0.113.2:61000"), Local: netip.MustParseAddrPort("192.168.1.2:40000"),
 			RFC5780: "advertised", Evidence: []string{"mapping: address-and-port-dependent, ..."}, Outlook: "relay needed"},
 	}
@@ -51,11 +54,11 @@ func TestTypeFailOn(t *testing.T) {
 		args      []string
 		code      int
 	}{
-		{"matches", probe.TypeSymmetric, []string{"--fail-on", "symmetric,udp-blocked", "-s", "203.0.113.10"}, ExitVerdict},
-		{"repeated flag matches", probe.TypeUDPBlocked, []string{"--fail-on", "symmetric", "--fail-on", "udp-blocked", "-s", "203.0.113.10"}, ExitVerdict},
-		{"does not match", probe.TypeFullCone, []string{"--fail-on", "symmetric", "-s", "203.0.113.10"}, ExitOK},
-		{"unknown type is a usage error", probe.TypeFullCone, []string{"--fail-on", "symetric", "-s", "203.0.113.10"}, ExitUsage},
-		{"no fail-on", probe.TypeSymmetric, []string{"-s", "203.0.113.10"}, ExitOK},
+		{"matches", nat.TypeSymmetric, []string{"--fail-on", "symmetric,udp-blocked", "-s", "203.0.113.10"}, ExitVerdict},
+		{"repeated flag matches", nat.TypeUDPBlocked, []string{"--fail-on", "symmetric", "--fail-on", "udp-blocked", "-s", "203.0.113.10"}, ExitVerdict},
+		{"does not match", nat.TypeFullCone, []string{"--fail-on", "symmetric", "-s", "203.0.113.10"}, ExitOK},
+		{"unknown type is a usage error", nat.TypeFullCone, []string{"--fail-on", "symetric", "-s", "203.0.113.10"}, ExitUsage},
+		{"no fail-on", nat.TypeSymmetric, []string{"-s", "203.0.113.10"}, ExitOK},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -71,7 +74,7 @@ func TestTypeFailOn(t *testing.T) {
 }
 
 func TestTypeTextShape(t *testing.T) {
-	out, _, code := runTypeFake(t, probe.TypeSymmetric, "-s", "203.0.113.10")
+	out, _, code := runTypeFake(t, nat.TypeSymmetric, "-s", "203.0.113.10")
 	if code != ExitOK {
 		t.Fatalf("exit %d", code)
 	}
@@ -100,10 +103,10 @@ func TestTypeAgainstLoopbackServer(t *testing.T) {
 		t.Fatalf("stdout is not JSON: %v\n%s", err, out)
 	}
 	if got.SchemaVersion != report.SchemaVersion || got.NAT == nil || *got.NAT || got.PublicIP != "127.0.0.1" ||
-		got.Filtering != probe.Unknown || got.Type != probe.TypeUnknown || got.RFC5780 != "absent" || got.LocalIP != "127.0.0.1" {
+		got.Filtering != nat.Unknown || got.Type != nat.TypeUnknown || got.RFC5780 != "absent" || got.LocalIP != "127.0.0.1" {
 		t.Errorf("unexpected answer: %s", out)
 	}
-	if len(got.Tests) == 0 || got.Tests[0].Name != probe.TestBinding || !got.Tests[0].Replied {
+	if len(got.Tests) == 0 || got.Tests[0].Name != nat.TestBinding || !got.Tests[0].Replied {
 		t.Errorf("tests: %+v", got.Tests)
 	}
 }
@@ -122,11 +125,11 @@ func TestTypeNoAnswer(t *testing.T) {
 // --lifetime runs the measurement beside the tests and adds it to both
 // outputs; a failed measurement is reported, not fatal.
 func TestTypeLifetime(t *testing.T) {
-	measured := &probe.Lifetime{Family: probe.IPv4, Result: probe.LifetimeMeasured,
+	measured := &lifetime.Result{Family: stunclient.IPv4, Result: lifetime.Measured,
 		Lower: 28 * time.Second, Upper: 31 * time.Second, Method: "response-port"}
 	for _, tc := range []struct {
 		name string
-		l    *probe.Lifetime
+		l    *lifetime.Result
 		err  error
 		want []string
 	}{
@@ -139,9 +142,9 @@ func TestTypeLifetime(t *testing.T) {
 				var out strings.Builder
 				o := &typeOptions{lifetime: true, lifetimeMax: 40 * time.Second,
 					run: func(context.Context, probe.TypeOptions) (*probe.TypeResult, error) {
-						return fakeTypeResult(probe.TypeSymmetric), nil
+						return fakeTypeResult(nat.TypeSymmetric), nil
 					},
-					measure: func(_ context.Context, lo probe.LifetimeOptions) (*probe.Lifetime, error) {
+					measure: func(_ context.Context, lo lifetime.Options) (*lifetime.Result, error) {
 						gotMax = lo.Max
 						return tc.l, tc.err
 					}}
@@ -165,7 +168,7 @@ func TestTypeLifetime(t *testing.T) {
 				if err := json.Unmarshal([]byte(out.String()), &j); err != nil {
 					t.Fatal(err)
 				}
-				if j.Type != probe.TypeSymmetric || (j.Lifetime != nil) != (tc.l != nil) || (j.LifetimeError != "") != (tc.err != nil) {
+				if j.Type != nat.TypeSymmetric || (j.Lifetime != nil) != (tc.l != nil) || (j.LifetimeError != "") != (tc.err != nil) {
 					t.Errorf("json: %+v", j)
 				}
 			}

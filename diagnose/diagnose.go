@@ -13,7 +13,10 @@ import (
 
 	"github.com/natcheck/natcheck/portmap"
 	"github.com/natcheck/natcheck/probe"
-	"github.com/pion/transport/v3/stdnet"
+	"github.com/natcheck/natcheck/probe/lifetime"
+	"github.com/natcheck/natcheck/probe/nat"
+	"github.com/natcheck/natcheck/probe/stunclient"
+	"github.com/pion/transport/v4/stdnet"
 )
 
 // Names of the checks, as shown in progress and in the report.
@@ -46,7 +49,7 @@ type Step interface {
 
 // Options choose what Run does.
 type Options struct {
-	Servers []probe.Server
+	Servers []stunclient.Server
 	// Timeout bounds every check but the lifetime measurement.
 	Timeout time.Duration
 	// Lifetime adds the binding-lifetime measurement, which takes up to
@@ -70,7 +73,7 @@ type Check struct {
 
 // Local is the host's own picture.
 type Local struct {
-	Interfaces []probe.HostAddr
+	Interfaces []nat.HostAddr
 	Gateway    portmap.Gateway // default route; zero when none was found
 	GatewayErr string
 	// InternetIface is the interface whose address the route to the
@@ -86,7 +89,7 @@ type Result struct {
 	IPv6     *probe.IPv6Check
 	TCP      *probe.TCPMapping
 	Servers  []probe.ServerCheck
-	Lifetime *probe.Lifetime
+	Lifetime *lifetime.Result
 	Local    Local
 	Checks   []Check
 	Elapsed  time.Duration
@@ -115,7 +118,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 
 	r.run(CheckLocal, func(ctx context.Context) (string, error) { return r.local() })
 	r.run(CheckType, func(ctx context.Context) (string, error) {
-		t, err := probe.RunType(ctx, probe.TypeOptions{Servers: o.Servers, Family: probe.IPv4})
+		t, err := probe.RunType(ctx, probe.TypeOptions{Servers: o.Servers, Family: stunclient.IPv4})
 		r.set(func() { res.Type = t })
 		if t != nil {
 			return t.Type, err
@@ -143,7 +146,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return "", err
 	})
 	r.run(CheckTCP, func(ctx context.Context) (string, error) {
-		m, err := probe.RunTCPMapping(ctx, probe.TCPMappingOptions{Servers: o.Servers, Family: probe.IPv4})
+		m, err := probe.RunTCPMapping(ctx, probe.TCPMappingOptions{Servers: o.Servers, Family: stunclient.IPv4})
 		r.set(func() { res.TCP = m })
 		if m != nil {
 			return "mapping " + m.Mapping, err
@@ -156,10 +159,10 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return serversNote(cs), nil
 	})
 	if o.Lifetime {
-		lifeCtx, cancel := context.WithTimeout(ctx, o.Timeout+probe.LifetimeBudget(o.LifetimeMax))
+		lifeCtx, cancel := context.WithTimeout(ctx, o.Timeout+lifetime.Budget(o.LifetimeMax))
 		defer cancel()
 		r.runWith(CheckLifetime, lifeCtx, func(ctx context.Context) (string, error) {
-			l, err := probe.MeasureLifetime(ctx, probe.LifetimeOptions{Servers: o.Servers, Family: probe.IPv4, Max: o.LifetimeMax})
+			l, err := lifetime.Measure(ctx, lifetime.Options{Servers: o.Servers, Family: stunclient.IPv4, Max: o.LifetimeMax})
 			r.set(func() { res.Lifetime = l })
 			if l != nil {
 				return l.Result, err
@@ -265,8 +268,8 @@ func (r *runner) local() (string, error) {
 
 // checkServersEachFamily checks IPv6 literals over IPv6 and every other
 // server over IPv4, keeping the given order.
-func checkServersEachFamily(ctx context.Context, servers []probe.Server) []probe.ServerCheck {
-	var v4, v6 []probe.Server
+func checkServersEachFamily(ctx context.Context, servers []stunclient.Server) []probe.ServerCheck {
+	var v4, v6 []stunclient.Server
 	for _, s := range servers {
 		if a, err := netip.ParseAddr(s.Host); err == nil && a.Is6() {
 			v6 = append(v6, s)
@@ -283,11 +286,11 @@ func checkServersEachFamily(ctx context.Context, servers []probe.Server) []probe
 	var wg sync.WaitGroup
 	var c4, c6 []probe.ServerCheck
 	wg.Go(func() {
-		c4 = probe.CheckServers(ctx4, nil, probe.IPv4, v4)
+		c4 = probe.CheckServers(ctx4, nil, stunclient.IPv4, v4)
 		graceThenCancel(ctx6, c4, cancel6)
 	})
 	wg.Go(func() {
-		c6 = probe.CheckServers(ctx6, nil, probe.IPv6, v6)
+		c6 = probe.CheckServers(ctx6, nil, stunclient.IPv6, v6)
 		graceThenCancel(ctx4, c6, cancel4)
 	})
 	wg.Wait()
@@ -325,7 +328,7 @@ func graceThenCancel(other context.Context, cs []probe.ServerCheck, cancelOther 
 	}()
 }
 
-func ifaceOf(ifs []probe.HostAddr, a netip.Addr) string {
+func ifaceOf(ifs []nat.HostAddr, a netip.Addr) string {
 	for _, h := range ifs {
 		if h.Addr == a {
 			return h.Iface

@@ -8,9 +8,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/natcheck/natcheck/probe/nat"
+	"github.com/natcheck/natcheck/probe/stunclient"
 	"github.com/pion/logging"
 	"github.com/pion/stun/v3"
-	"github.com/pion/transport/v3/vnet"
+	"github.com/pion/transport/v4/vnet"
 )
 
 // serverFlaw makes the in-process test server misbehave the way real ones do.
@@ -75,10 +77,10 @@ func (s *rfc5780Server) serve(self netip.AddrPort, pc net.PacketConn) {
 				continue
 			}
 			ip, port := self.Addr(), self.Port()
-			if change&uint32(ChangeIP) != 0 {
+			if change&uint32(nat.ChangeIP) != 0 {
 				ip = s.other(ip)
 			}
-			if change&uint32(ChangePort) != 0 {
+			if change&uint32(nat.ChangePort) != 0 {
 				port = s.otherPort(port)
 			}
 			out = netip.AddrPortFrom(ip, port)
@@ -203,18 +205,18 @@ func TestRunTypeVNet(t *testing.T) {
 		typ, mapping, filtering string
 		rfc5780                 string
 	}{
-		{"open internet", nil, honest, false, TypeOpenInternet, EndpointIndependent, EndpointIndependent, "verified"},
-		{"full cone", natType(ei, ei), honest, false, TypeFullCone, EndpointIndependent, EndpointIndependent, "verified"},
-		{"restricted cone", natType(ei, ad), honest, false, TypeRestrictedCone, EndpointIndependent, AddressDependent, "verified"},
-		{"port-restricted cone", natType(ei, apd), honest, false, TypePortRestrictedCone, EndpointIndependent, AddressAndPortDependent, "verified"},
-		{"symmetric, address-dependent mapping", natType(ad, apd), honest, false, TypeSymmetric, AddressDependent, AddressAndPortDependent, "advertised"},
-		{"symmetric", natType(apd, apd), honest, false, TypeSymmetric, AddressAndPortDependent, AddressAndPortDependent, "advertised"},
-		{"symmetric with endpoint-independent filtering", natType(apd, ei), honest, false, TypeSymmetric, AddressAndPortDependent, EndpointIndependent, "verified"},
-		{"plain servers, cone", natType(ei, apd), noRFC5780, true, TypeUnknown, EndpointIndependent, Unknown, "absent"},
-		{"plain servers, symmetric", natType(apd, apd), noRFC5780, true, TypeSymmetric, AddressAndPortDependent, Unknown, "absent"},
-		{"OTHER-ADDRESS on own IP", natType(ei, apd), otherSameIP, false, TypeUnknown, Unknown, Unknown, "invalid"},
-		{"CHANGE-REQUEST answered from primary", natType(ei, apd), changeIgnore, false, TypeUnknown, EndpointIndependent, Unknown, "invalid"},
-		{"CHANGE-REQUEST dropped", natType(ei, apd), changeDrop, false, TypeUnknown, EndpointIndependent, Unknown, "advertised"},
+		{"open internet", nil, honest, false, nat.TypeOpenInternet, nat.EndpointIndependent, nat.EndpointIndependent, "verified"},
+		{"full cone", natType(ei, ei), honest, false, nat.TypeFullCone, nat.EndpointIndependent, nat.EndpointIndependent, "verified"},
+		{"restricted cone", natType(ei, ad), honest, false, nat.TypeRestrictedCone, nat.EndpointIndependent, nat.AddressDependent, "verified"},
+		{"port-restricted cone", natType(ei, apd), honest, false, nat.TypePortRestrictedCone, nat.EndpointIndependent, nat.AddressAndPortDependent, "verified"},
+		{"symmetric, address-dependent mapping", natType(ad, apd), honest, false, nat.TypeSymmetric, nat.AddressDependent, nat.AddressAndPortDependent, "advertised"},
+		{"symmetric", natType(apd, apd), honest, false, nat.TypeSymmetric, nat.AddressAndPortDependent, nat.AddressAndPortDependent, "advertised"},
+		{"symmetric with endpoint-independent filtering", natType(apd, ei), honest, false, nat.TypeSymmetric, nat.AddressAndPortDependent, nat.EndpointIndependent, "verified"},
+		{"plain servers, cone", natType(ei, apd), noRFC5780, true, nat.TypeUnknown, nat.EndpointIndependent, nat.Unknown, "absent"},
+		{"plain servers, symmetric", natType(apd, apd), noRFC5780, true, nat.TypeSymmetric, nat.AddressAndPortDependent, nat.Unknown, "absent"},
+		{"OTHER-ADDRESS on own IP", natType(ei, apd), otherSameIP, false, nat.TypeUnknown, nat.Unknown, nat.Unknown, "invalid"},
+		{"CHANGE-REQUEST answered from primary", natType(ei, apd), changeIgnore, false, nat.TypeUnknown, nat.EndpointIndependent, nat.Unknown, "invalid"},
+		{"CHANGE-REQUEST dropped", natType(ei, apd), changeDrop, false, nat.TypeUnknown, nat.EndpointIndependent, nat.Unknown, "advertised"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -224,7 +226,7 @@ func TestRunTypeVNet(t *testing.T) {
 				// can then be told fully without RFC 5780.
 				servers = append(servers, netip.MustParseAddrPort("1.2.3.5:3478"), netip.MustParseAddrPort("1.2.3.4:3479"))
 			}
-			res, err := runType(context.Background(), TypeConfig{Net: n, Family: IPv4, Servers: servers, Timeout: 5 * time.Second})
+			res, err := runType(context.Background(), TypeConfig{Net: n, Family: stunclient.IPv4, Servers: servers, Timeout: 5 * time.Second})
 			if err != nil {
 				t.Fatalf("RunType: %v", err)
 			}
@@ -244,11 +246,11 @@ func TestRunTypeVNet(t *testing.T) {
 func TestRunTypeNoAnswer(t *testing.T) {
 	n, _ := world(t, natType(vnet.EndpointIndependent, vnet.EndpointIndependent), honest)
 	dead := []netip.AddrPort{netip.MustParseAddrPort("1.2.3.9:3478")}
-	res, err := runType(context.Background(), TypeConfig{Net: n, Family: IPv4, Servers: dead, Timeout: 600 * time.Millisecond})
-	if !errors.Is(err, ErrNoAnswer) {
+	res, err := runType(context.Background(), TypeConfig{Net: n, Family: stunclient.IPv4, Servers: dead, Timeout: 600 * time.Millisecond})
+	if !errors.Is(err, stunclient.ErrNoAnswer) {
 		t.Fatalf("err = %v, want ErrNoAnswer", err)
 	}
-	if res == nil || res.Type != TypeUnknown {
+	if res == nil || res.Type != nat.TypeUnknown {
 		t.Fatalf("result = %+v, want type unknown", res)
 	}
 }
@@ -258,12 +260,12 @@ func TestRunTypeNoAnswer(t *testing.T) {
 func TestRunTypeDeadServerCostsNoTimeout(t *testing.T) {
 	n, servers := world(t, natType(vnet.EndpointIndependent, vnet.EndpointAddrPortDependent), honest)
 	servers = append([]netip.AddrPort{netip.MustParseAddrPort("1.2.3.9:3478")}, servers...)
-	res, err := runType(context.Background(), TypeConfig{Net: n, Family: IPv4, Servers: servers, Timeout: time.Minute})
+	res, err := runType(context.Background(), TypeConfig{Net: n, Family: stunclient.IPv4, Servers: servers, Timeout: time.Minute})
 	if err != nil {
 		t.Fatalf("RunType: %v", err)
 	}
-	if res.Type != TypePortRestrictedCone {
-		t.Errorf("type = %s, want %s", res.Type, TypePortRestrictedCone)
+	if res.Type != nat.TypePortRestrictedCone {
+		t.Errorf("type = %s, want %s", res.Type, nat.TypePortRestrictedCone)
 	}
 	if res.Duration > 30*time.Second {
 		t.Errorf("run took %v: the dead server cost the timeout", res.Duration)
@@ -282,14 +284,14 @@ func quiet() logging.LoggerFactory {
 // or filtering would needlessly be unknown.
 func TestRunTypeWaitsForFarRFC5780Server(t *testing.T) {
 	n, servers := worldWith(t, natType(vnet.EndpointIndependent, vnet.EndpointAddrPortDependent), honest, 150*time.Millisecond, true)
-	res, err := runType(context.Background(), TypeConfig{Net: n, Family: IPv4, Servers: servers, Timeout: 10 * time.Second})
+	res, err := runType(context.Background(), TypeConfig{Net: n, Family: stunclient.IPv4, Servers: servers, Timeout: 10 * time.Second})
 	if err != nil {
 		t.Fatalf("runType: %v", err)
 	}
-	if res.Primary != servers[1] || res.Type != TypePortRestrictedCone {
-		t.Errorf("primary %s type %s, want %s %s\n%v\n%+v", res.Primary, res.Type, servers[1], TypePortRestrictedCone, res.Evidence, res.Tests)
+	if res.Primary != servers[1] || res.Type != nat.TypePortRestrictedCone {
+		t.Errorf("primary %s type %s, want %s %s\n%v\n%+v", res.Primary, res.Type, servers[1], nat.TypePortRestrictedCone, res.Evidence, res.Tests)
 	}
-	if other := res.Test(TestServer); other == nil || !other.Replied || other.To != servers[0] {
+	if other := res.Test(nat.TestServer); other == nil || !other.Replied || other.To != servers[0] {
 		t.Errorf("the plain server's answer is missing: %+v", other)
 	}
 }
@@ -301,8 +303,18 @@ func TestRunTypeInterrupted(t *testing.T) {
 	dead := []netip.AddrPort{netip.MustParseAddrPort("1.2.3.9:3478")}
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(100*time.Millisecond, cancel)
-	_, err := runType(ctx, TypeConfig{Net: n, Family: IPv4, Servers: dead, Timeout: time.Minute})
+	_, err := runType(ctx, TypeConfig{Net: n, Family: stunclient.IPv4, Servers: dead, Timeout: time.Minute})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}
+}
+
+func showBool(b *bool) string {
+	if b == nil {
+		return "null"
+	}
+	if *b {
+		return "true"
+	}
+	return "false"
 }

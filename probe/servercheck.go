@@ -7,13 +7,15 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/pion/transport/v3"
+	"github.com/natcheck/natcheck/probe/nat"
+	"github.com/natcheck/natcheck/probe/stunclient"
+	"github.com/pion/transport/v4"
 )
 
 // ServerCheck is what one server showed of itself: reachability, round
 // trip, and whether it supports RFC 5780 behaviour tests.
 type ServerCheck struct {
-	Server  Server
+	Server  stunclient.Server
 	Address netip.AddrPort // zero when the name did not resolve
 	Replied bool
 	RTT     time.Duration
@@ -33,8 +35,8 @@ type ServerCheck struct {
 // answered its binding, the others have ServerGrace to answer theirs; one
 // still silent then is given up, so a dead server costs at most that grace,
 // never ctx's whole time limit, when a live one answers.
-func CheckServers(ctx context.Context, n transport.Net, f Family, servers []Server) []ServerCheck {
-	n, err := netOrReal(n)
+func CheckServers(ctx context.Context, n transport.Net, f stunclient.Family, servers []stunclient.Server) []ServerCheck {
+	n, err := stunclient.NetOrReal(n)
 	if err != nil {
 		out := make([]ServerCheck, len(servers))
 		for i, s := range servers {
@@ -103,7 +105,7 @@ func ServerGrace(firstRTT time.Duration) time.Duration {
 
 // checkServer runs the checks of one server; replied is called once its
 // binding answered.
-func checkServer(ctx context.Context, n transport.Net, f Family, s Server, replied func(time.Duration)) ServerCheck {
+func checkServer(ctx context.Context, n transport.Net, f stunclient.Family, s stunclient.Server, replied func(time.Duration)) ServerCheck {
 	sc := ServerCheck{Server: s, RFC5780: RFC5780Unknown}
 	addrs, err := s.Resolve(ctx, f)
 	if err != nil {
@@ -117,7 +119,7 @@ func checkServer(ctx context.Context, n transport.Net, f Family, s Server, repli
 	}
 	cfg := TypeConfig{Net: n, Family: f}
 	r := &typeRun{cfg: &cfg, deadline: deadline}
-	c, err := Listen(ctx, n, f, wildcard(f))
+	c, err := stunclient.Listen(ctx, n, f, wildcard(f))
 	if err != nil {
 		sc.Err = err.Error()
 		return sc
@@ -125,7 +127,7 @@ func checkServer(ctx context.Context, n transport.Net, f Family, s Server, repli
 	defer c.Close()
 	resp, sent, err := paced(ctx, c, send{to: sc.Address, copies: maxCopies, waitEnd: deadline,
 		gaps: func(i int) time.Duration { return firstGap << min(i, 5) }})
-	bind := result(TestBinding, c.LocalAddr(), sc.Address, 0, resp, sent, err)
+	bind := result(nat.TestBinding, c.LocalAddr(), sc.Address, 0, resp, sent, err)
 	if !bind.Replied {
 		sc.Err = bind.Err
 		if sc.Err == "" {
@@ -135,7 +137,7 @@ func checkServer(ctx context.Context, n transport.Net, f Family, s Server, repli
 	}
 	sc.Replied, sc.RTT, sc.Mapped, sc.Other = true, bind.RTT, bind.Public(), bind.OtherAddress
 	replied(bind.RTT)
-	obs := Observations{Tests: []TestResult{bind}}
+	obs := nat.Observations{Tests: []nat.TestResult{bind}}
 	if validOther(sc.Address, bind.OtherAddress) {
 		// A server check is not in a hurry (the others get a second's grace
 		// anyway): a floor on the RTT widens the verify window, so a loaded
@@ -143,6 +145,6 @@ func checkServer(ctx context.Context, n transport.Net, f Family, s Server, repli
 		r.rtt = max(bind.RTT, serverCheckRTTFloor)
 		obs.Tests = append(obs.Tests, r.verify(ctx, sc.Address, bind.OtherAddress))
 	}
-	sc.RFC5780 = Classify(obs).RFC5780
+	sc.RFC5780 = nat.Classify(obs).RFC5780
 	return sc
 }

@@ -7,6 +7,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/natcheck/natcheck/probe"
+	"github.com/natcheck/natcheck/probe/stunclient"
 )
 
 // ServersJSONDoc is the JSON form of `natcheck servers`.
@@ -32,7 +33,7 @@ type ServerCheckJSON struct {
 }
 
 // NewServersJSON lists servers; checks is nil when they were not probed.
-func NewServersJSON(f probe.Family, servers []probe.Server, checks []probe.ServerCheck) ServersJSONDoc {
+func NewServersJSON(f stunclient.Family, servers []stunclient.Server, checks []probe.ServerCheck) ServersJSONDoc {
 	doc := ServersJSONDoc{SchemaVersion: SchemaVersion, Family: strings.ToLower(f.String()), Probed: checks != nil}
 	for i, s := range servers {
 		j := ServerCheckJSON{Server: s.Input, Host: s.Host, Port: s.Port}
@@ -58,7 +59,7 @@ func NewServersJSON(f probe.Family, servers []probe.Server, checks []probe.Serve
 }
 
 // ServersText lists servers one per line; probed, as a table.
-func ServersText(out io.Writer, servers []probe.Server, checks []probe.ServerCheck) error {
+func ServersText(out io.Writer, servers []stunclient.Server, checks []probe.ServerCheck) error {
 	if checks == nil {
 		for _, s := range servers {
 			if _, err := fmt.Fprintln(out, s.Input); err != nil {

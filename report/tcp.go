@@ -7,6 +7,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/natcheck/natcheck/probe"
+	"github.com/natcheck/natcheck/probe/stunclient"
 )
 
 // TCPMappingJSON is the JSON form of `natcheck tcp`.
@@ -51,7 +52,7 @@ func NewTCPMappingJSON(m *probe.TCPMapping) TCPMappingJSON {
 	return out
 }
 
-func tcpBindings(rs []probe.TCPBindingResult) []TCPBindingJSON {
+func tcpBindings(rs []stunclient.TCPBindingResult) []TCPBindingJSON {
 	out := make([]TCPBindingJSON, 0, len(rs))
 	for _, r := range rs {
 		j := TCPBindingJSON{Name: r.Name}
@@ -98,7 +99,7 @@ func TCPMappingText(out io.Writer, m *probe.TCPMapping, verbose bool) error {
 	fmt.Fprintf(tw, "time\t%s\n", FormatDuration(m.Elapsed))
 	for _, group := range []struct {
 		title string
-		rs    []probe.TCPBindingResult
+		rs    []stunclient.TCPBindingResult
 	}{{"servers", m.Servers}, {"tests", m.Tests}} {
 		fmt.Fprintf(tw, "%s\t\n", group.title)
 		for _, r := range group.rs {

@@ -8,6 +8,9 @@ import (
 	"text/tabwriter"
 
 	"github.com/natcheck/natcheck/probe"
+	"github.com/natcheck/natcheck/probe/lifetime"
+	"github.com/natcheck/natcheck/probe/nat"
+	"github.com/natcheck/natcheck/probe/stunclient"
 )
 
 // TypeJSON is the JSON form of `natcheck type`. Field names are a public
@@ -64,7 +67,7 @@ type TestJSON struct {
 }
 
 // NewTypeJSON converts a behaviour run to its JSON form.
-func NewTypeJSON(f probe.Family, r *probe.TypeResult) TypeJSON {
+func NewTypeJSON(f stunclient.Family, r *probe.TypeResult) TypeJSON {
 	v := r.Verdict
 	out := TypeJSON{
 		SchemaVersion: SchemaVersion, Family: strings.ToLower(f.String()),
@@ -93,7 +96,7 @@ func NewTypeJSON(f probe.Family, r *probe.TypeResult) TypeJSON {
 	return out
 }
 
-func testJSON(t probe.TestResult) TestJSON {
+func testJSON(t nat.TestResult) TestJSON {
 	j := TestJSON{Name: t.Name, Local: addrOrEmpty(t.Local), To: addrOrEmpty(t.To), Change: changeName(t.Change),
 		Expect: addrOrEmpty(t.Expect), Replied: t.Replied, From: addrOrEmpty(t.From), Attempts: t.Attempts,
 		XORMapped: addrOrEmpty(t.XORMapped), Mapped: addrOrEmpty(t.Mapped), OtherAddress: addrOrEmpty(t.OtherAddress),
@@ -104,15 +107,15 @@ func testJSON(t probe.TestResult) TestJSON {
 	return j
 }
 
-func changeName(c probe.ChangeFlags) string {
+func changeName(c nat.ChangeFlags) string {
 	switch c {
 	case 0:
 		return ""
-	case probe.ChangeIP | probe.ChangePort:
+	case nat.ChangeIP | nat.ChangePort:
 		return "ip+port"
-	case probe.ChangePort:
+	case nat.ChangePort:
 		return "port"
-	case probe.ChangeIP:
+	case nat.ChangeIP:
 		return "ip"
 	}
 	return fmt.Sprintf("0x%x", uint32(c))
@@ -173,11 +176,11 @@ func TypeText(out io.Writer, r *probe.TypeResult, verbose bool) error {
 
 // VerdictLine is the one-line answer: the classic name, then the RFC 4787
 // behaviours it rests on.
-func VerdictLine(v probe.Verdict) string {
+func VerdictLine(v nat.Verdict) string {
 	switch v.Type {
-	case probe.TypeUDPBlocked:
+	case nat.TypeUDPBlocked:
 		return "udp-blocked (UDP gets no answer; STUN over TCP does)"
-	case probe.TypeOpenInternet, probe.TypeSymmetricFirewall:
+	case nat.TypeOpenInternet, nat.TypeSymmetricFirewall:
 		return fmt.Sprintf("%s (no NAT; filtering %s)", v.Type, v.Filtering)
 	}
 	return fmt.Sprintf("%s (mapping %s, filtering %s)", v.Type, v.Mapping, v.Filtering)
@@ -194,7 +197,7 @@ func triState(b *bool) string {
 	}
 }
 
-func testLine(t probe.TestResult) string {
+func testLine(t nat.TestResult) string {
 	parts := []string{"to " + AddrString(t.To)}
 	if c := changeName(t.Change); c != "" {
 		parts = append(parts, "change "+c)
@@ -226,7 +229,7 @@ type TypeWithLifetimeJSON struct {
 }
 
 // NewTypeWithLifetimeJSON adds a lifetime measurement to type's JSON.
-func NewTypeWithLifetimeJSON(f probe.Family, r *probe.TypeResult, l *probe.Lifetime, err error) TypeWithLifetimeJSON {
+func NewTypeWithLifetimeJSON(f stunclient.Family, r *probe.TypeResult, l *lifetime.Result, err error) TypeWithLifetimeJSON {
 	out := TypeWithLifetimeJSON{TypeJSON: NewTypeJSON(f, r)}
 	if l != nil {
 		j := NewLifetimeJSON(l)

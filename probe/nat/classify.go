@@ -1,4 +1,4 @@
-package probe
+package nat
 
 import (
 	"fmt"
@@ -47,6 +47,14 @@ const (
 	TestTCP              = "binding-tcp"              // STUN over TCP, run when UDP got no answer
 )
 
+// ChangeFlags are the CHANGE-REQUEST flags of RFC 5780 section 7.2.
+type ChangeFlags uint32
+
+const (
+	ChangePort ChangeFlags = 0x02
+	ChangeIP   ChangeFlags = 0x04
+)
+
 // TestResult is the raw observation of one test: what was sent from where,
 // and what came back from where.
 type TestResult struct {
@@ -67,11 +75,16 @@ type TestResult struct {
 
 // Public is the mapped address the reply reported: XOR-MAPPED-ADDRESS,
 // which ALGs cannot rewrite, else the RFC 3489 MAPPED-ADDRESS.
-func (t TestResult) Public() netip.AddrPort {
-	if t.XORMapped.IsValid() {
-		return t.XORMapped
+func (t TestResult) Public() netip.AddrPort { return MappedAddress(t.XORMapped, t.Mapped) }
+
+// MappedAddress is the mapped address a reply reported: xorMapped
+// (XOR-MAPPED-ADDRESS, which ALGs cannot rewrite) when valid, else mapped
+// (the RFC 3489 MAPPED-ADDRESS).
+func MappedAddress(xorMapped, mapped netip.AddrPort) netip.AddrPort {
+	if xorMapped.IsValid() {
+		return xorMapped
 	}
-	return t.Mapped
+	return mapped
 }
 
 // HostAddr is one address of a local interface.
@@ -151,7 +164,7 @@ func Classify(o Observations) Verdict {
 		v.Outlook = outlook(v.Type)
 		return v
 	}
-	v.Public = unmap(bind.Public())
+	v.Public = Unmap(bind.Public())
 	v.Local = localOf(&o, bind.Local)
 	v.NAT = isNAT(&o, &v)
 	v.Mapping = mapping(&o, &v)
@@ -189,7 +202,7 @@ func classifyNoUDP(o *Observations, v *Verdict) {
 		return
 	}
 	v.Type = TypeUDPBlocked
-	v.Public = unmap(tcp.Public())
+	v.Public = Unmap(tcp.Public())
 	v.Local = localOf(o, tcp.Local)
 	v.Evidence = append(v.Evidence, fmt.Sprintf("UDP: no answer from any server; TCP: %s answered, saw %s", addr(tcp.To), addr(v.Public)))
 	v.NAT = isNAT(o, v)
@@ -197,7 +210,7 @@ func classifyNoUDP(o *Observations, v *Verdict) {
 }
 
 func localOf(o *Observations, l netip.AddrPort) netip.AddrPort {
-	l = unmap(l)
+	l = Unmap(l)
 	if (!l.Addr().IsValid() || l.Addr().IsUnspecified()) && o.RouteSource.IsValid() {
 		return netip.AddrPortFrom(o.RouteSource.Unmap(), l.Port())
 	}
@@ -247,7 +260,7 @@ func mapping(o *Observations, v *Verdict) string {
 	}
 	t1, t2, t3 := o.replied(TestBinding), o.replied(TestMappingAltIP), o.replied(TestMappingAltIPPort)
 	if t1 != nil && t2 != nil {
-		m1, m2 := unmap(t1.Public()), unmap(t2.Public())
+		m1, m2 := Unmap(t1.Public()), Unmap(t2.Public())
 		if m1 == m2 {
 			v.MappingVariesByDestIP = ptr(false)
 			v.Evidence = append(v.Evidence, fmt.Sprintf("mapping: endpoint-independent, %s and %s both saw %s", addr(t1.To), addr(t2.To), addr(m1)))
@@ -258,7 +271,7 @@ func mapping(o *Observations, v *Verdict) string {
 			v.Evidence = append(v.Evidence, fmt.Sprintf("mapping: varies by destination IP (%s saw %s, %s saw %s); no answer from %s to tell port dependence", addr(t1.To), addr(m1), addr(t2.To), addr(m2), TestMappingAltIPPort))
 			return Unknown
 		}
-		m3 := unmap(t3.Public())
+		m3 := Unmap(t3.Public())
 		if m2 == m3 {
 			v.Evidence = append(v.Evidence, fmt.Sprintf("mapping: address-dependent, %s saw %s, %s and %s saw %s", addr(t1.To), addr(m1), addr(t2.To), addr(t3.To), addr(m2)))
 			return AddressDependent
@@ -296,7 +309,7 @@ func plainMapping(o *Observations, v *Verdict) string {
 		return Unknown
 	}
 	a, b := diffIP[0], diffIP[1]
-	if unmap(a.Public()) == unmap(b.Public()) {
+	if Unmap(a.Public()) == Unmap(b.Public()) {
 		v.MappingVariesByDestIP = ptr(false)
 		v.Evidence = append(v.Evidence, fmt.Sprintf("mapping: endpoint-independent, %s and %s both saw %s", addr(a.To), addr(b.To), addr(a.Public())))
 		return EndpointIndependent
@@ -307,7 +320,7 @@ func plainMapping(o *Observations, v *Verdict) string {
 		v.Evidence = append(v.Evidence, "mapping: varies by destination ("+diff+"); no second port on one server to tell address from address-and-port dependence")
 		return Unknown
 	}
-	if unmap(sameIP[0].Public()) == unmap(sameIP[1].Public()) {
+	if Unmap(sameIP[0].Public()) == Unmap(sameIP[1].Public()) {
 		v.Evidence = append(v.Evidence, "mapping: address-dependent ("+diff+"; same mapping towards two ports of "+sameIP[0].To.Addr().Unmap().String()+")")
 		return AddressDependent
 	}
@@ -323,7 +336,7 @@ func filtering(o *Observations, v *Verdict) string {
 		v.Evidence = append(v.Evidence, "filtering: unknown, no server advertised RFC 5780 support (OTHER-ADDRESS)")
 		return Unknown
 	}
-	prim, other := unmap(t1.To), unmap(t1.OtherAddress)
+	prim, other := Unmap(t1.To), Unmap(t1.OtherAddress)
 	if other.Addr() == prim.Addr() || other.Port() == prim.Port() {
 		v.RFC5780 = "invalid"
 		v.Evidence = append(v.Evidence, fmt.Sprintf("filtering: unknown, server %s advertises OTHER-ADDRESS %s without a second IP and port (RFC 5780 section 7.4)", addr(prim), addr(other)))
@@ -337,7 +350,7 @@ func filtering(o *Observations, v *Verdict) string {
 		if t == nil || !t.Replied {
 			continue
 		}
-		if t.ErrorCode != 0 || unmap(t.From) != unmap(t.Expect) {
+		if t.ErrorCode != 0 || Unmap(t.From) != Unmap(t.Expect) {
 			v.RFC5780 = "invalid"
 			what := fmt.Sprintf("came from %s instead of %s", addr(t.From), addr(t.Expect))
 			if t.ErrorCode != 0 {
@@ -433,7 +446,7 @@ func alg(o *Observations, v *Verdict) *bool {
 		if !t.Replied || !t.Mapped.IsValid() || !t.XORMapped.IsValid() {
 			continue
 		}
-		if unmap(t.Mapped) != unmap(t.XORMapped) {
+		if Unmap(t.Mapped) != Unmap(t.XORMapped) {
 			v.Evidence = append(v.Evidence, fmt.Sprintf("ALG: yes, MAPPED-ADDRESS %s differs from XOR-MAPPED-ADDRESS %s in the reply from %s", addr(t.Mapped), addr(t.XORMapped), addr(t.From)))
 			return ptr(true)
 		}
@@ -578,8 +591,8 @@ func outlook(t string) string {
 
 func ptr[T any](v T) *T { return &v }
 
-// unmap shows IPv4-mapped IPv6 addresses as IPv4.
-func unmap(ap netip.AddrPort) netip.AddrPort {
+// Unmap shows IPv4-mapped IPv6 addresses as IPv4.
+func Unmap(ap netip.AddrPort) netip.AddrPort {
 	if !ap.IsValid() {
 		return ap
 	}
@@ -590,5 +603,5 @@ func addr(ap netip.AddrPort) string {
 	if !ap.IsValid() {
 		return "(none)"
 	}
-	return unmap(ap).String()
+	return Unmap(ap).String()
 }
