@@ -9,7 +9,7 @@ import (
 	"syscall"
 
 	"github.com/natcheck/natcheck/cmd"
-	"github.com/natcheck/natcheck/probe"
+	"github.com/natcheck/natcheck/probe/stunclient"
 )
 
 func main() {
@@ -18,7 +18,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := cmd.Execute(ctx, os.Args[1:], &cmd.Deps{
 		In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr,
-		Getenv: os.Getenv, DefaultServers: probe.DefaultServers,
+		Getenv: os.Getenv, DefaultServers: stunclient.DefaultServers,
 	})
 	stop()
 	os.Exit(code)

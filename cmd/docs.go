@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/natcheck/natcheck/probe"
+	"github.com/natcheck/natcheck/probe/stunclient"
 	"github.com/spf13/cobra"
 	"github.com/spf13/cobra/doc"
 )
@@ -22,7 +22,7 @@ func WriteDocs(mdDir, manDir string) error {
 	// The commands do not run here: no environment, no servers. NewRoot
 	// adds the shell completion commands, so they are documented too.
 	root := NewRoot(&Deps{In: strings.NewReader(""), Out: io.Discard, ErrOut: io.Discard,
-		Getenv: func(string) string { return "" }, DefaultServers: func() []probe.Server { return nil }})
+		Getenv: func(string) string { return "" }, DefaultServers: func() []stunclient.Server { return nil }})
 	disableAutoGenTag(root)
 	for _, dir := range []string{mdDir, manDir} {
 		if err := os.MkdirAll(dir, 0o755); err != nil {

@@ -4,7 +4,7 @@ import (
 	"context"
 	"time"
 
-	"github.com/natcheck/natcheck/probe"
+	"github.com/natcheck/natcheck/probe/lifetime"
 	"github.com/natcheck/natcheck/report"
 	"github.com/spf13/cobra"
 )
@@ -17,13 +17,13 @@ type lifetimeOptions struct {
 	sockets int
 	rounds  int
 	estab   bool
-	run     func(context.Context, probe.LifetimeOptions) (*probe.Lifetime, error)
+	run     func(context.Context, lifetime.Options) (*lifetime.Result, error)
 }
 
-func newLifetimeCmd(d *Deps) *cobra.Command { return newLifetimeCmdWith(d, probe.MeasureLifetime) }
+func newLifetimeCmd(d *Deps) *cobra.Command { return newLifetimeCmdWith(d, lifetime.Measure) }
 
 // newLifetimeCmdWith lets tests replace the probe run.
-func newLifetimeCmdWith(d *Deps, run func(context.Context, probe.LifetimeOptions) (*probe.Lifetime, error)) *cobra.Command {
+func newLifetimeCmdWith(d *Deps, run func(context.Context, lifetime.Options) (*lifetime.Result, error)) *cobra.Command {
 	o := &lifetimeOptions{run: run}
 	c := &cobra.Command{
 		Use:   "lifetime",
@@ -62,9 +62,9 @@ behind a NAT that keeps ports the answer is then "unknown".
 	}
 	o.flags.register(c)
 	fl := c.Flags()
-	fl.DurationVar(&o.min, "min", probe.DefaultLifetimeMin, "shortest idle time probed")
-	fl.DurationVar(&o.max, "max", probe.DefaultLifetimeMax, "longest idle time probed; bounds the run's length")
-	fl.IntVar(&o.sockets, "sockets", probe.DefaultLifetimeSockets, "mappings probed in parallel per round (2-256)")
+	fl.DurationVar(&o.min, "min", lifetime.DefaultMin, "shortest idle time probed")
+	fl.DurationVar(&o.max, "max", lifetime.DefaultMax, "longest idle time probed; bounds the run's length")
+	fl.IntVar(&o.sockets, "sockets", lifetime.DefaultSockets, "mappings probed in parallel per round (2-256)")
 	fl.IntVar(&o.rounds, "rounds", 1, "rounds; each after the first narrows the bounds")
 	fl.BoolVar(&o.estab, "established", false, "exchange twice, 2.5 s apart, before idling (a flow in use; NATs may keep it longer)")
 	return c
@@ -91,7 +91,7 @@ func runLifetime(parent context.Context, d *Deps, o *lifetimeOptions, timeoutGiv
 	}
 	ctx, cancel := context.WithTimeout(parent, budget)
 	defer cancel()
-	po := probe.LifetimeOptions{Servers: r.servers, Family: r.family, Min: o.min, Max: o.max,
+	po := lifetime.Options{Servers: r.servers, Family: r.family, Min: o.min, Max: o.max,
 		Sockets: o.sockets, Rounds: o.rounds, Established: o.estab}
 	if o.flags.verbose {
 		po.Logf = verboseLogger(d, "lifetime")

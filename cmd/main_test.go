@@ -4,14 +4,14 @@ import (
 	"io"
 	"strings"
 
-	"github.com/natcheck/natcheck/probe"
+	"github.com/natcheck/natcheck/probe/stunclient"
 )
 
 // testServers stands in for the built-in public servers: a dead loopback
 // port, so that a test that forgot --server gets no answer instead of
 // contacting the internet.
-func testServers() []probe.Server {
-	return []probe.Server{{Input: "test-guard", Host: "127.0.0.1", Port: 9}}
+func testServers() []stunclient.Server {
+	return []stunclient.Server{{Input: "test-guard", Host: "127.0.0.1", Port: 9}}
 }
 
 // testDeps writes to out and errOut, reads the environment from env and

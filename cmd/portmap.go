@@ -10,6 +10,7 @@ import (
 	"github.com/natcheck/natcheck/internal/tri"
 	"github.com/natcheck/natcheck/portmap"
 	"github.com/natcheck/natcheck/probe"
+	"github.com/natcheck/natcheck/probe/stunclient"
 	"github.com/natcheck/natcheck/report"
 	"github.com/spf13/cobra"
 )
@@ -67,7 +68,7 @@ func runPortmap(parent context.Context, d *Deps, o *portmapOptions) error {
 	if err != nil {
 		return err
 	}
-	if r.family != probe.IPv4 {
+	if r.family != stunclient.IPv4 {
 		return usageError("portmap tests the IPv4 gateway only; -6 is not supported")
 	}
 	if o.hold < 0 {

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/natcheck/natcheck/probe"
+	"github.com/natcheck/natcheck/probe/stunclient"
 	"github.com/spf13/cobra"
 )
 
@@ -51,8 +51,8 @@ func hideFamily(c *cobra.Command) {
 
 // resolved is what the flags mean once validated.
 type resolved struct {
-	servers []probe.Server
-	family  probe.Family
+	servers []stunclient.Server
+	family  stunclient.Family
 	timeout time.Duration
 }
 
@@ -60,12 +60,12 @@ type resolved struct {
 // Without --server, the servers come from d's environment, then d's
 // built-in list.
 func (f *probeFlags) resolve(d *Deps) (resolved, error) {
-	r := resolved{family: probe.IPv4, timeout: f.timeout}
+	r := resolved{family: stunclient.IPv4, timeout: f.timeout}
 	if f.ipv4 && f.ipv6 {
 		return r, usageError("-4 and -6 exclude each other")
 	}
 	if f.ipv6 {
-		r.family = probe.IPv6
+		r.family = stunclient.IPv6
 	}
 	if f.timeout <= 0 {
 		return r, usageError("--timeout must be positive, got %s", f.timeout)
@@ -73,14 +73,14 @@ func (f *probeFlags) resolve(d *Deps) (resolved, error) {
 	switch {
 	case len(f.servers) > 0:
 		for _, s := range f.servers {
-			list, err := probe.ParseServerList(s)
+			list, err := stunclient.ParseServerList(s)
 			if err != nil {
 				return r, usageError("--server: %v", err)
 			}
 			r.servers = append(r.servers, list...)
 		}
 	case d.Getenv(ServersEnv) != "":
-		list, err := probe.ParseServerList(d.Getenv(ServersEnv))
+		list, err := stunclient.ParseServerList(d.Getenv(ServersEnv))
 		if err != nil {
 			return r, usageError("$%s: %v", ServersEnv, err)
 		}
@@ -97,7 +97,7 @@ func (f *probeFlags) resolve(d *Deps) (resolved, error) {
 
 // dedupe drops servers named twice (also as "host" and "stun:host:3478"):
 // one server must not count as two agreeing witnesses.
-func dedupe(servers []probe.Server) []probe.Server {
+func dedupe(servers []stunclient.Server) []stunclient.Server {
 	seen := map[string]bool{}
 	out := servers[:0:0]
 	for _, s := range servers {
@@ -130,11 +130,11 @@ func (r *resolved) fitFamily(explicit4 bool) error {
 		}
 	}
 	switch {
-	case v6 > 0 && r.family == probe.IPv4 && explicit4:
+	case v6 > 0 && r.family == stunclient.IPv4 && explicit4:
 		return usageError("server %s is an IPv6 address, but -4 asks for IPv4", first6)
-	case v6 > 0 && v4 == 0 && r.family == probe.IPv4:
-		r.family = probe.IPv6
-	case v4 > 0 && v6 == 0 && r.family == probe.IPv6:
+	case v6 > 0 && v4 == 0 && r.family == stunclient.IPv4:
+		r.family = stunclient.IPv6
+	case v4 > 0 && v6 == 0 && r.family == stunclient.IPv6:
 		return usageError("-6 asks for IPv6, but every server is an IPv4 address")
 	}
 	return nil
@@ -146,7 +146,7 @@ func runError(parent context.Context, err error) error {
 	switch {
 	case parent.Err() != nil:
 		return &ExitError{Code: ExitInterrupted, Err: errors.New("interrupted")}
-	case errors.Is(err, probe.ErrNoAnswer):
+	case errors.Is(err, stunclient.ErrNoAnswer):
 		return &ExitError{Code: ExitNoAnswer, Err: fmt.Errorf("%w; the host may be offline, or this traffic blocked", err)}
 	default:
 		return &ExitError{Code: ExitFailure, Err: err}

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/natcheck/natcheck/internal/stuntest"
-	"github.com/natcheck/natcheck/probe"
+	"github.com/natcheck/natcheck/probe/nat"
 	"github.com/natcheck/natcheck/report"
 	"github.com/natcheck/natcheck/server"
 )
@@ -60,7 +60,7 @@ func TestTCPAgainstNatcheckServe(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &j); err != nil {
 		t.Fatalf("not JSON: %v\n%s", err, out)
 	}
-	if j.SchemaVersion != report.SchemaVersion || j.Mapping != probe.EndpointIndependent || len(j.Tests) != 3 {
+	if j.SchemaVersion != report.SchemaVersion || j.Mapping != nat.EndpointIndependent || len(j.Tests) != 3 {
 		t.Errorf("unexpected: %+v", j)
 	}
 	plain, _, _ := execute(t, nil, "tcp", "-s", srv.String())

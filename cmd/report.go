@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/natcheck/natcheck/diagnose"
-	"github.com/natcheck/natcheck/probe"
+	"github.com/natcheck/natcheck/probe/lifetime"
 	"github.com/natcheck/natcheck/progress"
 	"github.com/natcheck/natcheck/report"
 	"github.com/spf13/cobra"
@@ -73,7 +73,7 @@ failed, e.g. because no STUN server answered, says why in the report.`,
 	f.StringVar(&o.format, "format", "text", "output format: text, json or markdown")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "no progress display on stderr")
 	f.BoolVar(&o.lifetime, "lifetime", false, "also measure how long an idle UDP mapping survives (takes up to --lifetime-max)")
-	f.DurationVar(&o.lifetimeMax, "lifetime-max", probe.DefaultLifetimeMax, "longest idle time the lifetime measurement probes")
+	f.DurationVar(&o.lifetimeMax, "lifetime-max", lifetime.DefaultMax, "longest idle time the lifetime measurement probes")
 	f.BoolVar(&o.noPortmap, "no-portmap", false, "skip the gateway's port-mapping test (it briefly creates a mapping)")
 	return c
 }
@@ -125,8 +125,8 @@ func runReport(parent context.Context, d *Deps, o *reportOptions) error {
 // checkLifetimeMax refuses a --lifetime-max below the shortest idle time
 // the measurement probes: it could only ever say "not measured".
 func checkLifetimeMax(on bool, max time.Duration) error {
-	if on && max < probe.DefaultLifetimeMin {
-		return usageError("--lifetime-max must be at least %s, got %s", probe.DefaultLifetimeMin, max)
+	if on && max < lifetime.DefaultMin {
+		return usageError("--lifetime-max must be at least %s, got %s", lifetime.DefaultMin, max)
 	}
 	return nil
 }

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/natcheck/natcheck/diagnose"
-	"github.com/natcheck/natcheck/probe"
+	"github.com/natcheck/natcheck/probe/lifetime"
 )
 
 // fakeDiagnosis records the options and returns a result with one failed check.
@@ -47,7 +47,7 @@ func TestReportFlagsReachDiagnosis(t *testing.T) {
 		t.Errorf("options %+v", got)
 	}
 	got, _, _ = runReportCmd(t, context.Background(), "-s", "203.0.113.10")
-	if got.Timeout != reportTimeout || got.Lifetime || got.LifetimeMax != probe.DefaultLifetimeMax {
+	if got.Timeout != reportTimeout || got.Lifetime || got.LifetimeMax != lifetime.DefaultMax {
 		t.Errorf("defaults: %+v", got)
 	}
 }

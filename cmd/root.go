@@ -9,7 +9,7 @@ import (
 	"io"
 	"strings"
 
-	"github.com/natcheck/natcheck/probe"
+	"github.com/natcheck/natcheck/probe/stunclient"
 	"github.com/spf13/cobra"
 )
 
@@ -57,7 +57,7 @@ func usageError(format string, args ...any) error {
 }
 
 // Deps is what natcheck takes from its surroundings: main passes the
-// process's streams, os.Getenv and probe.DefaultServers; tests pass
+// process's streams, os.Getenv and stunclient.DefaultServers; tests pass
 // buffers, a fixed environment and loopback servers, so that no test can
 // reach a public server.
 type Deps struct {
@@ -68,7 +68,7 @@ type Deps struct {
 	Getenv func(string) string
 	// DefaultServers is the built-in list, used when neither --server nor
 	// $NATCHECK_SERVERS names a server.
-	DefaultServers func() []probe.Server
+	DefaultServers func() []stunclient.Server
 }
 
 // NewRoot builds the command tree.

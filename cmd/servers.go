@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/natcheck/natcheck/probe"
+	"github.com/natcheck/natcheck/probe/stunclient"
 	"github.com/natcheck/natcheck/report"
 	"github.com/spf13/cobra"
 )
@@ -11,17 +12,17 @@ import (
 type serversOptions struct {
 	flags probeFlags
 	probe bool
-	check func(context.Context, probe.Family, []probe.Server) []probe.ServerCheck
+	check func(context.Context, stunclient.Family, []stunclient.Server) []probe.ServerCheck
 }
 
 func newServersCmd(d *Deps) *cobra.Command {
-	return newServersCmdWith(d, func(ctx context.Context, f probe.Family, ss []probe.Server) []probe.ServerCheck {
+	return newServersCmdWith(d, func(ctx context.Context, f stunclient.Family, ss []stunclient.Server) []probe.ServerCheck {
 		return probe.CheckServers(ctx, nil, f, ss)
 	})
 }
 
 // newServersCmdWith lets tests replace the probing.
-func newServersCmdWith(d *Deps, check func(context.Context, probe.Family, []probe.Server) []probe.ServerCheck) *cobra.Command {
+func newServersCmdWith(d *Deps, check func(context.Context, stunclient.Family, []stunclient.Server) []probe.ServerCheck) *cobra.Command {
 	o := &serversOptions{check: check}
 	c := &cobra.Command{
 		Use:   "servers",

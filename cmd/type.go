@@ -9,6 +9,8 @@ import (
 
 	"github.com/natcheck/natcheck/diagnose"
 	"github.com/natcheck/natcheck/probe"
+	"github.com/natcheck/natcheck/probe/lifetime"
+	"github.com/natcheck/natcheck/probe/nat"
 	"github.com/natcheck/natcheck/report"
 	"github.com/spf13/cobra"
 )
@@ -20,14 +22,14 @@ type typeOptions struct {
 	lifetime    bool
 	lifetimeMax time.Duration
 	run         func(context.Context, probe.TypeOptions) (*probe.TypeResult, error)
-	measure     func(context.Context, probe.LifetimeOptions) (*probe.Lifetime, error)
+	measure     func(context.Context, lifetime.Options) (*lifetime.Result, error)
 }
 
 func newTypeCmd(d *Deps) *cobra.Command { return newTypeCmdWith(d, probe.RunType) }
 
 // newTypeCmdWith lets tests replace the probe run.
 func newTypeCmdWith(d *Deps, run func(context.Context, probe.TypeOptions) (*probe.TypeResult, error)) *cobra.Command {
-	o := &typeOptions{run: run, measure: probe.MeasureLifetime}
+	o := &typeOptions{run: run, measure: lifetime.Measure}
 	c := &cobra.Command{
 		Use:   "type",
 		Short: "Tell what kind of NAT or firewall this host is behind",
@@ -58,14 +60,14 @@ IPs and filtering is unknown. See docs/nat-types.md.`,
 	c.Flags().StringSliceVar(&o.failOn, "fail-on", nil,
 		"exit with status 4 when the type is one of these (comma separated: "+typeNames()+")")
 	c.Flags().BoolVar(&o.lifetime, "lifetime", false, "also measure the idle UDP mapping lifetime (takes up to --lifetime-max)")
-	c.Flags().DurationVar(&o.lifetimeMax, "lifetime-max", probe.DefaultLifetimeMax, "longest idle time --lifetime probes")
+	c.Flags().DurationVar(&o.lifetimeMax, "lifetime-max", lifetime.DefaultMax, "longest idle time --lifetime probes")
 	return c
 }
 
-// typeNames lists probe.Types as --fail-on takes them.
+// typeNames lists nat.Types as --fail-on takes them.
 func typeNames() string {
-	names := make([]string, len(probe.Types))
-	for i, t := range probe.Types {
+	names := make([]string, len(nat.Types))
+	for i, t := range nat.Types {
 		names[i] = string(t)
 	}
 	return strings.Join(names, ", ")
@@ -80,7 +82,7 @@ func runType(parent context.Context, d *Deps, o *typeOptions) error {
 		return err
 	}
 	for _, f := range o.failOn {
-		if !slices.Contains(probe.Types, probe.NATType(f)) {
+		if !slices.Contains(nat.Types, nat.NATType(f)) {
 			return usageError("--fail-on: unknown type %q (one of %s)", f, typeNames())
 		}
 	}

@@ -13,20 +13,23 @@ import (
 	"github.com/natcheck/natcheck/internal/stuntest"
 	"github.com/natcheck/natcheck/internal/tri"
 	"github.com/natcheck/natcheck/probe"
+	"github.com/natcheck/natcheck/probe/lifetime"
+	"github.com/natcheck/natcheck/probe/nat"
+	"github.com/natcheck/natcheck/probe/stunclient"
 	"github.com/natcheck/natcheck/report"
 )
 
 // fakeType returns a command whose probe run yields a fixed verdict.
-func fakeTypeResult(typ probe.NATType) *probe.TypeResult {
+func fakeTypeResult(typ nat.NATType) *probe.TypeResult {
 	return &probe.TypeResult{
 		Primary: netip.MustParseAddrPort("203.0.113.10:3478"),
-		Verdict: probe.Verdict{Type: typ, NAT: tri.Yes, Mapping: probe.AddressAndPortDependent, Filtering: probe.AddressAndPortDependent,
+		Verdict: nat.Verdict{Type: typ, NAT: tri.Yes, Mapping: nat.AddressAndPortDependent, Filtering: nat.AddressAndPortDependent,
 			Public: netip.MustParseAddrPort("203.0.113.2:61000"), Local: netip.MustParseAddrPort("192.168.1.2:40000"),
-			RFC5780: probe.RFC5780Advertised, Evidence: []string{"mapping: address-and-port-dependent, ..."}, Outlook: "relay needed"},
+			RFC5780: nat.RFC5780Advertised, Evidence: []string{"mapping: address-and-port-dependent, ..."}, Outlook: "relay needed"},
 	}
 }
 
-func runTypeFake(t *testing.T, typ probe.NATType, args ...string) (string, string, int) {
+func runTypeFake(t *testing.T, typ nat.NATType, args ...string) (string, string, int) {
 	t.Helper()
 	var out, errOut strings.Builder
 	c := newTypeCmdWith(testDeps(&out, &errOut, nil), func(context.Context, probe.TypeOptions) (*probe.TypeResult, error) {
@@ -41,15 +44,15 @@ func runTypeFake(t *testing.T, typ probe.NATType, args ...string) (string, strin
 func TestTypeFailOn(t *testing.T) {
 	cases := []struct {
 		name string
-		typ  probe.NATType
+		typ  nat.NATType
 		args []string
 		code int
 	}{
-		{"matches", probe.TypeSymmetric, []string{"--fail-on", "symmetric,udp-blocked", "-s", "203.0.113.10"}, ExitVerdict},
-		{"repeated flag matches", probe.TypeUDPBlocked, []string{"--fail-on", "symmetric", "--fail-on", "udp-blocked", "-s", "203.0.113.10"}, ExitVerdict},
-		{"does not match", probe.TypeFullCone, []string{"--fail-on", "symmetric", "-s", "203.0.113.10"}, ExitOK},
-		{"unknown type is a usage error", probe.TypeFullCone, []string{"--fail-on", "symetric", "-s", "203.0.113.10"}, ExitUsage},
-		{"no fail-on", probe.TypeSymmetric, []string{"-s", "203.0.113.10"}, ExitOK},
+		{"matches", nat.TypeSymmetric, []string{"--fail-on", "symmetric,udp-blocked", "-s", "203.0.113.10"}, ExitVerdict},
+		{"repeated flag matches", nat.TypeUDPBlocked, []string{"--fail-on", "symmetric", "--fail-on", "udp-blocked", "-s", "203.0.113.10"}, ExitVerdict},
+		{"does not match", nat.TypeFullCone, []string{"--fail-on", "symmetric", "-s", "203.0.113.10"}, ExitOK},
+		{"unknown type is a usage error", nat.TypeFullCone, []string{"--fail-on", "symetric", "-s", "203.0.113.10"}, ExitUsage},
+		{"no fail-on", nat.TypeSymmetric, []string{"-s", "203.0.113.10"}, ExitOK},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -65,7 +68,7 @@ func TestTypeFailOn(t *testing.T) {
 }
 
 func TestTypeTextShape(t *testing.T) {
-	out, _, code := runTypeFake(t, probe.TypeSymmetric, "-s", "203.0.113.10")
+	out, _, code := runTypeFake(t, nat.TypeSymmetric, "-s", "203.0.113.10")
 	if code != ExitOK {
 		t.Fatalf("exit %d", code)
 	}
@@ -94,10 +97,10 @@ func TestTypeAgainstLoopbackServer(t *testing.T) {
 		t.Fatalf("stdout is not JSON: %v\n%s", err, out)
 	}
 	if got.SchemaVersion != report.SchemaVersion || got.NAT != tri.No || got.PublicIP != "127.0.0.1" ||
-		got.Filtering != probe.FilteringUnknown || got.Type != probe.TypeUnknown || got.RFC5780 != probe.RFC5780Absent || got.LocalIP != "127.0.0.1" {
+		got.Filtering != nat.FilteringUnknown || got.Type != nat.TypeUnknown || got.RFC5780 != nat.RFC5780Absent || got.LocalIP != "127.0.0.1" {
 		t.Errorf("unexpected answer: %s", out)
 	}
-	if len(got.Tests) == 0 || got.Tests[0].Name != probe.TestBinding || !got.Tests[0].Replied {
+	if len(got.Tests) == 0 || got.Tests[0].Name != nat.TestBinding || !got.Tests[0].Replied {
 		t.Errorf("tests: %+v", got.Tests)
 	}
 }
@@ -116,11 +119,11 @@ func TestTypeNoAnswer(t *testing.T) {
 // --lifetime runs the measurement beside the tests and adds it to both
 // outputs; a failed measurement is reported, not fatal.
 func TestTypeLifetime(t *testing.T) {
-	measured := &probe.Lifetime{Family: probe.IPv4, Result: probe.LifetimeMeasured,
+	measured := &lifetime.Result{Family: stunclient.IPv4, Result: lifetime.Measured,
 		Lower: 28 * time.Second, Upper: 31 * time.Second, Method: "response-port"}
 	for _, tc := range []struct {
 		name string
-		l    *probe.Lifetime
+		l    *lifetime.Result
 		err  error
 		want []string
 	}{
@@ -133,9 +136,9 @@ func TestTypeLifetime(t *testing.T) {
 				var out strings.Builder
 				o := &typeOptions{lifetime: true, lifetimeMax: 40 * time.Second,
 					run: func(context.Context, probe.TypeOptions) (*probe.TypeResult, error) {
-						return fakeTypeResult(probe.TypeSymmetric), nil
+						return fakeTypeResult(nat.TypeSymmetric), nil
 					},
-					measure: func(_ context.Context, lo probe.LifetimeOptions) (*probe.Lifetime, error) {
+					measure: func(_ context.Context, lo lifetime.Options) (*lifetime.Result, error) {
 						gotMax = lo.Max
 						return tc.l, tc.err
 					}}
@@ -159,7 +162,7 @@ func TestTypeLifetime(t *testing.T) {
 				if err := json.Unmarshal([]byte(out.String()), &j); err != nil {
 					t.Fatal(err)
 				}
-				if j.Type != probe.TypeSymmetric || (j.Lifetime != nil) != (tc.l != nil) || (j.LifetimeError != "") != (tc.err != nil) {
+				if j.Type != nat.TypeSymmetric || (j.Lifetime != nil) != (tc.l != nil) || (j.LifetimeError != "") != (tc.err != nil) {
 					t.Errorf("json: %+v", j)
 				}
 			}

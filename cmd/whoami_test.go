@@ -11,6 +11,7 @@ import (
 
 	"github.com/natcheck/natcheck/internal/stuntest"
 	"github.com/natcheck/natcheck/probe"
+	"github.com/natcheck/natcheck/probe/stunclient"
 	"github.com/natcheck/natcheck/report"
 )
 
@@ -129,7 +130,7 @@ func TestWhoAmIFlagsReachProbe(t *testing.T) {
 		got = opts
 		dl, _ := ctx.Deadline()
 		left = time.Until(dl)
-		return nil, probe.ErrNoAnswer
+		return nil, stunclient.ErrNoAnswer
 	}
 	errOut := &bytes.Buffer{}
 	c := newWhoAmICmdWith(testDeps(&bytes.Buffer{}, errOut, nil), fake)
@@ -140,7 +141,7 @@ func TestWhoAmIFlagsReachProbe(t *testing.T) {
 	if !errors.As(err, &ee) || ee.Code != ExitNoAnswer {
 		t.Fatalf("err = %v, want exit %d", err, ExitNoAnswer)
 	}
-	if got.Family != probe.IPv6 {
+	if got.Family != stunclient.IPv6 {
 		t.Errorf("family %v, want IPv6", got.Family)
 	}
 	var names []string
@@ -162,7 +163,7 @@ func TestServerListsAreDedupedAndFitTheirFamily(t *testing.T) {
 		t.Fatalf("servers %v, err %v; want the two distinct ones", r.servers, err)
 	}
 	f = probeFlags{servers: []string{"2001:db8::10"}, timeout: time.Second}
-	if r, err = f.resolve(testDeps(nil, nil, nil)); err != nil || r.family != probe.IPv6 {
+	if r, err = f.resolve(testDeps(nil, nil, nil)); err != nil || r.family != stunclient.IPv6 {
 		t.Errorf("an IPv6 literal without -6: family %v, err %v; want IPv6", r.family, err)
 	}
 	for _, bad := range []probeFlags{

@@ -16,7 +16,10 @@ import (
 
 	"github.com/natcheck/natcheck/portmap"
 	"github.com/natcheck/natcheck/probe"
-	"github.com/pion/transport/v3/stdnet"
+	"github.com/natcheck/natcheck/probe/lifetime"
+	"github.com/natcheck/natcheck/probe/nat"
+	"github.com/natcheck/natcheck/probe/stunclient"
+	"github.com/pion/transport/v4/stdnet"
 )
 
 // Names of the checks, as shown in progress and in the report.
@@ -49,7 +52,7 @@ type Step interface {
 
 // Options choose what Run does.
 type Options struct {
-	Servers []probe.Server
+	Servers []stunclient.Server
 	// Timeout bounds every check but the lifetime measurement.
 	Timeout time.Duration
 	// Lifetime adds the binding-lifetime measurement, which takes up to
@@ -73,7 +76,7 @@ type Check struct {
 
 // Local is the host's own picture.
 type Local struct {
-	Interfaces []probe.HostAddr
+	Interfaces []nat.HostAddr
 	Gateway    portmap.Gateway // default route; zero when none was found
 	GatewayErr string
 	// InternetIface is the interface whose address the route to the
@@ -89,7 +92,7 @@ type Result struct {
 	IPv6     *probe.IPv6Check
 	TCP      *probe.TCPMapping
 	Servers  []probe.ServerCheck
-	Lifetime *probe.Lifetime
+	Lifetime *lifetime.Result
 	Local    Local
 	Checks   []Check
 	Elapsed  time.Duration
@@ -118,7 +121,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 
 	r.run(CheckLocal, func(ctx context.Context) (string, error) { return r.local() })
 	r.run(CheckType, func(ctx context.Context) (string, error) {
-		t, err := probe.RunType(ctx, probe.TypeOptions{Servers: o.Servers, Family: probe.IPv4})
+		t, err := probe.RunType(ctx, probe.TypeOptions{Servers: o.Servers, Family: stunclient.IPv4})
 		r.set(func() { res.Type = t })
 		if t != nil {
 			return string(t.Type), err
@@ -146,7 +149,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return "", err
 	})
 	r.run(CheckTCP, func(ctx context.Context) (string, error) {
-		m, err := probe.RunTCPMapping(ctx, probe.TCPMappingOptions{Servers: o.Servers, Family: probe.IPv4})
+		m, err := probe.RunTCPMapping(ctx, probe.TCPMappingOptions{Servers: o.Servers, Family: stunclient.IPv4})
 		r.set(func() { res.TCP = m })
 		if m != nil {
 			return "mapping " + string(m.Mapping), err
@@ -159,10 +162,10 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return serversNote(cs), nil
 	})
 	if o.Lifetime {
-		lifeCtx, cancel := context.WithTimeout(ctx, o.Timeout+probe.LifetimeBudget(o.LifetimeMax))
+		lifeCtx, cancel := context.WithTimeout(ctx, o.Timeout+lifetime.Budget(o.LifetimeMax))
 		defer cancel()
 		r.runWith(CheckLifetime, lifeCtx, func(ctx context.Context) (string, error) {
-			l, err := probe.MeasureLifetime(ctx, probe.LifetimeOptions{Servers: o.Servers, Family: probe.IPv4, Max: o.LifetimeMax})
+			l, err := lifetime.Measure(ctx, lifetime.Options{Servers: o.Servers, Family: stunclient.IPv4, Max: o.LifetimeMax})
 			r.set(func() { res.Lifetime = l })
 			if l != nil {
 				return l.Result, err
@@ -266,7 +269,7 @@ func (r *runner) local() (string, error) {
 	return fmt.Sprintf("%d addresses, default route via %s dev %s", len(ifs), gw.Addr, gw.Iface), nil
 }
 
-func ifaceOf(ifs []probe.HostAddr, a netip.Addr) string {
+func ifaceOf(ifs []nat.HostAddr, a netip.Addr) string {
 	for _, h := range ifs {
 		if h.Addr == a {
 			return h.Iface
@@ -292,7 +295,7 @@ func serversNote(cs []probe.ServerCheck) string {
 		if c.Replied {
 			up++
 		}
-		if c.RFC5780 == probe.RFC5780Verified {
+		if c.RFC5780 == nat.RFC5780Verified {
 			verified++
 		}
 	}

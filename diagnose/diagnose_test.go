@@ -8,6 +8,8 @@ import (
 
 	"github.com/natcheck/natcheck/internal/stuntest"
 	"github.com/natcheck/natcheck/probe"
+	"github.com/natcheck/natcheck/probe/nat"
+	"github.com/natcheck/natcheck/probe/stunclient"
 )
 
 // A run against one plain loopback server: every check reports, none
@@ -15,13 +17,13 @@ import (
 // machine's real gateway) is skipped.
 func TestRunReportsEveryCheck(t *testing.T) {
 	srv := stuntest.Start(t, "127.0.0.1", stuntest.Behaviour{})
-	s, err := probe.ParseServer(srv.Addr.String())
+	s, err := stunclient.ParseServer(srv.Addr.String())
 	if err != nil {
 		t.Fatal(err)
 	}
 	var started []string
 	res, err := Run(context.Background(), Options{
-		Servers: []probe.Server{s}, Timeout: 2 * time.Second, NoPortmap: true,
+		Servers: []stunclient.Server{s}, Timeout: 2 * time.Second, NoPortmap: true,
 		Start: func(name string) Step { started = append(started, name); return nopStep{} },
 	})
 	if err != nil {
@@ -56,9 +58,9 @@ func TestRunReportsEveryCheck(t *testing.T) {
 // A dead server: the checks end by the deadline and say so.
 func TestRunWithDeadServerEndsByTimeout(t *testing.T) {
 	dead := stuntest.Dead(t, "127.0.0.1")
-	s, _ := probe.ParseServer(dead.String())
+	s, _ := stunclient.ParseServer(dead.String())
 	start := time.Now()
-	res, err := Run(context.Background(), Options{Servers: []probe.Server{s}, Timeout: 700 * time.Millisecond, NoPortmap: true})
+	res, err := Run(context.Background(), Options{Servers: []stunclient.Server{s}, Timeout: 700 * time.Millisecond, NoPortmap: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,10 +74,10 @@ func TestRunWithDeadServerEndsByTimeout(t *testing.T) {
 
 func TestRunCancelled(t *testing.T) {
 	dead := stuntest.Dead(t, "127.0.0.1")
-	s, _ := probe.ParseServer(dead.String())
+	s, _ := stunclient.ParseServer(dead.String())
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(100*time.Millisecond, cancel)
-	_, err := Run(ctx, Options{Servers: []probe.Server{s}, Timeout: 5 * time.Second, NoPortmap: true})
+	_, err := Run(ctx, Options{Servers: []stunclient.Server{s}, Timeout: 5 * time.Second, NoPortmap: true})
 	if err == nil {
 		t.Fatal("want the cancellation reported")
 	}
@@ -89,9 +91,9 @@ func TestServersCheckedInTheirOwnFamily(t *testing.T) {
 		t.Skipf("no IPv6 loopback: %v", err)
 	}
 	b := stuntest.Serve(t, c, stuntest.Behaviour{})
-	var servers []probe.Server
+	var servers []stunclient.Server
 	for _, addr := range []string{b.Addr.String(), a.Addr.String()} {
-		s, err := probe.ParseServer(addr)
+		s, err := stunclient.ParseServer(addr)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -114,9 +116,9 @@ func TestServersDeadFamilyCostsAGrace(t *testing.T) {
 		t.Skipf("no IPv6 loopback: %v", err)
 	}
 	dead := stuntest.Serve(t, c, stuntest.Behaviour{Drop: func(int) bool { return true }})
-	var servers []probe.Server
+	var servers []stunclient.Server
 	for _, addr := range []string{a.Addr.String(), dead.Addr.String()} {
-		s, err := probe.ParseServer(addr)
+		s, err := stunclient.ParseServer(addr)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -128,7 +130,7 @@ func TestServersDeadFamilyCostsAGrace(t *testing.T) {
 	if ctx.Err() != nil {
 		t.Fatal("the dead IPv6 server held the check to its time limit")
 	}
-	if !got[0].Replied || got[1].Replied || got[1].RFC5780 != probe.RFC5780Unknown {
+	if !got[0].Replied || got[1].Replied || got[1].RFC5780 != nat.RFC5780Unknown {
 		t.Errorf("checks %+v; want the IPv4 server answered, the IPv6 one unknown", got)
 	}
 }

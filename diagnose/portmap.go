@@ -8,11 +8,12 @@ import (
 
 	"github.com/natcheck/natcheck/portmap"
 	"github.com/natcheck/natcheck/probe"
+	"github.com/natcheck/natcheck/probe/stunclient"
 )
 
 // PortmapOptions choose what Portmap does.
 type PortmapOptions struct {
-	Servers []probe.Server
+	Servers []stunclient.Server
 	// Timeout bounds the gateway tests and the STUN question.
 	Timeout time.Duration
 	// Hold keeps the test mappings this long before they are deleted; it
@@ -57,7 +58,7 @@ func Portmap(ctx context.Context, o PortmapOptions) (*PortmapResult, error) {
 	var wg sync.WaitGroup
 	if !o.NoSTUN {
 		wg.Go(func() {
-			w, err := whoami(stunCtx, probe.WhoAmIOptions{Servers: o.Servers, Family: probe.IPv4})
+			w, err := whoami(stunCtx, probe.WhoAmIOptions{Servers: o.Servers, Family: stunclient.IPv4})
 			if err != nil {
 				res.STUNError = err.Error()
 				return

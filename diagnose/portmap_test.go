@@ -10,6 +10,7 @@ import (
 
 	"github.com/natcheck/natcheck/portmap"
 	"github.com/natcheck/natcheck/probe"
+	"github.com/natcheck/natcheck/probe/stunclient"
 )
 
 // The gateway check and the STUN question run at once, under their own
@@ -20,7 +21,7 @@ func TestPortmapWithSTUN(t *testing.T) {
 	var wait time.Duration
 	bothRunning := make(chan struct{})
 	res, err := Portmap(context.Background(), PortmapOptions{
-		Servers: []probe.Server{{Host: "203.0.113.10", Port: 3478}}, Timeout: 2 * time.Second, Hold: 3 * time.Second,
+		Servers: []stunclient.Server{{Host: "203.0.113.10", Port: 3478}}, Timeout: 2 * time.Second, Hold: 3 * time.Second,
 		Check: func(ctx context.Context, o portmap.Options) (*portmap.Report, error) {
 			dl, _ := ctx.Deadline()
 			checkLeft, wait = time.Until(dl), o.Wait

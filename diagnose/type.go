@@ -5,25 +5,27 @@ import (
 	"time"
 
 	"github.com/natcheck/natcheck/probe"
+	"github.com/natcheck/natcheck/probe/lifetime"
+	"github.com/natcheck/natcheck/probe/stunclient"
 )
 
 // TypeOptions choose what Type does.
 type TypeOptions struct {
-	Servers []probe.Server
-	Family  probe.Family
+	Servers []stunclient.Server
+	Family  stunclient.Family
 	// Timeout bounds the behaviour tests.
 	Timeout time.Duration
 	// Lifetime adds the binding-lifetime measurement, run beside the
 	// tests; it lasts about as long as the lifetime it measures, so it has
-	// Timeout plus probe.LifetimeBudget(LifetimeMax).
+	// Timeout plus lifetime.Budget(LifetimeMax).
 	Lifetime    bool
 	LifetimeMax time.Duration
 	// Logf, when set, receives the behaviour tests' progress.
 	Logf func(format string, args ...any)
 	// RunType and MeasureLifetime are the probes; nil means probe.RunType
-	// and probe.MeasureLifetime (tests pass fakes).
+	// and lifetime.Measure (tests pass fakes).
 	RunType         func(context.Context, probe.TypeOptions) (*probe.TypeResult, error)
-	MeasureLifetime func(context.Context, probe.LifetimeOptions) (*probe.Lifetime, error)
+	MeasureLifetime func(context.Context, lifetime.Options) (*lifetime.Result, error)
 }
 
 // TypeResult is the NAT type and, when asked for, the mapping lifetime.
@@ -31,7 +33,7 @@ type TypeResult struct {
 	Type *probe.TypeResult
 	// Lifetime is nil when not asked for or when the measurement failed;
 	// LifetimeErr then says why.
-	Lifetime    *probe.Lifetime
+	Lifetime    *lifetime.Result
 	LifetimeErr error
 }
 
@@ -47,18 +49,18 @@ func Type(ctx context.Context, o TypeOptions) (*TypeResult, error) {
 		runType = probe.RunType
 	}
 	if measure == nil {
-		measure = probe.MeasureLifetime
+		measure = lifetime.Measure
 	}
 	type outcome struct {
-		l   *probe.Lifetime
+		l   *lifetime.Result
 		err error
 	}
 	life := make(chan outcome, 1)
-	lifeCtx, cancelLife := context.WithTimeout(ctx, o.Timeout+probe.LifetimeBudget(o.LifetimeMax))
+	lifeCtx, cancelLife := context.WithTimeout(ctx, o.Timeout+lifetime.Budget(o.LifetimeMax))
 	defer cancelLife()
 	if o.Lifetime {
 		go func() {
-			l, err := measure(lifeCtx, probe.LifetimeOptions{Servers: o.Servers, Family: o.Family, Max: o.LifetimeMax})
+			l, err := measure(lifeCtx, lifetime.Options{Servers: o.Servers, Family: o.Family, Max: o.LifetimeMax})
 			life <- outcome{l, err}
 		}()
 	} else {

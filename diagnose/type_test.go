@@ -9,13 +9,16 @@ import (
 
 	"github.com/natcheck/natcheck/internal/stuntest"
 	"github.com/natcheck/natcheck/probe"
+	"github.com/natcheck/natcheck/probe/lifetime"
+	"github.com/natcheck/natcheck/probe/nat"
+	"github.com/natcheck/natcheck/probe/stunclient"
 )
 
 // When the type test fails, the lifetime measurement beside it is
 // cancelled and has returned before Type returns: nothing is left running.
 func TestTypeFailureCancelsAndAwaitsLifetime(t *testing.T) {
 	dead := stuntest.Dead(t, "127.0.0.1")
-	s, err := probe.ParseServer(dead.String())
+	s, err := stunclient.ParseServer(dead.String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -23,16 +26,16 @@ func TestTypeFailureCancelsAndAwaitsLifetime(t *testing.T) {
 	var ended atomic.Value // the measurement's ctx.Err()
 	start := time.Now()
 	res, err := Type(context.Background(), TypeOptions{
-		Servers: []probe.Server{s}, Family: probe.IPv4, Timeout: 300 * time.Millisecond,
+		Servers: []stunclient.Server{s}, Family: stunclient.IPv4, Timeout: 300 * time.Millisecond,
 		Lifetime: true, LifetimeMax: time.Minute,
-		MeasureLifetime: func(ctx context.Context, _ probe.LifetimeOptions) (*probe.Lifetime, error) {
+		MeasureLifetime: func(ctx context.Context, _ lifetime.Options) (*lifetime.Result, error) {
 			defer returned.Store(true)
 			<-ctx.Done()
 			ended.Store(ctx.Err())
 			return nil, ctx.Err()
 		},
 	})
-	if !errors.Is(err, probe.ErrNoAnswer) || res != nil {
+	if !errors.Is(err, stunclient.ErrNoAnswer) || res != nil {
 		t.Fatalf("result %+v, err %v; want ErrNoAnswer", res, err)
 	}
 	if !returned.Load() {
@@ -50,13 +53,13 @@ func TestTypeFailureCancelsAndAwaitsLifetime(t *testing.T) {
 // Both parts run at once, each under its own deadline, and their results
 // come back together; a failed measurement is part of the result.
 func TestTypeWithLifetime(t *testing.T) {
-	typ := &probe.TypeResult{Verdict: probe.Verdict{Type: probe.TypeFullCone}}
+	typ := &probe.TypeResult{Verdict: nat.Verdict{Type: nat.TypeFullCone}}
 	for _, tc := range []struct {
 		name string
-		l    *probe.Lifetime
+		l    *lifetime.Result
 		err  error
 	}{
-		{"measured", &probe.Lifetime{Result: probe.LifetimeMeasured}, nil},
+		{"measured", &lifetime.Result{Result: lifetime.Measured}, nil},
 		{"failed", nil, errors.New("no server honours RESPONSE-PORT")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -64,7 +67,7 @@ func TestTypeWithLifetime(t *testing.T) {
 			var gotMax time.Duration
 			lifeStarted := make(chan struct{})
 			res, err := Type(context.Background(), TypeOptions{
-				Servers: []probe.Server{{Host: "203.0.113.10", Port: 3478}}, Family: probe.IPv4,
+				Servers: []stunclient.Server{{Host: "203.0.113.10", Port: 3478}}, Family: stunclient.IPv4,
 				Timeout: 2 * time.Second, Lifetime: true, LifetimeMax: 40 * time.Second,
 				RunType: func(ctx context.Context, _ probe.TypeOptions) (*probe.TypeResult, error) {
 					dl, _ := ctx.Deadline()
@@ -76,7 +79,7 @@ func TestTypeWithLifetime(t *testing.T) {
 						return nil, errors.New("the measurement did not run beside the tests")
 					}
 				},
-				MeasureLifetime: func(ctx context.Context, lo probe.LifetimeOptions) (*probe.Lifetime, error) {
+				MeasureLifetime: func(ctx context.Context, lo lifetime.Options) (*lifetime.Result, error) {
 					dl, _ := ctx.Deadline()
 					lifeLeft, gotMax = time.Until(dl), lo.Max
 					close(lifeStarted)
@@ -92,7 +95,7 @@ func TestTypeWithLifetime(t *testing.T) {
 			if typeLeft > 2*time.Second || typeLeft < time.Second {
 				t.Errorf("type deadline %v away, want about 2s", typeLeft)
 			}
-			if want := 2*time.Second + probe.LifetimeBudget(40*time.Second); lifeLeft > want || lifeLeft < want-time.Second || gotMax != 40*time.Second {
+			if want := 2*time.Second + lifetime.Budget(40*time.Second); lifeLeft > want || lifeLeft < want-time.Second || gotMax != 40*time.Second {
 				t.Errorf("lifetime deadline %v away, max %v; want about %v and 40s", lifeLeft, gotMax, want)
 			}
 		})
@@ -101,11 +104,11 @@ func TestTypeWithLifetime(t *testing.T) {
 
 // Without Lifetime nothing is measured.
 func TestTypeWithoutLifetime(t *testing.T) {
-	typ := &probe.TypeResult{Verdict: probe.Verdict{Type: probe.TypeSymmetric}}
+	typ := &probe.TypeResult{Verdict: nat.Verdict{Type: nat.TypeSymmetric}}
 	res, err := Type(context.Background(), TypeOptions{
 		Timeout: time.Second,
 		RunType: func(context.Context, probe.TypeOptions) (*probe.TypeResult, error) { return typ, nil },
-		MeasureLifetime: func(context.Context, probe.LifetimeOptions) (*probe.Lifetime, error) {
+		MeasureLifetime: func(context.Context, lifetime.Options) (*lifetime.Result, error) {
 			t.Error("measured without Lifetime")
 			return nil, nil
 		},
@@ -124,7 +127,7 @@ func TestTypeInterruptedDuringLifetime(t *testing.T) {
 			cancel()
 			return &probe.TypeResult{}, nil
 		},
-		MeasureLifetime: func(ctx context.Context, _ probe.LifetimeOptions) (*probe.Lifetime, error) {
+		MeasureLifetime: func(ctx context.Context, _ lifetime.Options) (*lifetime.Result, error) {
 			<-ctx.Done()
 			return nil, ctx.Err()
 		},

@@ -9,7 +9,7 @@ import (
 
 	"github.com/natcheck/natcheck/internal/tri"
 	"github.com/natcheck/natcheck/lab"
-	"github.com/natcheck/natcheck/probe"
+	"github.com/natcheck/natcheck/probe/nat"
 	"github.com/natcheck/natcheck/report"
 )
 
@@ -85,7 +85,7 @@ func TestReportFullPicture(t *testing.T) {
 		"tcp": "done", "binding-lifetime": "done", "servers": "done", "local": "done"})
 	// "advertised" is the honest downgrade when the verify test's reply did
 	// not come back in time (a loaded CI machine); never absent or invalid.
-	if len(f.ServerChecks) != 2 || !slices.Contains([]probe.RFC5780{"verified", "advertised"}, f.ServerChecks[0].RFC5780) {
+	if len(f.ServerChecks) != 2 || !slices.Contains([]nat.RFC5780{"verified", "advertised"}, f.ServerChecks[0].RFC5780) {
 		t.Errorf("server checks %+v; want the IPv4 server verified", f.ServerChecks)
 	}
 	if f.Local.Gateway != l.Gateway.String() || f.Local.InternetIface == "" {
@@ -167,7 +167,7 @@ func TestReportDeadServerCostsAGrace(t *testing.T) {
 		"-s", deadIP.String(), "-s", l.ServerIPs[0].String())
 	f := fullJSON(t, r)
 	checkStatuses(t, f, map[string]string{"servers": "done", "tcp": "done", "nat-type": "done"})
-	if len(f.ServerChecks) != 2 || f.ServerChecks[0].RFC5780 != "unknown" || !slices.Contains([]probe.RFC5780{"verified", "advertised"}, f.ServerChecks[1].RFC5780) {
+	if len(f.ServerChecks) != 2 || f.ServerChecks[0].RFC5780 != "unknown" || !slices.Contains([]nat.RFC5780{"verified", "advertised"}, f.ServerChecks[1].RFC5780) {
 		t.Errorf("server checks %+v; want the dead one unknown, coturn verified", f.ServerChecks)
 	}
 	if f.TCP == nil || f.TCP.Mapping != "endpoint-independent" {

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/natcheck/natcheck/lab"
-	"github.com/natcheck/natcheck/probe"
+	"github.com/natcheck/natcheck/probe/nat"
 	"github.com/natcheck/natcheck/report"
 )
 
@@ -18,7 +18,7 @@ import (
 func TestTCPMappingBehaviour(t *testing.T) {
 	for _, tc := range []struct {
 		kind lab.Kind
-		want probe.Mapping
+		want nat.Mapping
 		eim  bool
 	}{
 		{lab.PortRestrictedCone, "endpoint-independent", true},

@@ -11,16 +11,16 @@ import (
 
 	"github.com/natcheck/natcheck/internal/tri"
 	"github.com/natcheck/natcheck/lab"
-	"github.com/natcheck/natcheck/probe"
+	"github.com/natcheck/natcheck/probe/nat"
 	"github.com/natcheck/natcheck/report"
 )
 
 // typeWant is the known verdict of a lab topology. A nil *bool means the
 // field is not checked.
 type typeWant struct {
-	typ                 probe.NATType
-	mapping             probe.Mapping
-	filtering           probe.Filtering
+	typ                 nat.NATType
+	mapping             nat.Mapping
+	filtering           nat.Filtering
 	nat, cgnat, hairpin *bool
 }
 
@@ -149,13 +149,13 @@ func TestTypeLabPlainServers(t *testing.T) {
 	bin := lab.BuildNatcheck(t)
 	cases := []struct {
 		kind     lab.Kind
-		typ      probe.NATType
-		mappings []probe.Mapping // acceptable: a symmetric NAT's port dependence needs a second port
+		typ      nat.NATType
+		mappings []nat.Mapping // acceptable: a symmetric NAT's port dependence needs a second port
 	}{
-		{lab.PortRestrictedCone, "unknown", []probe.Mapping{"endpoint-independent"}},
-		{lab.FullCone, "unknown", []probe.Mapping{"endpoint-independent"}},
-		{lab.Symmetric, "symmetric", []probe.Mapping{"address-and-port-dependent", "unknown"}},
-		{lab.NoNAT, "unknown", []probe.Mapping{"endpoint-independent"}},
+		{lab.PortRestrictedCone, "unknown", []nat.Mapping{"endpoint-independent"}},
+		{lab.FullCone, "unknown", []nat.Mapping{"endpoint-independent"}},
+		{lab.Symmetric, "symmetric", []nat.Mapping{"address-and-port-dependent", "unknown"}},
+		{lab.NoNAT, "unknown", []nat.Mapping{"endpoint-independent"}},
 	}
 	for _, c := range cases {
 		t.Run(string(c.kind), func(t *testing.T) {

@@ -14,15 +14,17 @@ import (
 	"time"
 
 	"github.com/natcheck/natcheck/probe/gather"
-	"github.com/pion/transport/v3"
+	"github.com/natcheck/natcheck/probe/nat"
+	"github.com/natcheck/natcheck/probe/stunclient"
+	"github.com/pion/transport/v4"
 )
 
 // TypeConfig says against what and how a behaviour run probes.
 type TypeConfig struct {
-	Net     transport.Net    // stdnet for real runs, vnet in tests
-	Family  Family           // IPv4 or IPv6
-	Servers []netip.AddrPort // resolved servers, in the user's order
-	Timeout time.Duration    // cap on the whole run, besides ctx's deadline
+	Net     transport.Net     // stdnet for real runs, vnet in tests
+	Family  stunclient.Family // IPv4 or IPv6
+	Servers []netip.AddrPort  // resolved servers, in the user's order
+	Timeout time.Duration     // cap on the whole run, besides ctx's deadline
 	// TTLProbe enables the TTL-limited carrier-NAT probe. It needs a real
 	// socket (Linux); runs on a simulated network leave it off.
 	TTLProbe bool
@@ -32,8 +34,8 @@ type TypeConfig struct {
 
 // TypeResult is a finished behaviour run: what was seen and what it means.
 type TypeResult struct {
-	Observations
-	Verdict
+	nat.Observations
+	nat.Verdict
 	Servers  []netip.AddrPort
 	Primary  netip.AddrPort // the server the RFC 5780 tests went to
 	Duration time.Duration
@@ -84,8 +86,8 @@ func (c *TypeConfig) logf(format string, args ...any) {
 
 // TypeOptions configure RunType.
 type TypeOptions struct {
-	Servers []Server
-	Family  Family
+	Servers []stunclient.Server
+	Family  stunclient.Family
 	Net     transport.Net // nil means the host's real network (and enables the TTL probe)
 	Logf    func(format string, args ...any)
 }
@@ -96,11 +98,11 @@ type TypeOptions struct {
 func RunType(ctx context.Context, o TypeOptions) (*TypeResult, error) {
 	cfg := TypeConfig{Net: o.Net, Family: o.Family, Logf: o.Logf}
 	if cfg.Family == 0 {
-		cfg.Family = IPv4
+		cfg.Family = stunclient.IPv4
 	}
 	cfg.TTLProbe = cfg.Net == nil // the TTL probe needs a real socket
 	var err error
-	if cfg.Net, err = netOrReal(cfg.Net); err != nil {
+	if cfg.Net, err = stunclient.NetOrReal(cfg.Net); err != nil {
 		return nil, err
 	}
 	addrs := make([]netip.AddrPort, len(o.Servers))
@@ -129,7 +131,7 @@ func RunType(ctx context.Context, o TypeOptions) (*TypeResult, error) {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, fmt.Errorf("%w (no server name resolved: %v)", ErrNoAnswer, errors.Join(errs...))
+		return nil, fmt.Errorf("%w (no server name resolved: %v)", stunclient.ErrNoAnswer, errors.Join(errs...))
 	}
 	return runType(ctx, cfg)
 }
@@ -158,7 +160,7 @@ func runType(ctx context.Context, cfg TypeConfig) (*TypeResult, error) {
 	res.HostAddrs, _ = Interfaces(cfg.Net)
 	res.RouteSource, _ = RouteSource(cfg.Net, cfg.Family, cfg.Servers[0])
 
-	mc, err := Listen(ctx, cfg.Net, cfg.Family, wildcard(cfg.Family))
+	mc, err := stunclient.Listen(ctx, cfg.Net, cfg.Family, wildcard(cfg.Family))
 	if err != nil {
 		return nil, err
 	}
@@ -170,9 +172,9 @@ func runType(ctx context.Context, cfg TypeConfig) (*TypeResult, error) {
 	if !ok {
 		res.Tests = append(res.Tests, binds...)
 		res.Tests = append(res.Tests, tcp...)
-		res.Verdict = Classify(res.Observations)
+		res.Verdict = nat.Classify(res.Observations)
 		res.Duration = time.Since(start)
-		if res.Type == TypeUDPBlocked {
+		if res.Type == nat.TypeUDPBlocked {
 			for _, t := range tcp {
 				if t.Replied && !res.Primary.IsValid() {
 					res.Primary = t.To
@@ -187,14 +189,14 @@ func runType(ctx context.Context, cfg TypeConfig) (*TypeResult, error) {
 		if len(tcp) > 0 {
 			how = "UDP, then TCP"
 		}
-		return res, fmt.Errorf("%w (%d asked over %s)", ErrNoAnswer, len(binds), how)
+		return res, fmt.Errorf("%w (%d asked over %s)", stunclient.ErrNoAnswer, len(binds), how)
 	}
 	res.Primary = binds[prim].To
 	for i := range binds {
 		if i == prim {
-			binds[i].Name = TestBinding
+			binds[i].Name = nat.TestBinding
 		} else {
-			binds[i].Name = TestServer
+			binds[i].Name = nat.TestServer
 		}
 	}
 	res.Tests = append(res.Tests, binds[prim])
@@ -204,8 +206,8 @@ func runType(ctx context.Context, cfg TypeConfig) (*TypeResult, error) {
 
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	add := func(t TestResult) {
-		cfg.logf("%s", t.summary())
+	add := func(t nat.TestResult) {
+		cfg.logf("%s", summary(t))
 		mu.Lock()
 		res.Tests = append(res.Tests, t)
 		mu.Unlock()
@@ -216,14 +218,14 @@ func runType(ctx context.Context, cfg TypeConfig) (*TypeResult, error) {
 	if o := b.OtherAddress; validOther(b.To, o) {
 		pa := b.To
 		goTest(func() {
-			add(r.exchange(ctx, mc, TestMappingAltIP, netip.AddrPortFrom(o.Addr(), pa.Port()), 0, netip.AddrPort{}))
+			add(r.exchange(ctx, mc, nat.TestMappingAltIP, netip.AddrPortFrom(o.Addr(), pa.Port()), 0, netip.AddrPort{}))
 		})
-		goTest(func() { add(r.exchange(ctx, mc, TestMappingAltIPPort, o, 0, netip.AddrPort{})) })
-		goTest(func() { add(r.fresh(ctx, TestFilterIPPort, pa, ChangeIP|ChangePort, o)) })
+		goTest(func() { add(r.exchange(ctx, mc, nat.TestMappingAltIPPort, o, 0, netip.AddrPort{})) })
+		goTest(func() { add(r.fresh(ctx, nat.TestFilterIPPort, pa, nat.ChangeIP|nat.ChangePort, o)) })
 		goTest(func() {
-			add(r.fresh(ctx, TestFilterPort, pa, ChangePort, netip.AddrPortFrom(pa.Addr(), o.Port())))
+			add(r.fresh(ctx, nat.TestFilterPort, pa, nat.ChangePort, netip.AddrPortFrom(pa.Addr(), o.Port())))
 		})
-		goTest(func() { add(r.pair(func() TestResult { return r.verify(ctx, pa, o) })) })
+		goTest(func() { add(r.pair(func() nat.TestResult { return r.verify(ctx, pa, o) })) })
 	}
 	goTest(func() { add(r.hairpin(ctx, b.To)) })
 	if cfg.TTLProbe {
@@ -235,7 +237,7 @@ func runType(ctx context.Context, cfg TypeConfig) (*TypeResult, error) {
 		})
 	}
 	wg.Wait()
-	res.Verdict = Classify(res.Observations)
+	res.Verdict = nat.Classify(res.Observations)
 	res.Duration = time.Since(start)
 	if errors.Is(ctx.Err(), context.Canceled) {
 		return res, ctx.Err() // interrupted: the caller says so
@@ -244,8 +246,8 @@ func runType(ctx context.Context, cfg TypeConfig) (*TypeResult, error) {
 	return res, nil
 }
 
-func wildcard(f Family) string {
-	if f == IPv6 {
+func wildcard(f stunclient.Family) string {
+	if f == stunclient.IPv6 {
 		return "[::]:0"
 	}
 	return "0.0.0.0:0"
@@ -275,7 +277,7 @@ func (r *typeRun) window() time.Duration {
 // its own transaction, until one is answered or the window closes.
 type send struct {
 	to      netip.AddrPort
-	change  ChangeFlags
+	change  nat.ChangeFlags
 	accept  func(netip.AddrPort) bool
 	gaps    func(i int) time.Duration // wait after copy i
 	copies  int
@@ -285,11 +287,11 @@ type send struct {
 // paced sends copies of a request and returns the first reply. Separate
 // transactions (rather than one retransmitted) let the pacing follow the
 // measured RTT instead of doubling from a fixed RTO.
-func paced(ctx context.Context, c *Conn, s send) (Response, int, error) {
+func paced(ctx context.Context, c *stunclient.Conn, s send) (stunclient.Response, int, error) {
 	ctx, cancel := context.WithDeadline(ctx, s.waitEnd)
 	defer cancel()
 	type answer struct {
-		r   Response
+		r   stunclient.Response
 		err error
 	}
 	got := make(chan answer, s.copies) // buffered: copies never block after return
@@ -298,7 +300,7 @@ func paced(ctx context.Context, c *Conn, s send) (Response, int, error) {
 		sent++
 		go func() {
 			wait := time.Until(s.waitEnd)
-			resp, err := c.Do(ctx, Request{To: s.to, Change: s.change, AcceptFrom: s.accept,
+			resp, err := c.Do(ctx, stunclient.Request{To: s.to, Change: s.change, AcceptFrom: s.accept,
 				Attempts: 1, RTO: wait, LastWait: wait})
 			got <- answer{resp, err}
 		}()
@@ -313,8 +315,8 @@ func paced(ctx context.Context, c *Conn, s send) (Response, int, error) {
 				a.r.Attempts = sent
 				return a.r, sent, nil
 			}
-			if !errors.Is(a.err, ErrNoResponse) && ctx.Err() == nil {
-				return Response{}, sent, a.err // the socket failed: say why
+			if !errors.Is(a.err, stunclient.ErrNoResponse) && ctx.Err() == nil {
+				return stunclient.Response{}, sent, a.err // the socket failed: say why
 			}
 		case <-timer.C:
 			if sent < s.copies {
@@ -322,7 +324,7 @@ func paced(ctx context.Context, c *Conn, s send) (Response, int, error) {
 				timer.Reset(s.gaps(sent - 1))
 			}
 		case <-ctx.Done():
-			return Response{}, sent, ErrNoResponse
+			return stunclient.Response{}, sent, stunclient.ErrNoResponse
 		}
 	}
 }
@@ -332,7 +334,7 @@ func paced(ctx context.Context, c *Conn, s send) (Response, int, error) {
 // RFC 5780 server still gets gather.AwaitRFC5780, after an RFC 5780
 // server's the others get gather.Corroborate, so a dead server never costs
 // a timeout. STUN over TCP starts if UDP stays silent (tcpFallback).
-func (r *typeRun) bindingRound(ctx context.Context, mc *Conn) (binds, tcp []TestResult) {
+func (r *typeRun) bindingRound(ctx context.Context, mc *stunclient.Conn) (binds, tcp []nat.TestResult) {
 	udpCtx, stopUDP := context.WithCancel(ctx)
 	defer stopUDP()
 	var mu sync.Mutex
@@ -346,11 +348,11 @@ func (r *typeRun) bindingRound(ctx context.Context, mc *Conn) (binds, tcp []Test
 		return firstGap << min(i, 5)
 	}
 	var udpAnswered atomic.Bool
-	tasks := make([]gather.Task[TestResult], len(r.cfg.Servers))
+	tasks := make([]gather.Task[nat.TestResult], len(r.cfg.Servers))
 	for i, s := range r.cfg.Servers {
-		tasks[i] = func(ctx context.Context, answered func(gather.Answer)) TestResult {
+		tasks[i] = func(ctx context.Context, answered func(gather.Answer)) nat.TestResult {
 			resp, n, err := paced(ctx, mc, send{to: s, gaps: gaps, copies: maxCopies, waitEnd: r.deadline})
-			t := result(TestServer, mc.LocalAddr(), s, 0, resp, n, err)
+			t := result(nat.TestServer, mc.LocalAddr(), s, 0, resp, n, err)
 			if err == nil {
 				rtt := max(resp.RTT, time.Millisecond)
 				mu.Lock()
@@ -366,11 +368,11 @@ func (r *typeRun) bindingRound(ctx context.Context, mc *Conn) (binds, tcp []Test
 	}
 	tcpCtx, stopTCP := context.WithCancel(ctx)
 	defer stopTCP()
-	tcpDone := make(chan []TestResult, 1)
+	tcpDone := make(chan []nat.TestResult, 1)
 	go func() { tcpDone <- r.tcpFallback(tcpCtx, &udpAnswered, stopUDP) }()
 
-	rs := gather.Run(udpCtx, tasks, gather.Options[TestResult]{Grace: gather.AwaitRFC5780, Decisive: gather.Corroborate})
-	binds = make([]TestResult, len(rs))
+	rs := gather.Run(udpCtx, tasks, gather.Options[nat.TestResult]{Grace: gather.AwaitRFC5780, Decisive: gather.Corroborate})
+	binds = make([]nat.TestResult, len(rs))
 	for i, res := range rs {
 		binds[i] = res.Value
 	}
@@ -383,7 +385,7 @@ func (r *typeRun) bindingRound(ctx context.Context, mc *Conn) (binds, tcp []Test
 // tcpFallback starts STUN over TCP when no UDP answer came within
 // tcpAfter. When TCP answers and UDP still does not, UDP gets at least a
 // second (ten TCP round trips if slower) before stopUDP calls it blocked.
-func (r *typeRun) tcpFallback(ctx context.Context, udpAnswered *atomic.Bool, stopUDP context.CancelFunc) []TestResult {
+func (r *typeRun) tcpFallback(ctx context.Context, udpAnswered *atomic.Bool, stopUDP context.CancelFunc) []nat.TestResult {
 	select {
 	case <-time.After(tcpAfter):
 	case <-ctx.Done():
@@ -407,7 +409,7 @@ func (r *typeRun) tcpFallback(ctx context.Context, udpAnswered *atomic.Bool, sto
 // pickPrimary chooses the server for the RFC 5780 tests: the first (in
 // the user's order) whose OTHER-ADDRESS is genuine, else the first that
 // answered at all.
-func pickPrimary(binds []TestResult) (int, bool) {
+func pickPrimary(binds []nat.TestResult) (int, bool) {
 	first := -1
 	for i, b := range binds {
 		if !b.Replied || b.ErrorCode != 0 || !b.Public().IsValid() {
@@ -431,7 +433,7 @@ func validOther(prim, o netip.AddrPort) bool {
 }
 
 // exchange runs one paced test on an existing socket.
-func (r *typeRun) exchange(ctx context.Context, c *Conn, name string, to netip.AddrPort, change ChangeFlags, expect netip.AddrPort) TestResult {
+func (r *typeRun) exchange(ctx context.Context, c *stunclient.Conn, name string, to netip.AddrPort, change nat.ChangeFlags, expect netip.AddrPort) nat.TestResult {
 	var accept func(netip.AddrPort) bool
 	if change != 0 {
 		// Accept a reply from anywhere: where it came from is the finding.
@@ -463,11 +465,11 @@ func (r *typeRun) windowEnd() time.Time {
 // (filterPortLo-filterPortHi), where no earlier natcheck socket ever
 // contacted the alternate address: NAT state left by an earlier run cannot
 // open their filter and fake a reply either.
-func (r *typeRun) fresh(ctx context.Context, name string, to netip.AddrPort, change ChangeFlags, expect netip.AddrPort) TestResult {
-	return r.pair(func() TestResult {
+func (r *typeRun) fresh(ctx context.Context, name string, to netip.AddrPort, change nat.ChangeFlags, expect netip.AddrPort) nat.TestResult {
+	return r.pair(func() nat.TestResult {
 		c, err := r.listenFilterPort(ctx)
 		if err != nil {
-			return TestResult{Name: name, To: to, Change: change, Expect: expect, Err: err.Error()}
+			return nat.TestResult{Name: name, To: to, Change: change, Expect: expect, Err: err.Error()}
 		}
 		defer c.Close()
 		return r.exchange(ctx, c, name, to, change, expect)
@@ -476,8 +478,8 @@ func (r *typeRun) fresh(ctx context.Context, name string, to netip.AddrPort, cha
 
 // pair runs a test twice at once and keeps the run that got a reply (or
 // the first); Attempts counts both.
-func (r *typeRun) pair(test func() TestResult) TestResult {
-	second := make(chan TestResult, 1)
+func (r *typeRun) pair(test func() nat.TestResult) nat.TestResult {
+	second := make(chan nat.TestResult, 1)
 	go func() { second <- test() }()
 	a := test()
 	b := <-second
@@ -496,16 +498,16 @@ const (
 	filterPortHi = 65535
 )
 
-func (r *typeRun) listenFilterPort(ctx context.Context) (*Conn, error) {
+func (r *typeRun) listenFilterPort(ctx context.Context) (*stunclient.Conn, error) {
 	for range 8 {
 		p := filterPortLo + rand.IntN(filterPortHi-filterPortLo+1)
-		c, err := Listen(ctx, r.cfg.Net, r.cfg.Family, strings.TrimSuffix(wildcard(r.cfg.Family), "0")+strconv.Itoa(p))
+		c, err := stunclient.Listen(ctx, r.cfg.Net, r.cfg.Family, strings.TrimSuffix(wildcard(r.cfg.Family), "0")+strconv.Itoa(p))
 		if err == nil {
 			return c, nil
 		}
 	}
 	// Every try was taken (or binding is restricted): any port will do.
-	return Listen(ctx, r.cfg.Net, r.cfg.Family, wildcard(r.cfg.Family))
+	return stunclient.Listen(ctx, r.cfg.Net, r.cfg.Family, wildcard(r.cfg.Family))
 }
 
 // verify proves the server honours CHANGE-REQUEST: a fresh socket talks
@@ -514,19 +516,19 @@ func (r *typeRun) listenFilterPort(ctx context.Context) (*Conn, error) {
 // first request passes the NAT, long before any changed reply can come
 // back, so the change leg starts openLead later without waiting a round
 // trip; both legs keep sending copies on their own pacing.
-func (r *typeRun) verify(ctx context.Context, prim, other netip.AddrPort) TestResult {
-	c, err := Listen(ctx, r.cfg.Net, r.cfg.Family, wildcard(r.cfg.Family))
+func (r *typeRun) verify(ctx context.Context, prim, other netip.AddrPort) nat.TestResult {
+	c, err := stunclient.Listen(ctx, r.cfg.Net, r.cfg.Family, wildcard(r.cfg.Family))
 	if err != nil {
-		return TestResult{Name: TestFilterVerify, To: prim, Expect: other, Err: err.Error()}
+		return nat.TestResult{Name: nat.TestFilterVerify, To: prim, Expect: other, Err: err.Error()}
 	}
 	defer c.Close()
-	opened := make(chan TestResult, 1)
-	go func() { opened <- r.exchange(ctx, c, TestFilterVerify, other, 0, netip.AddrPort{}) }()
+	opened := make(chan nat.TestResult, 1)
+	go func() { opened <- r.exchange(ctx, c, nat.TestFilterVerify, other, 0, netip.AddrPort{}) }()
 	select {
 	case <-time.After(openLead):
 	case <-ctx.Done():
 	}
-	t := r.exchange(ctx, c, TestFilterVerify, prim, ChangeIP|ChangePort, other)
+	t := r.exchange(ctx, c, nat.TestFilterVerify, prim, nat.ChangeIP|nat.ChangePort, other)
 	if open := <-opened; !t.Replied && !open.Replied {
 		t.Err = "OTHER-ADDRESS did not answer either"
 	}
@@ -534,10 +536,10 @@ func (r *typeRun) verify(ctx context.Context, prim, other netip.AddrPort) TestRe
 }
 
 // result turns an engine answer into a test observation.
-func result(name string, local, to netip.AddrPort, change ChangeFlags, resp Response, n int, err error) TestResult {
-	t := TestResult{Name: name, Local: local, To: to, Change: change, Attempts: n}
+func result(name string, local, to netip.AddrPort, change nat.ChangeFlags, resp stunclient.Response, n int, err error) nat.TestResult {
+	t := nat.TestResult{Name: name, Local: local, To: to, Change: change, Attempts: n}
 	if err != nil {
-		if !errors.Is(err, ErrNoResponse) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+		if !errors.Is(err, stunclient.ErrNoResponse) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 			t.Err = err.Error()
 		}
 		return t
@@ -551,7 +553,7 @@ func result(name string, local, to netip.AddrPort, change ChangeFlags, resp Resp
 	return t
 }
 
-func countReplied(ts []TestResult) int {
+func countReplied(ts []nat.TestResult) int {
 	n := 0
 	for _, t := range ts {
 		if t.Replied {
@@ -562,7 +564,7 @@ func countReplied(ts []TestResult) int {
 }
 
 // maxRTT is the slowest measured round trip; the waits derive from it.
-func maxRTT(ts []TestResult) time.Duration {
+func maxRTT(ts []nat.TestResult) time.Duration {
 	var m time.Duration
 	for _, t := range ts {
 		if t.Replied && t.RTT > m {
@@ -576,7 +578,7 @@ func maxRTT(ts []TestResult) time.Duration {
 }
 
 // summary is one progress line for --verbose.
-func (t TestResult) summary() string {
+func summary(t nat.TestResult) string {
 	switch {
 	case t.Err != "":
 		return fmt.Sprintf("%s: %s", t.Name, t.Err)

@@ -9,9 +9,11 @@ import (
 	"time"
 
 	"github.com/natcheck/natcheck/internal/tri"
+	"github.com/natcheck/natcheck/probe/nat"
+	"github.com/natcheck/natcheck/probe/stunclient"
 	"github.com/pion/logging"
 	"github.com/pion/stun/v3"
-	"github.com/pion/transport/v3/vnet"
+	"github.com/pion/transport/v4/vnet"
 )
 
 // serverFlaw makes the in-process test server misbehave the way real ones do.
@@ -76,10 +78,10 @@ func (s *rfc5780Server) serve(self netip.AddrPort, pc net.PacketConn) {
 				continue
 			}
 			ip, port := self.Addr(), self.Port()
-			if change&uint32(ChangeIP) != 0 {
+			if change&uint32(nat.ChangeIP) != 0 {
 				ip = s.other(ip)
 			}
-			if change&uint32(ChangePort) != 0 {
+			if change&uint32(nat.ChangePort) != 0 {
 				port = s.otherPort(port)
 			}
 			out = netip.AddrPortFrom(ip, port)
@@ -201,23 +203,23 @@ func TestRunTypeVNet(t *testing.T) {
 		nat       *vnet.NATType
 		flaw      serverFlaw
 		plain     bool // ask two plain servers (both IPs)
-		typ       NATType
-		mapping   Mapping
-		filtering Filtering
-		rfc5780   RFC5780
+		typ       nat.NATType
+		mapping   nat.Mapping
+		filtering nat.Filtering
+		rfc5780   nat.RFC5780
 	}{
-		{"open internet", nil, honest, false, TypeOpenInternet, EndpointIndependent, EndpointIndependent, "verified"},
-		{"full cone", natType(ei, ei), honest, false, TypeFullCone, EndpointIndependent, EndpointIndependent, "verified"},
-		{"restricted cone", natType(ei, ad), honest, false, TypeRestrictedCone, EndpointIndependent, AddressDependent, "verified"},
-		{"port-restricted cone", natType(ei, apd), honest, false, TypePortRestrictedCone, EndpointIndependent, AddressAndPortDependent, "verified"},
-		{"symmetric, address-dependent mapping", natType(ad, apd), honest, false, TypeSymmetric, AddressDependent, AddressAndPortDependent, "advertised"},
-		{"symmetric", natType(apd, apd), honest, false, TypeSymmetric, AddressAndPortDependent, AddressAndPortDependent, "advertised"},
-		{"symmetric with endpoint-independent filtering", natType(apd, ei), honest, false, TypeSymmetric, AddressAndPortDependent, EndpointIndependent, "verified"},
-		{"plain servers, cone", natType(ei, apd), noRFC5780, true, TypeUnknown, EndpointIndependent, FilteringUnknown, "absent"},
-		{"plain servers, symmetric", natType(apd, apd), noRFC5780, true, TypeSymmetric, AddressAndPortDependent, FilteringUnknown, "absent"},
-		{"OTHER-ADDRESS on own IP", natType(ei, apd), otherSameIP, false, TypeUnknown, MappingUnknown, FilteringUnknown, "invalid"},
-		{"CHANGE-REQUEST answered from primary", natType(ei, apd), changeIgnore, false, TypeUnknown, EndpointIndependent, FilteringUnknown, "invalid"},
-		{"CHANGE-REQUEST dropped", natType(ei, apd), changeDrop, false, TypeUnknown, EndpointIndependent, FilteringUnknown, "advertised"},
+		{"open internet", nil, honest, false, nat.TypeOpenInternet, nat.EndpointIndependent, nat.EndpointIndependent, "verified"},
+		{"full cone", natType(ei, ei), honest, false, nat.TypeFullCone, nat.EndpointIndependent, nat.EndpointIndependent, "verified"},
+		{"restricted cone", natType(ei, ad), honest, false, nat.TypeRestrictedCone, nat.EndpointIndependent, nat.AddressDependent, "verified"},
+		{"port-restricted cone", natType(ei, apd), honest, false, nat.TypePortRestrictedCone, nat.EndpointIndependent, nat.AddressAndPortDependent, "verified"},
+		{"symmetric, address-dependent mapping", natType(ad, apd), honest, false, nat.TypeSymmetric, nat.AddressDependent, nat.AddressAndPortDependent, "advertised"},
+		{"symmetric", natType(apd, apd), honest, false, nat.TypeSymmetric, nat.AddressAndPortDependent, nat.AddressAndPortDependent, "advertised"},
+		{"symmetric with endpoint-independent filtering", natType(apd, ei), honest, false, nat.TypeSymmetric, nat.AddressAndPortDependent, nat.EndpointIndependent, "verified"},
+		{"plain servers, cone", natType(ei, apd), noRFC5780, true, nat.TypeUnknown, nat.EndpointIndependent, nat.FilteringUnknown, "absent"},
+		{"plain servers, symmetric", natType(apd, apd), noRFC5780, true, nat.TypeSymmetric, nat.AddressAndPortDependent, nat.FilteringUnknown, "absent"},
+		{"OTHER-ADDRESS on own IP", natType(ei, apd), otherSameIP, false, nat.TypeUnknown, nat.MappingUnknown, nat.FilteringUnknown, "invalid"},
+		{"CHANGE-REQUEST answered from primary", natType(ei, apd), changeIgnore, false, nat.TypeUnknown, nat.EndpointIndependent, nat.FilteringUnknown, "invalid"},
+		{"CHANGE-REQUEST dropped", natType(ei, apd), changeDrop, false, nat.TypeUnknown, nat.EndpointIndependent, nat.FilteringUnknown, "advertised"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -227,7 +229,7 @@ func TestRunTypeVNet(t *testing.T) {
 				// can then be told fully without RFC 5780.
 				servers = append(servers, netip.MustParseAddrPort("1.2.3.5:3478"), netip.MustParseAddrPort("1.2.3.4:3479"))
 			}
-			res, err := runType(context.Background(), TypeConfig{Net: n, Family: IPv4, Servers: servers, Timeout: 5 * time.Second})
+			res, err := runType(context.Background(), TypeConfig{Net: n, Family: stunclient.IPv4, Servers: servers, Timeout: 5 * time.Second})
 			if err != nil {
 				t.Fatalf("RunType: %v", err)
 			}
@@ -238,7 +240,7 @@ func TestRunTypeVNet(t *testing.T) {
 			}
 			wantNAT := c.nat != nil
 			if v.NAT != tri.Of(wantNAT) {
-				t.Errorf("nat = %s, want %v", showBool(v.NAT), wantNAT)
+				t.Errorf("nat = %s, want %v", v.NAT, wantNAT)
 			}
 		})
 	}
@@ -247,11 +249,11 @@ func TestRunTypeVNet(t *testing.T) {
 func TestRunTypeNoAnswer(t *testing.T) {
 	n, _ := world(t, natType(vnet.EndpointIndependent, vnet.EndpointIndependent), honest)
 	dead := []netip.AddrPort{netip.MustParseAddrPort("1.2.3.9:3478")}
-	res, err := runType(context.Background(), TypeConfig{Net: n, Family: IPv4, Servers: dead, Timeout: 600 * time.Millisecond})
-	if !errors.Is(err, ErrNoAnswer) {
+	res, err := runType(context.Background(), TypeConfig{Net: n, Family: stunclient.IPv4, Servers: dead, Timeout: 600 * time.Millisecond})
+	if !errors.Is(err, stunclient.ErrNoAnswer) {
 		t.Fatalf("err = %v, want ErrNoAnswer", err)
 	}
-	if res == nil || res.Type != TypeUnknown {
+	if res == nil || res.Type != nat.TypeUnknown {
 		t.Fatalf("result = %+v, want type unknown", res)
 	}
 }
@@ -261,12 +263,12 @@ func TestRunTypeNoAnswer(t *testing.T) {
 func TestRunTypeDeadServerCostsNoTimeout(t *testing.T) {
 	n, servers := world(t, natType(vnet.EndpointIndependent, vnet.EndpointAddrPortDependent), honest)
 	servers = append([]netip.AddrPort{netip.MustParseAddrPort("1.2.3.9:3478")}, servers...)
-	res, err := runType(context.Background(), TypeConfig{Net: n, Family: IPv4, Servers: servers, Timeout: time.Minute})
+	res, err := runType(context.Background(), TypeConfig{Net: n, Family: stunclient.IPv4, Servers: servers, Timeout: time.Minute})
 	if err != nil {
 		t.Fatalf("RunType: %v", err)
 	}
-	if res.Type != TypePortRestrictedCone {
-		t.Errorf("type = %s, want %s", res.Type, TypePortRestrictedCone)
+	if res.Type != nat.TypePortRestrictedCone {
+		t.Errorf("type = %s, want %s", res.Type, nat.TypePortRestrictedCone)
 	}
 	if res.Duration > 30*time.Second {
 		t.Errorf("run took %v: the dead server cost the timeout", res.Duration)
@@ -285,14 +287,14 @@ func quiet() logging.LoggerFactory {
 // or filtering would needlessly be unknown.
 func TestRunTypeWaitsForFarRFC5780Server(t *testing.T) {
 	n, servers := worldWith(t, natType(vnet.EndpointIndependent, vnet.EndpointAddrPortDependent), honest, 150*time.Millisecond, true)
-	res, err := runType(context.Background(), TypeConfig{Net: n, Family: IPv4, Servers: servers, Timeout: 10 * time.Second})
+	res, err := runType(context.Background(), TypeConfig{Net: n, Family: stunclient.IPv4, Servers: servers, Timeout: 10 * time.Second})
 	if err != nil {
 		t.Fatalf("runType: %v", err)
 	}
-	if res.Primary != servers[1] || res.Type != TypePortRestrictedCone {
-		t.Errorf("primary %s type %s, want %s %s\n%v\n%+v", res.Primary, res.Type, servers[1], TypePortRestrictedCone, res.Evidence, res.Tests)
+	if res.Primary != servers[1] || res.Type != nat.TypePortRestrictedCone {
+		t.Errorf("primary %s type %s, want %s %s\n%v\n%+v", res.Primary, res.Type, servers[1], nat.TypePortRestrictedCone, res.Evidence, res.Tests)
 	}
-	if other := res.Test(TestServer); other == nil || !other.Replied || other.To != servers[0] {
+	if other := res.Test(nat.TestServer); other == nil || !other.Replied || other.To != servers[0] {
 		t.Errorf("the plain server's answer is missing: %+v", other)
 	}
 }
@@ -304,7 +306,7 @@ func TestRunTypeInterrupted(t *testing.T) {
 	dead := []netip.AddrPort{netip.MustParseAddrPort("1.2.3.9:3478")}
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(100*time.Millisecond, cancel)
-	_, err := runType(ctx, TypeConfig{Net: n, Family: IPv4, Servers: dead, Timeout: time.Minute})
+	_, err := runType(ctx, TypeConfig{Net: n, Family: stunclient.IPv4, Servers: dead, Timeout: time.Minute})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}

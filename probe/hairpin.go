@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/natcheck/natcheck/probe/nat"
+	"github.com/natcheck/natcheck/probe/stunclient"
 	"github.com/pion/stun/v3"
 )
 
@@ -15,10 +17,10 @@ import (
 // counted only if A really receives one. Plain sockets are used because A
 // must see a request, not a reply. Only this host's own mapping is
 // targeted, with a handful of datagrams.
-func (r *typeRun) hairpin(ctx context.Context, prim netip.AddrPort) TestResult {
-	t := TestResult{Name: TestHairpin}
+func (r *typeRun) hairpin(ctx context.Context, prim netip.AddrPort) nat.TestResult {
+	t := nat.TestResult{Name: nat.TestHairpin}
 	network := "udp4"
-	if r.cfg.Family == IPv6 {
+	if r.cfg.Family == stunclient.IPv6 {
 		network = "udp6"
 	}
 	a, err := r.cfg.Net.ListenPacket(network, wildcard(r.cfg.Family))
@@ -38,7 +40,7 @@ func (r *typeRun) hairpin(ctx context.Context, prim netip.AddrPort) TestResult {
 		b.SetReadDeadline(time.Unix(1, 0))
 	})
 	defer stop()
-	t.Local = addrPortOf(a.LocalAddr())
+	t.Local = stunclient.AddrPortOf(a.LocalAddr())
 
 	mapped, ok := r.rawBinding(a, prim)
 	if !ok {
@@ -46,7 +48,7 @@ func (r *typeRun) hairpin(ctx context.Context, prim netip.AddrPort) TestResult {
 		return t
 	}
 	t.To = mapped
-	req, err := buildRequest(0)
+	req, err := stunclient.BuildRequest(0)
 	if err != nil {
 		t.Err = err.Error()
 		return t
@@ -75,7 +77,7 @@ func (r *typeRun) hairpin(ctx context.Context, prim netip.AddrPort) TestResult {
 // rawBinding sends paced Binding requests from a plain socket and returns
 // the XOR-MAPPED-ADDRESS of the first reply from the server.
 func (r *typeRun) rawBinding(pc net.PacketConn, to netip.AddrPort) (netip.AddrPort, bool) {
-	req, err := buildRequest(0)
+	req, err := stunclient.BuildRequest(0)
 	if err != nil {
 		return netip.AddrPort{}, false
 	}
@@ -90,7 +92,7 @@ func (r *typeRun) rawBinding(pc net.PacketConn, to netip.AddrPort) (netip.AddrPo
 		}
 		if m, ok := readReply(pc, req.TransactionID, to, wait); ok {
 			// XOR-MAPPED-ADDRESS, else RFC 3489's MAPPED-ADDRESS.
-			mapped := parseResponse(m, to).PublicAddr()
+			mapped := stunclient.ParseResponse(m, to).PublicAddr()
 			return mapped, mapped.IsValid()
 		}
 	}
@@ -108,7 +110,7 @@ func readReply(pc net.PacketConn, id [stun.TransactionIDSize]byte, from netip.Ad
 			return nil, false
 		}
 		m := &stun.Message{Raw: append([]byte(nil), buf[:n]...)}
-		if m.Decode() == nil && m.TransactionID == id && addrPortOf(src) == unmap(from) {
+		if m.Decode() == nil && m.TransactionID == id && stunclient.AddrPortOf(src) == nat.Unmap(from) {
 			return m, true
 		}
 	}
@@ -126,7 +128,7 @@ func readTx(pc net.PacketConn, id [stun.TransactionIDSize]byte, until time.Time)
 		}
 		m := &stun.Message{Raw: append([]byte(nil), buf[:n]...)}
 		if m.Decode() == nil && m.TransactionID == id {
-			return addrPortOf(src), true
+			return stunclient.AddrPortOf(src), true
 		}
 	}
 }

@@ -6,7 +6,9 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/pion/transport/v3"
+	"github.com/natcheck/natcheck/probe/nat"
+	"github.com/natcheck/natcheck/probe/stunclient"
+	"github.com/pion/transport/v4"
 )
 
 // STUN over IPv6, as CheckIPv6 found it.
@@ -42,7 +44,7 @@ type IPv6Check struct {
 
 // IPv6Options configure CheckIPv6.
 type IPv6Options struct {
-	Servers []Server
+	Servers []stunclient.Server
 	Net     transport.Net // nil: the host's network
 }
 
@@ -53,7 +55,7 @@ type IPv6Options struct {
 // the error is only for a host whose interfaces cannot be listed.
 func CheckIPv6(ctx context.Context, o IPv6Options) (*IPv6Check, error) {
 	start := time.Now()
-	n, err := netOrReal(o.Net)
+	n, err := stunclient.NetOrReal(o.Net)
 	if err != nil {
 		return nil, err
 	}
@@ -63,7 +65,7 @@ func CheckIPv6(ctx context.Context, o IPv6Options) (*IPv6Check, error) {
 	}
 	c := &IPv6Check{Path: PathUnknown}
 	c.Global, c.ULA = splitIPv6(own)
-	w, err := RunWhoAmI(ctx, WhoAmIOptions{Servers: o.Servers, Family: IPv6, Net: n})
+	w, err := RunWhoAmI(ctx, WhoAmIOptions{Servers: o.Servers, Family: stunclient.IPv6, Net: n})
 	c.WhoAmI, c.Elapsed = w, time.Since(start)
 	if err != nil {
 		c.STUN, c.Err = ipv6Failure(w), err
@@ -83,7 +85,7 @@ func CheckIPv6(ctx context.Context, o IPv6Options) (*IPv6Check, error) {
 }
 
 // splitIPv6 picks the global and unique local IPv6 addresses.
-func splitIPv6(addrs []HostAddr) (global, ula []netip.Addr) {
+func splitIPv6(addrs []nat.HostAddr) (global, ula []netip.Addr) {
 	for _, h := range addrs {
 		a := h.Addr
 		if !a.Is6() || a.Is4In6() {

@@ -7,9 +7,11 @@ import (
 	"time"
 
 	"github.com/natcheck/natcheck/internal/stuntest"
+	"github.com/natcheck/natcheck/probe/nat"
+	"github.com/natcheck/natcheck/probe/stunclient"
 )
 
-func checkIPv6(t *testing.T, servers ...Server) *IPv6Check {
+func checkIPv6(t *testing.T, servers ...stunclient.Server) *IPv6Check {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
@@ -42,16 +44,16 @@ func TestIPv6Failures(t *testing.T) {
 	dead := stuntest.Dead(t, "::1")
 	for _, tc := range []struct {
 		name   string
-		server Server
+		server stunclient.Server
 		want   string
 	}{
-		{"ipv4-only server", Server{Input: "127.0.0.1", Host: "127.0.0.1", Port: 3478}, IPv6NoServer},
+		{"ipv4-only server", stunclient.Server{Input: "127.0.0.1", Host: "127.0.0.1", Port: 3478}, IPv6NoServer},
 		{"silent server", serverAt(t, dead), IPv6NoAnswer},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 			defer cancel()
-			c, err := CheckIPv6(ctx, IPv6Options{Servers: []Server{tc.server}})
+			c, err := CheckIPv6(ctx, IPv6Options{Servers: []stunclient.Server{tc.server}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -63,9 +65,9 @@ func TestIPv6Failures(t *testing.T) {
 }
 
 func TestSplitIPv6(t *testing.T) {
-	var in []HostAddr
+	var in []nat.HostAddr
 	for _, a := range []string{"192.0.2.1", "::ffff:192.0.2.1", "::1", "fe80::1", "fd00:1::2", "2001:db8:1::2"} {
-		in = append(in, HostAddr{Addr: netip.MustParseAddr(a), Iface: "eth0"})
+		in = append(in, nat.HostAddr{Addr: netip.MustParseAddr(a), Iface: "eth0"})
 	}
 	g, u := splitIPv6(in)
 	if len(g) != 1 || g[0].String() != "2001:db8:1::2" || len(u) != 1 || u[0].String() != "fd00:1::2" {

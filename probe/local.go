@@ -6,19 +6,21 @@ import (
 	"net/netip"
 	"strings"
 
-	"github.com/pion/transport/v3"
+	"github.com/natcheck/natcheck/probe/nat"
+	"github.com/natcheck/natcheck/probe/stunclient"
+	"github.com/pion/transport/v4"
 )
 
 // Interfaces returns every address on the host's interfaces, loopback
 // included, so that a mapped address can be recognised as the host's own.
 // Tunnel interfaces are marked because their addresses (tailscale's
 // 100.64.0.0/10) say nothing about NAT.
-func Interfaces(n transport.Net) ([]HostAddr, error) {
+func Interfaces(n transport.Net) ([]nat.HostAddr, error) {
 	ifs, err := n.Interfaces()
 	if err != nil {
 		return nil, fmt.Errorf("list interfaces: %w", err)
 	}
-	var out []HostAddr
+	var out []nat.HostAddr
 	for _, ifc := range ifs {
 		addrs, err := ifc.Addrs()
 		if err != nil {
@@ -27,7 +29,7 @@ func Interfaces(n transport.Net) ([]HostAddr, error) {
 		tunnel := ifc.Flags&net.FlagPointToPoint != 0 || isTunnelName(ifc.Name)
 		for _, a := range addrs {
 			if p, ok := prefixOf(a); ok {
-				out = append(out, HostAddr{Addr: p.Addr().Unmap(), Iface: ifc.Name, Tunnel: tunnel})
+				out = append(out, nat.HostAddr{Addr: p.Addr().Unmap(), Iface: ifc.Name, Tunnel: tunnel})
 			}
 		}
 	}
@@ -67,13 +69,13 @@ func prefixOf(a net.Addr) (netip.Prefix, bool) {
 // reach to. Connecting a UDP socket sends nothing; it only chooses the route.
 // This, not the wildcard a socket is bound to, is the address to compare
 // with the mapped one (a wildcard never equals a public address).
-func RouteSource(n transport.Net, f Family, to netip.AddrPort) (netip.Addr, error) {
-	c, err := n.Dial(f.network("udp"), to.String())
+func RouteSource(n transport.Net, f stunclient.Family, to netip.AddrPort) (netip.Addr, error) {
+	c, err := n.Dial(f.Network("udp"), to.String())
 	if err != nil {
 		return netip.Addr{}, fmt.Errorf("find route to %s: %w", to.Addr(), err)
 	}
 	defer c.Close()
-	ap := addrPortOf(c.LocalAddr())
+	ap := stunclient.AddrPortOf(c.LocalAddr())
 	if !ap.IsValid() {
 		return netip.Addr{}, fmt.Errorf("find route to %s: no local address", to.Addr())
 	}
@@ -81,7 +83,7 @@ func RouteSource(n transport.Net, f Family, to netip.AddrPort) (netip.Addr, erro
 }
 
 // isOwnAddr reports whether a is one of the host's addresses.
-func isOwnAddr(a netip.Addr, own []HostAddr) bool {
+func isOwnAddr(a netip.Addr, own []nat.HostAddr) bool {
 	a = a.Unmap()
 	for _, o := range own {
 		if o.Addr == a {

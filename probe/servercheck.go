@@ -6,14 +6,16 @@ import (
 	"time"
 
 	"github.com/natcheck/natcheck/probe/gather"
+	"github.com/natcheck/natcheck/probe/nat"
+	"github.com/natcheck/natcheck/probe/stunclient"
 
-	"github.com/pion/transport/v3"
+	"github.com/pion/transport/v4"
 )
 
 // ServerCheck is what one server showed of itself: reachability, round
 // trip, and whether it supports RFC 5780 behaviour tests.
 type ServerCheck struct {
-	Server  Server
+	Server  stunclient.Server
 	Address netip.AddrPort // zero when the name did not resolve
 	Replied bool
 	RTT     time.Duration
@@ -24,7 +26,7 @@ type ServerCheck struct {
 	// here), "invalid" (OTHER-ADDRESS without a second IP and port, or a
 	// changed reply from the wrong place), "absent" (it answered without
 	// OTHER-ADDRESS) or "unknown" (it never answered).
-	RFC5780 RFC5780
+	RFC5780 nat.RFC5780
 	Err     string
 }
 
@@ -33,12 +35,12 @@ type ServerCheck struct {
 // gather.Survey grace: a dead server costs at most that grace after
 // another's answer, never ctx's whole time limit. With f zero, each server
 // is checked in its own family: IPv6 literals over IPv6, the rest over IPv4.
-func CheckServers(ctx context.Context, n transport.Net, f Family, servers []Server) []ServerCheck {
-	n, err := netOrReal(n)
+func CheckServers(ctx context.Context, n transport.Net, f stunclient.Family, servers []stunclient.Server) []ServerCheck {
+	n, err := stunclient.NetOrReal(n)
 	if err != nil {
 		out := make([]ServerCheck, len(servers))
 		for i, s := range servers {
-			out[i] = ServerCheck{Server: s, RFC5780: RFC5780Unknown, Err: err.Error()}
+			out[i] = ServerCheck{Server: s, RFC5780: nat.RFC5780Unknown, Err: err.Error()}
 		}
 		return out
 	}
@@ -64,22 +66,21 @@ func CheckServers(ctx context.Context, n transport.Net, f Family, servers []Serv
 }
 
 // familyOf is IPv6 for an IPv6 literal, else IPv4.
-func familyOf(s Server) Family {
+func familyOf(s stunclient.Server) stunclient.Family {
 	if a, err := netip.ParseAddr(s.Host); err == nil && a.Is6() {
-		return IPv6
+		return stunclient.IPv6
 	}
-	return IPv4
+	return stunclient.IPv4
 }
 
 // serverCheckRTTFloor is the least RTT the verify test of a server check
 // paces itself by: its window is then at least a quarter second.
 const serverCheckRTTFloor = 50 * time.Millisecond
 
-
 // checkServer runs the checks of one server; replied is called once its
 // binding answered.
-func checkServer(ctx context.Context, n transport.Net, f Family, s Server, replied func(time.Duration)) ServerCheck {
-	sc := ServerCheck{Server: s, RFC5780: RFC5780Unknown}
+func checkServer(ctx context.Context, n transport.Net, f stunclient.Family, s stunclient.Server, replied func(time.Duration)) ServerCheck {
+	sc := ServerCheck{Server: s, RFC5780: nat.RFC5780Unknown}
 	addrs, err := s.Resolve(ctx, f)
 	if err != nil {
 		sc.Err = err.Error()
@@ -92,7 +93,7 @@ func checkServer(ctx context.Context, n transport.Net, f Family, s Server, repli
 	}
 	cfg := TypeConfig{Net: n, Family: f}
 	r := &typeRun{cfg: &cfg, deadline: deadline}
-	c, err := Listen(ctx, n, f, wildcard(f))
+	c, err := stunclient.Listen(ctx, n, f, wildcard(f))
 	if err != nil {
 		sc.Err = err.Error()
 		return sc
@@ -100,7 +101,7 @@ func checkServer(ctx context.Context, n transport.Net, f Family, s Server, repli
 	defer c.Close()
 	resp, sent, err := paced(ctx, c, send{to: sc.Address, copies: maxCopies, waitEnd: deadline,
 		gaps: func(i int) time.Duration { return firstGap << min(i, 5) }})
-	bind := result(TestBinding, c.LocalAddr(), sc.Address, 0, resp, sent, err)
+	bind := result(nat.TestBinding, c.LocalAddr(), sc.Address, 0, resp, sent, err)
 	if !bind.Replied {
 		sc.Err = bind.Err
 		if sc.Err == "" {
@@ -110,7 +111,7 @@ func checkServer(ctx context.Context, n transport.Net, f Family, s Server, repli
 	}
 	sc.Replied, sc.RTT, sc.Mapped, sc.Other = true, bind.RTT, bind.Public(), bind.OtherAddress
 	replied(bind.RTT)
-	obs := Observations{Tests: []TestResult{bind}}
+	obs := nat.Observations{Tests: []nat.TestResult{bind}}
 	if validOther(sc.Address, bind.OtherAddress) {
 		// A server check is not in a hurry (the others get a second's grace
 		// anyway): a floor on the RTT widens the verify window, so a loaded
@@ -118,6 +119,6 @@ func checkServer(ctx context.Context, n transport.Net, f Family, s Server, repli
 		r.rtt = max(bind.RTT, serverCheckRTTFloor)
 		obs.Tests = append(obs.Tests, r.verify(ctx, sc.Address, bind.OtherAddress))
 	}
-	sc.RFC5780, _ = RFC5780Support(obs)
+	sc.RFC5780, _ = nat.RFC5780Support(obs)
 	return sc
 }

@@ -7,27 +7,29 @@ import (
 	"time"
 
 	"github.com/natcheck/natcheck/internal/stuntest"
-	"github.com/pion/transport/v3/vnet"
+	"github.com/natcheck/natcheck/probe/nat"
+	"github.com/natcheck/natcheck/probe/stunclient"
+	"github.com/pion/transport/v4/vnet"
 )
 
 func TestCheckServersRFC5780Support(t *testing.T) {
 	tests := []struct {
 		name string
 		flaw serverFlaw
-		want RFC5780
+		want nat.RFC5780
 	}{
-		{"honest", honest, RFC5780Verified},
-		{"plain", noRFC5780, RFC5780Absent},
-		{"other-address-on-same-ip", otherSameIP, RFC5780Invalid},
-		{"answers-change-from-primary", changeIgnore, RFC5780Invalid},
-		{"drops-change-requests", changeDrop, RFC5780Advertised},
+		{"honest", honest, nat.RFC5780Verified},
+		{"plain", noRFC5780, nat.RFC5780Absent},
+		{"other-address-on-same-ip", otherSameIP, nat.RFC5780Invalid},
+		{"answers-change-from-primary", changeIgnore, nat.RFC5780Invalid},
+		{"drops-change-requests", changeDrop, nat.RFC5780Advertised},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			n, servers := world(t, natType(vnet.EndpointIndependent, vnet.EndpointIndependent), tt.flaw)
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 			defer cancel()
-			got := CheckServers(ctx, n, IPv4, []Server{serverAt(t, servers[0])})
+			got := CheckServers(ctx, n, stunclient.IPv4, []stunclient.Server{serverAt(t, servers[0])})
 			if len(got) != 1 || !got[0].Replied {
 				t.Fatalf("no answer: %+v", got)
 			}
@@ -46,14 +48,14 @@ func TestCheckServersPlainAndDead(t *testing.T) {
 	dead := stuntest.Dead(t, "127.0.0.2")
 	for _, order := range [][2]int{{0, 1}, {1, 0}} {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		ss := []Server{serverAt(t, plain.Addr), serverAt(t, dead)}
-		got := CheckServers(ctx, nil, IPv4, []Server{ss[order[0]], ss[order[1]]})
+		ss := []stunclient.Server{serverAt(t, plain.Addr), serverAt(t, dead)}
+		got := CheckServers(ctx, nil, stunclient.IPv4, []stunclient.Server{ss[order[0]], ss[order[1]]})
 		cancel()
 		p, d := got[order[0]], got[order[1]]
-		if !p.Replied || p.RFC5780 != RFC5780Absent || p.RTT <= 0 {
+		if !p.Replied || p.RFC5780 != nat.RFC5780Absent || p.RTT <= 0 {
 			t.Errorf("plain server: %+v", p)
 		}
-		if d.Replied || d.RFC5780 != RFC5780Unknown || !strings.Contains(d.Err, "grace") {
+		if d.Replied || d.RFC5780 != nat.RFC5780Unknown || !strings.Contains(d.Err, "grace") {
 			t.Errorf("dead server: %+v; want no answer within the grace period, rfc5780 unknown", d)
 		}
 	}
@@ -63,8 +65,8 @@ func TestCheckServersAllDeadIsUnknown(t *testing.T) {
 	dead := stuntest.Dead(t, "127.0.0.2")
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
-	got := CheckServers(ctx, nil, IPv4, []Server{serverAt(t, dead)})
-	if got[0].Replied || got[0].RFC5780 != RFC5780Unknown || got[0].Err == "" {
+	got := CheckServers(ctx, nil, stunclient.IPv4, []stunclient.Server{serverAt(t, dead)})
+	if got[0].Replied || got[0].RFC5780 != nat.RFC5780Unknown || got[0].Err == "" {
 		t.Errorf("dead server: %+v; want no answer, rfc5780 unknown", got[0])
 	}
 }

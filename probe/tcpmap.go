@@ -10,88 +10,31 @@ import (
 	"time"
 
 	"github.com/natcheck/natcheck/probe/gather"
+	"github.com/natcheck/natcheck/probe/nat"
+	"github.com/natcheck/natcheck/probe/stunclient"
 )
-
-// TCPBindingResult is one STUN Binding over TCP (RFC 8489 section 6.2.2).
-type TCPBindingResult struct {
-	Name   string         // the test it belongs to: "primary", "alt-ip", "alt-ip-port", "other-server", "probe"
-	Local  netip.AddrPort // the connection's local endpoint
-	To     netip.AddrPort
-	Mapped netip.AddrPort // XOR-MAPPED-ADDRESS, or MAPPED-ADDRESS
-	Other  netip.AddrPort // OTHER-ADDRESS, zero if absent
-	RTT    time.Duration  // from the request to the response (the connection is up by then)
-	// ErrorCode is a STUN error response's code; Err says why there is no
-	// usable answer (connection refused, timeout, malformed reply, ...).
-	ErrorCode int
-	Err       error
-}
-
-// OK reports whether the binding gave a mapped address.
-func (r TCPBindingResult) OK() bool { return r.Err == nil && r.Mapped.IsValid() }
-
-// TCPBinding connects to to over TCP and runs one Binding transaction. A
-// valid laddr binds the connection to that local endpoint (shared with other
-// sockets through SO_REUSEADDR); a zero laddr lets the system choose. The
-// connection is returned open, so that its mapping lives while other tests
-// run; the caller closes it (nil when the connection failed).
-func TCPBinding(ctx context.Context, f Family, laddr, to netip.AddrPort) (TCPBindingResult, net.Conn) {
-	r := TCPBindingResult{To: to}
-	d := net.Dialer{Control: reuseControl}
-	if laddr.IsValid() {
-		d.LocalAddr = net.TCPAddrFromAddrPort(laddr)
-	}
-	c, err := d.DialContext(ctx, f.network("tcp"), to.String())
-	if err != nil {
-		r.Err = err
-		return r, nil
-	}
-	r.Local = addrPortOf(c.LocalAddr())
-	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
-	if dl, ok := ctx.Deadline(); ok {
-		c.SetDeadline(dl)
-	}
-	resp, err := streamBinding(c, to)
-	r.RTT = resp.RTT
-	if err != nil {
-		if ctx.Err() != nil {
-			err = ctx.Err()
-		}
-		r.Err = err
-		return r, c
-	}
-	c.SetDeadline(time.Time{})
-	r.Mapped, r.Other, r.ErrorCode = resp.PublicAddr(), resp.OtherAddress, resp.ErrorCode
-	switch {
-	case r.ErrorCode != 0:
-		r.Err = fmt.Errorf("STUN error %d %s", resp.ErrorCode, resp.ErrorReason)
-	case !r.Mapped.IsValid():
-		r.Err = errors.New("reply carried no mapped address")
-	}
-	return r, c
-}
 
 // TCPMappingOptions configure RunTCPMapping.
 type TCPMappingOptions struct {
-	Servers []Server
-	Family  Family
+	Servers []stunclient.Server
+	Family  stunclient.Family
 }
 
 // TCPMapping is the NAT's TCP mapping behaviour (RFC 4787 vocabulary, as
 // for UDP): does one internal endpoint keep its mapping whatever the
 // destination?
 type TCPMapping struct {
-	Family Family
+	Family stunclient.Family
 	// Mapping is EndpointIndependent, AddressDependent,
-	// AddressAndPortDependent or MappingUnknown, as Verdict.Mapping for UDP.
-	Mapping Mapping
+	// AddressAndPortDependent or nat.MappingUnknown, as Verdict.Mapping for UDP.
+	Mapping nat.Mapping
 	// EndpointIndependent is nil when not tested; false may come with an
 	// unknown Mapping when no second port of the server could be tried.
 	EndpointIndependent *bool
-	Local               netip.AddrPort     // the one local port every test connection used
-	Servers             []TCPBindingResult // one plain binding per server, from fresh ports
-	Tests               []TCPBindingResult // from the shared local port
-	Reason              string             // why Mapping is unknown
+	Local               netip.AddrPort                // the one local port every test connection used
+	Servers             []stunclient.TCPBindingResult // one plain binding per server, from fresh ports
+	Tests               []stunclient.TCPBindingResult // from the shared local port
+	Reason              string                        // why Mapping is unknown
 	Elapsed             time.Duration
 }
 
@@ -108,13 +51,13 @@ func RunTCPMapping(ctx context.Context, o TCPMappingOptions) (*TCPMapping, error
 		return nil, errors.New("no STUN servers given")
 	}
 	if o.Family == 0 {
-		o.Family = IPv4
+		o.Family = stunclient.IPv4
 	}
-	m := &TCPMapping{Family: o.Family, Mapping: MappingUnknown}
+	m := &TCPMapping{Family: o.Family, Mapping: nat.MappingUnknown}
 	defer func() { m.Elapsed = time.Since(start) }()
 
 	m.Servers = tcpProbeAll(ctx, o)
-	var answered []TCPBindingResult
+	var answered []stunclient.TCPBindingResult
 	for _, r := range m.Servers {
 		if r.OK() {
 			answered = append(answered, r)
@@ -155,14 +98,14 @@ func RunTCPMapping(ctx context.Context, o TCPMappingOptions) (*TCPMapping, error
 	}
 	m.Local = first.Local
 	m.judge()
-	if m.Mapping == MappingUnknown && ctx.Err() != nil {
+	if m.Mapping == nat.MappingUnknown && ctx.Err() != nil {
 		m.Reason = "slow path: the time limit ended the test before every connection was answered (raise --timeout); " + m.Reason
 	}
 	return m, nil
 }
 
-func tcpRouteSource(f Family, to netip.AddrPort) (netip.Addr, error) {
-	n, err := netOrReal(nil)
+func tcpRouteSource(f stunclient.Family, to netip.AddrPort) (netip.Addr, error) {
+	n, err := stunclient.NetOrReal(nil)
 	if err != nil {
 		return netip.Addr{}, err
 	}
@@ -176,15 +119,15 @@ func tcpRouteSource(f Family, to netip.AddrPort) (netip.Addr, error) {
 // server finished or was given up: a server still silent after the grace
 // (black-holed, or accepting TCP and never replying) never costs the run's
 // time limit.
-func tcpProbeAll(ctx context.Context, o TCPMappingOptions) []TCPBindingResult {
-	tasks := make([]gather.Task[TCPBindingResult], len(o.Servers))
+func tcpProbeAll(ctx context.Context, o TCPMappingOptions) []stunclient.TCPBindingResult {
+	tasks := make([]gather.Task[stunclient.TCPBindingResult], len(o.Servers))
 	for i, s := range o.Servers {
-		tasks[i] = func(ctx context.Context, answered func(gather.Answer)) TCPBindingResult {
+		tasks[i] = func(ctx context.Context, answered func(gather.Answer)) stunclient.TCPBindingResult {
 			addrs, err := s.Resolve(ctx, o.Family)
 			if err != nil {
-				return TCPBindingResult{Name: "probe", Err: err}
+				return stunclient.TCPBindingResult{Name: "probe", Err: err}
 			}
-			r, c := TCPBinding(ctx, o.Family, netip.AddrPort{}, addrs[0])
+			r, c := stunclient.TCPBinding(ctx, o.Family, netip.AddrPort{}, addrs[0])
 			if c != nil {
 				c.Close()
 			}
@@ -195,11 +138,11 @@ func tcpProbeAll(ctx context.Context, o TCPMappingOptions) []TCPBindingResult {
 			return r
 		}
 	}
-	rs := gather.Run(ctx, tasks, gather.Options[TCPBindingResult]{
+	rs := gather.Run(ctx, tasks, gather.Options[stunclient.TCPBindingResult]{
 		Grace:  gather.Survey,
 		Enough: primaryReady,
 	})
-	out := make([]TCPBindingResult, len(rs))
+	out := make([]stunclient.TCPBindingResult, len(rs))
 	for i, r := range rs {
 		out[i] = r.Value
 		if err := r.State.Err(); err != nil && !out[i].OK() {
@@ -212,7 +155,7 @@ func tcpProbeAll(ctx context.Context, o TCPMappingOptions) []TCPBindingResult {
 // primaryReady reports whether the primary is known (every earlier server
 // finished without an answer) and needs no other server: its OTHER-ADDRESS
 // gives the mapping test its destinations.
-func primaryReady(rs []gather.Result[TCPBindingResult]) bool {
+func primaryReady(rs []gather.Result[stunclient.TCPBindingResult]) bool {
 	for _, r := range rs {
 		if r.State == gather.Running {
 			return false
@@ -235,7 +178,7 @@ type tcpDest struct {
 // valid OTHER-ADDRESS (another IP, RFC 5780 section 7.4), the alternate IP
 // at the primary port and the OTHER-ADDRESS itself; otherwise another
 // server on another IP.
-func tcpDestinations(primary TCPBindingResult, others []TCPBindingResult) []tcpDest {
+func tcpDestinations(primary stunclient.TCPBindingResult, others []stunclient.TCPBindingResult) []tcpDest {
 	if o := primary.Other; o.IsValid() && o.Addr() != primary.To.Addr() {
 		return []tcpDest{
 			{"alt-ip", netip.AddrPortFrom(o.Addr(), primary.To.Port())},
@@ -251,15 +194,15 @@ func tcpDestinations(primary TCPBindingResult, others []TCPBindingResult) []tcpD
 }
 
 // tcpFromPort connects to every destination at once from laddr.
-func tcpFromPort(ctx context.Context, f Family, laddr netip.AddrPort, dests []tcpDest) []TCPBindingResult {
-	out := make([]TCPBindingResult, len(dests))
+func tcpFromPort(ctx context.Context, f stunclient.Family, laddr netip.AddrPort, dests []tcpDest) []stunclient.TCPBindingResult {
+	out := make([]stunclient.TCPBindingResult, len(dests))
 	conns := make([]net.Conn, len(dests))
 	var wg sync.WaitGroup
 	for i, d := range dests {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			out[i], conns[i] = TCPBinding(ctx, f, laddr, d.to)
+			out[i], conns[i] = stunclient.TCPBinding(ctx, f, laddr, d.to)
 			out[i].Name = d.name
 		}()
 	}
@@ -275,7 +218,7 @@ func tcpFromPort(ctx context.Context, f Family, laddr netip.AddrPort, dests []tc
 // judge names the mapping behaviour from the tests, never guessing: a
 // missing answer leaves it unknown.
 func (m *TCPMapping) judge() {
-	get := func(name string) *TCPBindingResult {
+	get := func(name string) *stunclient.TCPBindingResult {
 		for i := range m.Tests {
 			if m.Tests[i].Name == name {
 				return &m.Tests[i]
@@ -297,7 +240,7 @@ func (m *TCPMapping) judge() {
 			return
 		}
 		if other.Mapped == first.Mapped {
-			m.Mapping, m.EndpointIndependent = EndpointIndependent, &yes
+			m.Mapping, m.EndpointIndependent = nat.EndpointIndependent, &yes
 			return
 		}
 		m.EndpointIndependent = &no
@@ -310,7 +253,7 @@ func (m *TCPMapping) judge() {
 		return
 	}
 	if altIP.Mapped == first.Mapped {
-		m.Mapping, m.EndpointIndependent = EndpointIndependent, &yes
+		m.Mapping, m.EndpointIndependent = nat.EndpointIndependent, &yes
 		return
 	}
 	m.EndpointIndependent = &no
@@ -318,26 +261,26 @@ func (m *TCPMapping) judge() {
 	case altPort == nil || !altPort.OK():
 		m.Reason = "the server's OTHER-ADDRESS did not answer over TCP"
 	case altPort.Mapped == altIP.Mapped:
-		m.Mapping = AddressDependent
+		m.Mapping = nat.AddressDependent
 	default:
-		m.Mapping = AddressAndPortDependent
+		m.Mapping = nat.AddressAndPortDependent
 	}
 }
 
 // freeTCPPort finds a free local port by binding a listener (with the
 // reuse options, so the port can be shared at once) and closing it.
-func freeTCPPort(f Family) (uint16, error) {
-	lc := net.ListenConfig{Control: reuseControl}
-	ln, err := lc.Listen(context.Background(), f.network("tcp"), net.JoinHostPort(unspecified(f).String(), "0"))
+func freeTCPPort(f stunclient.Family) (uint16, error) {
+	lc := net.ListenConfig{Control: stunclient.ReuseControl}
+	ln, err := lc.Listen(context.Background(), f.Network("tcp"), net.JoinHostPort(unspecified(f).String(), "0"))
 	if err != nil {
 		return 0, fmt.Errorf("find a free local TCP port: %w", err)
 	}
 	defer ln.Close()
-	return addrPortOf(ln.Addr()).Port(), nil
+	return stunclient.AddrPortOf(ln.Addr()).Port(), nil
 }
 
-func unspecified(f Family) netip.Addr {
-	if f == IPv6 {
+func unspecified(f stunclient.Family) netip.Addr {
+	if f == stunclient.IPv6 {
 		return netip.IPv6Unspecified()
 	}
 	return netip.IPv4Unspecified()
@@ -350,11 +293,11 @@ func errString(err error) string {
 	return err.Error()
 }
 
-func tcpNoAnswer(rs []TCPBindingResult) error {
+func tcpNoAnswer(rs []stunclient.TCPBindingResult) error {
 	for _, r := range rs {
 		if r.Err != nil {
-			return fmt.Errorf("%w over TCP (%d asked; %v)", ErrNoAnswer, len(rs), r.Err)
+			return fmt.Errorf("%w over TCP (%d asked; %v)", stunclient.ErrNoAnswer, len(rs), r.Err)
 		}
 	}
-	return fmt.Errorf("%w over TCP (%d asked)", ErrNoAnswer, len(rs))
+	return fmt.Errorf("%w over TCP (%d asked)", stunclient.ErrNoAnswer, len(rs))
 }

@@ -1,7 +1,6 @@
 package probe
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"net"
@@ -10,8 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/natcheck/natcheck/probe/nat"
+	"github.com/natcheck/natcheck/probe/stunclient"
 	"github.com/pion/stun/v3"
-	"github.com/pion/transport/v3/stdnet"
+	"github.com/pion/transport/v4/stdnet"
 )
 
 // tcpServer is a loopback STUN-over-TCP server. mapped decides the address
@@ -27,7 +28,7 @@ func startTCPServer(t *testing.T, addr string, other netip.AddrPort, mapped func
 	if err != nil {
 		t.Skipf("cannot listen on %s: %v", addr, err)
 	}
-	s := &tcpServer{addr: addrPortOf(ln.Addr())}
+	s := &tcpServer{addr: stunclient.AddrPortOf(ln.Addr())}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -63,7 +64,7 @@ func serveTCPConn(c net.Conn, local, other netip.AddrPort, mapped func(client, l
 			return
 		}
 	}
-	client := addrPortOf(c.RemoteAddr())
+	client := stunclient.AddrPortOf(c.RemoteAddr())
 	m := client
 	if mapped != nil {
 		m = mapped(client, local)
@@ -82,7 +83,7 @@ func serveTCPConn(c net.Conn, local, other netip.AddrPort, mapped func(client, l
 
 // rfc5780TCP starts a primary on 127.0.0.1:p, an alternate IP at the same
 // port on 127.0.0.2:p, and the OTHER-ADDRESS on 127.0.0.2:q.
-func rfc5780TCP(t *testing.T, mapped func(client, local netip.AddrPort) netip.AddrPort) Server {
+func rfc5780TCP(t *testing.T, mapped func(client, local netip.AddrPort) netip.AddrPort) stunclient.Server {
 	t.Helper()
 	alt := startTCPServer(t, "127.0.0.2:0", netip.AddrPort{}, mapped)
 	for range 10 {
@@ -90,7 +91,7 @@ func rfc5780TCP(t *testing.T, mapped func(client, local netip.AddrPort) netip.Ad
 		if err != nil {
 			t.Fatal(err)
 		}
-		p := addrPortOf(ln.Addr()).Port()
+		p := stunclient.AddrPortOf(ln.Addr()).Port()
 		ln.Close()
 		l2, err := net.Listen("tcp4", netip.AddrPortFrom(netip.MustParseAddr("127.0.0.2"), p).String())
 		if err != nil {
@@ -102,10 +103,10 @@ func rfc5780TCP(t *testing.T, mapped func(client, local netip.AddrPort) netip.Ad
 		return serverAt(t, prim.addr)
 	}
 	t.Skip("no port free on both 127.0.0.1 and 127.0.0.2")
-	return Server{}
+	return stunclient.Server{}
 }
 
-func runTCPMapping(t *testing.T, servers ...Server) *TCPMapping {
+func runTCPMapping(t *testing.T, servers ...stunclient.Server) *TCPMapping {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
@@ -121,16 +122,16 @@ func TestTCPMappingBehaviours(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		mapped func(client, local netip.AddrPort) netip.AddrPort
-		want   Mapping
+		want   nat.Mapping
 		eim    bool
 	}{
-		{"loopback is endpoint-independent", nil, EndpointIndependent, true},
+		{"loopback is endpoint-independent", nil, nat.EndpointIndependent, true},
 		{"address-dependent", func(c, l netip.AddrPort) netip.AddrPort {
 			return netip.AddrPortFrom(lo, c.Port()+uint16(l.Addr().As4()[3]))
-		}, AddressDependent, false},
+		}, nat.AddressDependent, false},
 		{"address-and-port-dependent", func(c, l netip.AddrPort) netip.AddrPort {
 			return netip.AddrPortFrom(lo, c.Port()^l.Port()+uint16(l.Addr().As4()[3]))
-		}, AddressAndPortDependent, false},
+		}, nat.AddressAndPortDependent, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := runTCPMapping(t, rfc5780TCP(t, tc.mapped))
@@ -155,14 +156,14 @@ func TestTCPMappingWithTwoPlainServers(t *testing.T) {
 	a := startTCPServer(t, "127.0.0.1:0", netip.AddrPort{}, nil)
 	b := startTCPServer(t, "127.0.0.2:0", netip.AddrPort{}, nil)
 	m := runTCPMapping(t, serverAt(t, a.addr), serverAt(t, b.addr))
-	if m.Mapping != EndpointIndependent || m.Tests[1].Name != "other-server" {
+	if m.Mapping != nat.EndpointIndependent || m.Tests[1].Name != "other-server" {
 		t.Errorf("mapping %q (%s), tests %+v", m.Mapping, m.Reason, m.Tests)
 	}
 	dep := func(c, l netip.AddrPort) netip.AddrPort { return netip.AddrPortFrom(l.Addr(), c.Port()) }
 	a2 := startTCPServer(t, "127.0.0.1:0", netip.AddrPort{}, dep)
 	b2 := startTCPServer(t, "127.0.0.2:0", netip.AddrPort{}, dep)
 	m = runTCPMapping(t, serverAt(t, a2.addr), serverAt(t, b2.addr))
-	if m.Mapping != MappingUnknown || m.EndpointIndependent == nil || *m.EndpointIndependent || m.Reason == "" {
+	if m.Mapping != nat.MappingUnknown || m.EndpointIndependent == nil || *m.EndpointIndependent || m.Reason == "" {
 		t.Errorf("mapping %q eim %v reason %q; want unknown, false, a reason", m.Mapping, m.EndpointIndependent, m.Reason)
 	}
 }
@@ -194,7 +195,7 @@ func silentTCP(t *testing.T) netip.AddrPort {
 			c.Close()
 		}
 	})
-	return addrPortOf(ln.Addr())
+	return stunclient.AddrPortOf(ln.Addr())
 }
 
 // A silent first server is given up a gather.Survey grace after the others answered, and
@@ -204,7 +205,7 @@ func TestTCPMappingSilentFirstServer(t *testing.T) {
 	a := startTCPServer(t, "127.0.0.1:0", netip.AddrPort{}, nil)
 	b := startTCPServer(t, "127.0.0.2:0", netip.AddrPort{}, nil)
 	m := runTCPMapping(t, serverAt(t, silentTCP(t)), serverAt(t, a.addr), serverAt(t, b.addr))
-	if m.Mapping != EndpointIndependent || m.Tests[0].To != a.addr {
+	if m.Mapping != nat.EndpointIndependent || m.Tests[0].To != a.addr {
 		t.Errorf("mapping %q (%s), tests %+v; want endpoint-independent against %s", m.Mapping, m.Reason, m.Tests, a.addr)
 	}
 	if err := m.Servers[0].Err; err == nil || !strings.Contains(err.Error(), "grace") {
@@ -218,7 +219,7 @@ func TestTCPMappingSilentFirstServer(t *testing.T) {
 func TestTCPMappingOneServerIsUnknown(t *testing.T) {
 	a := startTCPServer(t, "127.0.0.1:0", netip.AddrPort{}, nil)
 	m := runTCPMapping(t, serverAt(t, a.addr))
-	if m.Mapping != MappingUnknown || m.EndpointIndependent != nil || m.Reason == "" || !m.Servers[0].OK() {
+	if m.Mapping != nat.MappingUnknown || m.EndpointIndependent != nil || m.Reason == "" || !m.Servers[0].OK() {
 		t.Errorf("mapping %q eim %v reason %q servers %+v", m.Mapping, m.EndpointIndependent, m.Reason, m.Servers)
 	}
 }
@@ -228,54 +229,12 @@ func TestTCPMappingNoAnswer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	closed := addrPortOf(ln.Addr())
+	closed := stunclient.AddrPortOf(ln.Addr())
 	ln.Close()
-	_, err = RunTCPMapping(context.Background(), TCPMappingOptions{Servers: []Server{serverAt(t, closed)}})
-	if !errors.Is(err, ErrNoAnswer) {
+	_, err = RunTCPMapping(context.Background(), TCPMappingOptions{Servers: []stunclient.Server{serverAt(t, closed)}})
+	if !errors.Is(err, stunclient.ErrNoAnswer) {
 		t.Errorf("err = %v, want ErrNoAnswer", err)
 	}
-}
-
-func TestTCPBindingRejectsForeignReplies(t *testing.T) {
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		buf := make([]byte, 64)
-		c.Read(buf)
-		m, _ := stun.Build(stun.TransactionID, stun.BindingSuccess, &stun.XORMappedAddress{IP: net.IPv4(1, 2, 3, 4), Port: 5})
-		c.Write(m.Raw) // a fresh transaction ID: not an answer to ours
-	}()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	r, c := TCPBinding(ctx, IPv4, netip.AddrPort{}, addrPortOf(ln.Addr()))
-	if c != nil {
-		c.Close()
-	}
-	if r.OK() || r.Err == nil {
-		t.Errorf("accepted a reply to another transaction: %+v", r)
-	}
-}
-
-func FuzzReadBindingResponse(f *testing.F) {
-	m, _ := stun.Build(stun.TransactionID, stun.BindingSuccess, &stun.XORMappedAddress{IP: net.IPv4(1, 2, 3, 4), Port: 5}, stun.Fingerprint)
-	req, _ := stun.Build(stun.TransactionID, stun.BindingRequest, stun.Fingerprint)
-	f.Add(m.Raw)
-	f.Add(req.Raw)
-	f.Add([]byte{0, 1, 0xff, 0xfc})
-	f.Fuzz(func(t *testing.T, b []byte) {
-		msg, err := readBindingResponse(bytes.NewReader(b))
-		if err == nil && (msg == nil || msg.Type.Method != stun.MethodBinding || msg.Type.Class == stun.ClassRequest) {
-			t.Fatalf("accepted something other than a Binding response: %v", msg)
-		}
-	})
 }
 
 // Both TCP bindings (type's fallback and the tcp command's) read replies
@@ -313,18 +272,18 @@ func TestStreamBindingReplies(t *testing.T) {
 					return
 				}
 				defer conn.Close()
-				req, err := readStreamMessage(conn)
+				req, err := stunclient.ReadStreamMessage(conn)
 				if err != nil {
 					return
 				}
 				conn.Write(c.reply(req))
 			}()
-			to := addrPortOf(ln.Addr())
+			to := stunclient.AddrPortOf(ln.Addr())
 			n, err := stdnet.NewNet()
 			if err != nil {
 				t.Fatal(err)
 			}
-			run := &typeRun{cfg: &TypeConfig{Net: n, Family: IPv4}, deadline: time.Now().Add(2 * time.Second)}
+			run := &typeRun{cfg: &TypeConfig{Net: n, Family: stunclient.IPv4}, deadline: time.Now().Add(2 * time.Second)}
 			got := run.tcpBinding(context.Background(), to)
 			if got.Replied != c.ok || (got.Err == "") != c.ok {
 				t.Fatalf("replied %v, err %q; want replied %v", got.Replied, got.Err, c.ok)

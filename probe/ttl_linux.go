@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/natcheck/natcheck/probe/nat"
 	"github.com/pion/stun/v3"
 	"golang.org/x/sys/unix"
 )
@@ -19,7 +20,7 @@ const maxHops = 6
 // ICMP time-exceeded senders from the socket's error queue: no privileges
 // needed. The original payload in each error names the TTL it was sent
 // with. Replies from the server itself say how far away it is.
-func ttlProbe(ctx context.Context, to netip.AddrPort, wait, rtt time.Duration) (hops []Hop, reached int, tested bool) {
+func ttlProbe(ctx context.Context, to netip.AddrPort, wait, rtt time.Duration) (hops []nat.Hop, reached int, tested bool) {
 	if !to.Addr().Unmap().Is4() {
 		return nil, 0, false
 	}
@@ -87,7 +88,7 @@ func ttlProbe(ctx context.Context, to netip.AddrPort, wait, rtt time.Duration) (
 	}
 	for ttl := 1; ttl <= maxHops; ttl++ {
 		if a, ok := seen[ttl]; ok && (reached == 0 || ttl < reached) {
-			hops = append(hops, Hop{TTL: ttl, From: a})
+			hops = append(hops, nat.Hop{TTL: ttl, From: a})
 		}
 	}
 	return hops, reached, true

@@ -11,13 +11,10 @@ import (
 	"time"
 
 	"github.com/natcheck/natcheck/probe/gather"
+	"github.com/natcheck/natcheck/probe/stunclient"
 
-	"github.com/pion/transport/v3"
+	"github.com/pion/transport/v4"
 )
-
-// ErrNoAnswer means no STUN server answered: the host is offline, UDP is
-// blocked, or every server named is dead.
-var ErrNoAnswer = errors.New("no STUN server answered")
 
 // Status of one server in a run.
 type Status string
@@ -33,7 +30,7 @@ const (
 
 // ServerResult is what one server told us, or why it told us nothing.
 type ServerResult struct {
-	Server  Server
+	Server  stunclient.Server
 	Address netip.AddrPort // the address asked; zero when resolution failed
 	Status  Status
 	RTT     time.Duration
@@ -43,7 +40,7 @@ type ServerResult struct {
 
 // WhoAmI is the answer to "which address does the internet see me as".
 type WhoAmI struct {
-	Family  Family
+	Family  stunclient.Family
 	Public  netip.AddrPort // the mapped address most servers agree on
 	Local   netip.AddrPort // the route's real source address and the socket's port
 	NAT     bool           // Public's IP is not one of the host's own addresses
@@ -56,8 +53,8 @@ type WhoAmI struct {
 
 // WhoAmIOptions configure RunWhoAmI.
 type WhoAmIOptions struct {
-	Servers []Server
-	Family  Family
+	Servers []stunclient.Server
+	Family  stunclient.Family
 	Net     transport.Net // nil means the host's real network
 }
 
@@ -69,15 +66,15 @@ func RunWhoAmI(ctx context.Context, o WhoAmIOptions) (*WhoAmI, error) {
 	if len(o.Servers) == 0 {
 		return nil, errors.New("no STUN servers given")
 	}
-	n, err := netOrReal(o.Net)
+	n, err := stunclient.NetOrReal(o.Net)
 	if err != nil {
 		return nil, err
 	}
 	if o.Family == 0 {
-		o.Family = IPv4
+		o.Family = stunclient.IPv4
 	}
 	start := time.Now()
-	conn, err := Listen(ctx, n, o.Family, "")
+	conn, err := stunclient.Listen(ctx, n, o.Family, "")
 	if err != nil {
 		return nil, err
 	}
@@ -131,7 +128,7 @@ func RunWhoAmI(ctx context.Context, o WhoAmIOptions) (*WhoAmI, error) {
 }
 
 // localAddr pairs the route's source address with the socket's port.
-func localAddr(n transport.Net, f Family, to netip.AddrPort, bound netip.AddrPort) netip.AddrPort {
+func localAddr(n transport.Net, f stunclient.Family, to netip.AddrPort, bound netip.AddrPort) netip.AddrPort {
 	src, err := RouteSource(n, f, to)
 	if err != nil {
 		return bound
@@ -139,7 +136,7 @@ func localAddr(n transport.Net, f Family, to netip.AddrPort, bound netip.AddrPor
 	return netip.AddrPortFrom(src, bound.Port())
 }
 
-func askServer(ctx context.Context, conn *Conn, s Server, f Family) ServerResult {
+func askServer(ctx context.Context, conn *stunclient.Conn, s stunclient.Server, f stunclient.Family) ServerResult {
 	r := ServerResult{Server: s}
 	addrs, err := s.Resolve(ctx, f)
 	if err != nil {
@@ -150,9 +147,9 @@ func askServer(ctx context.Context, conn *Conn, s Server, f Family) ServerResult
 		return r
 	}
 	r.Address = addrs[0]
-	resp, err := conn.Do(ctx, Request{To: r.Address})
+	resp, err := conn.Do(ctx, stunclient.Request{To: r.Address})
 	switch {
-	case errors.Is(err, ErrNoResponse) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, stunclient.ErrNoResponse) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
 		r.Status, r.Err = StatusNoAnswer, err
 	case err != nil:
 		r.Status, r.Err = StatusFailed, err
@@ -189,7 +186,7 @@ func noAnswerError(results []ServerResult, ctxErr error) error {
 	if firstErr != nil {
 		msg += "; " + firstErr.Error()
 	}
-	return fmt.Errorf("%w (%s)", ErrNoAnswer, msg)
+	return fmt.Errorf("%w (%s)", stunclient.ErrNoAnswer, msg)
 }
 
 // tallyOf counts the public IPs the finished servers reported, the fastest

@@ -10,11 +10,12 @@ import (
 	"time"
 
 	"github.com/natcheck/natcheck/internal/stuntest"
+	"github.com/natcheck/natcheck/probe/stunclient"
 )
 
-func serverAt(t *testing.T, a netip.AddrPort) Server {
+func serverAt(t *testing.T, a netip.AddrPort) stunclient.Server {
 	t.Helper()
-	s, err := ParseServer(a.String())
+	s, err := stunclient.ParseServer(a.String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -23,7 +24,7 @@ func serverAt(t *testing.T, a netip.AddrPort) Server {
 
 func run(t *testing.T, timeout time.Duration, addrs ...netip.AddrPort) (*WhoAmI, error) {
 	t.Helper()
-	var servers []Server
+	var servers []stunclient.Server
 	for _, a := range addrs {
 		servers = append(servers, serverAt(t, a))
 	}
@@ -137,7 +138,7 @@ func TestWhoAmIIgnoresGarbageWrongTxAndSpoofs(t *testing.T) {
 	t.Run("spoofed-source", func(t *testing.T) {
 		s := stuntest.Start(t, "127.0.0.1", stuntest.Behaviour{SpoofFrom: "127.0.0.2"})
 		w, err := run(t, 1200*time.Millisecond, s.Addr)
-		if !errors.Is(err, ErrNoAnswer) {
+		if !errors.Is(err, stunclient.ErrNoAnswer) {
 			t.Fatalf("err = %v, want ErrNoAnswer: replies from another address must be ignored", err)
 		}
 		if w.Ignored < 1 {
@@ -164,7 +165,7 @@ func TestWhoAmITimesOutWithNoAnswer(t *testing.T) {
 	dead1, dead2 := stuntest.Dead(t, "127.0.0.1"), stuntest.Dead(t, "127.0.0.2")
 	start := time.Now()
 	_, err := run(t, 600*time.Millisecond, dead1, dead2)
-	if !errors.Is(err, ErrNoAnswer) {
+	if !errors.Is(err, stunclient.ErrNoAnswer) {
 		t.Fatalf("err = %v, want ErrNoAnswer", err)
 	}
 	if el := time.Since(start); el > 3*time.Second {
@@ -177,7 +178,7 @@ func TestWhoAmICancelStopsAtOnce(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(100*time.Millisecond, cancel)
 	start := time.Now()
-	_, err := RunWhoAmI(ctx, WhoAmIOptions{Servers: []Server{serverAt(t, dead)}})
+	_, err := RunWhoAmI(ctx, WhoAmIOptions{Servers: []stunclient.Server{serverAt(t, dead)}})
 	if err == nil {
 		t.Fatal("want an error after cancellation")
 	}
@@ -206,7 +207,7 @@ func TestWhoAmIDisagreementPicksMajority(t *testing.T) {
 func TestWhoAmIReplyWithoutAddressIsAnError(t *testing.T) {
 	s := stuntest.Start(t, "127.0.0.1", stuntest.Behaviour{NoMapped: true})
 	w, err := run(t, 2*time.Second, s.Addr)
-	if !errors.Is(err, ErrNoAnswer) {
+	if !errors.Is(err, stunclient.ErrNoAnswer) {
 		t.Fatalf("err = %v, want ErrNoAnswer", err)
 	}
 	if w.Servers[0].Status != StatusBadReply {
@@ -216,14 +217,14 @@ func TestWhoAmIReplyWithoutAddressIsAnError(t *testing.T) {
 
 // A server with no address of the family fails without any DNS query.
 func TestWhoAmIServerWithoutAddressOfFamily(t *testing.T) {
-	s, err := ParseServer("[::1]:" + strconv.Itoa(DefaultPort))
+	s, err := stunclient.ParseServer("[::1]:" + strconv.Itoa(stunclient.DefaultPort))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	w, err := RunWhoAmI(ctx, WhoAmIOptions{Servers: []Server{s}, Family: IPv4})
-	if !errors.Is(err, ErrNoAnswer) {
+	w, err := RunWhoAmI(ctx, WhoAmIOptions{Servers: []stunclient.Server{s}, Family: stunclient.IPv4})
+	if !errors.Is(err, stunclient.ErrNoAnswer) {
 		t.Fatalf("err = %v, want ErrNoAnswer", err)
 	}
 	if w.Servers[0].Status != StatusUnresolved {
@@ -235,7 +236,7 @@ func TestWhoAmIIPv6(t *testing.T) {
 	s := startOrSkip6(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	w, err := RunWhoAmI(ctx, WhoAmIOptions{Servers: []Server{serverAt(t, s)}, Family: IPv6})
+	w, err := RunWhoAmI(ctx, WhoAmIOptions{Servers: []stunclient.Server{serverAt(t, s)}, Family: stunclient.IPv6})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,27 +265,5 @@ func TestWhoAmISameServerTwiceIsOneVote(t *testing.T) {
 	}
 	if w.Agreed != 1 {
 		t.Errorf("agreed = %d, want 1: one server cannot confirm itself", w.Agreed)
-	}
-}
-
-func TestReplyRTT(t *testing.T) {
-	t0 := time.Now()
-	ms := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Millisecond) }
-	tests := []struct {
-		sent  []time.Time
-		at    time.Time
-		rtt   time.Duration
-		exact bool
-	}{
-		{[]time.Time{ms(0)}, ms(30), 30 * time.Millisecond, true},
-		{[]time.Time{ms(0), ms(250)}, ms(260), 10 * time.Millisecond, false},
-		// Read before the retransmission that the timer triggered.
-		{[]time.Time{ms(0), ms(250)}, ms(249), 249 * time.Millisecond, true},
-	}
-	for _, tt := range tests {
-		rtt, exact := replyRTT(tt.sent, tt.at)
-		if rtt != tt.rtt || exact != tt.exact {
-			t.Errorf("replyRTT(%v) = %v %v, want %v %v", tt.at.Sub(t0), rtt, exact, tt.rtt, tt.exact)
-		}
 	}
 }

@@ -9,15 +9,16 @@ import (
 	"time"
 
 	"github.com/natcheck/natcheck/diagnose"
-	"github.com/natcheck/natcheck/probe"
+	"github.com/natcheck/natcheck/probe/nat"
+	"github.com/natcheck/natcheck/probe/stunclient"
 )
 
 // FullInput is what `natcheck report` renders.
 type FullInput struct {
 	Result  *diagnose.Result
-	Servers []probe.Server // the servers asked, in order
-	Version string         // natcheck's version, for the ticket
-	At      time.Time      // when the report was made
+	Servers []stunclient.Server // the servers asked, in order
+	Version string              // natcheck's version, for the ticket
+	At      time.Time           // when the report was made
 }
 
 // FullJSON is the JSON form of `natcheck report`. `natcheck type --json`'s
@@ -93,7 +94,7 @@ func NewFullJSON(in FullInput) FullJSON {
 		out.Lifetime = &j
 	}
 	if r.Servers != nil {
-		out.ServerChecks = NewServersJSON(probe.IPv4, in.Servers, r.Servers).Servers
+		out.ServerChecks = NewServersJSON(stunclient.IPv4, in.Servers, r.Servers).Servers
 	}
 	return out
 }
@@ -102,15 +103,15 @@ func NewFullJSON(in FullInput) FullJSON {
 // behaviour tests produced nothing at all.
 func typeJSONOrUnknown(r *diagnose.Result) TypeJSON {
 	if r.Type != nil {
-		return NewTypeJSON(probe.IPv4, r.Type)
+		return NewTypeJSON(stunclient.IPv4, r.Type)
 	}
 	why := "the NAT type check did not run"
 	if c, ok := r.Check(diagnose.CheckType); ok && c.Note != "" {
 		why = "the NAT type check failed: " + c.Note
 	}
 	return TypeJSON{
-		SchemaVersion: SchemaVersion, Family: "ipv4", Type: probe.TypeUnknown,
-		Mapping: probe.MappingUnknown, Filtering: probe.FilteringUnknown, RFC5780: probe.RFC5780Absent,
+		SchemaVersion: SchemaVersion, Family: "ipv4", Type: nat.TypeUnknown,
+		Mapping: nat.MappingUnknown, Filtering: nat.FilteringUnknown, RFC5780: nat.RFC5780Absent,
 		Servers: []string{}, Evidence: []string{why}, Hops: []HopJSON{}, Tests: []TestJSON{},
 	}
 }

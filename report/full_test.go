@@ -12,6 +12,8 @@ import (
 	"github.com/natcheck/natcheck/internal/tri"
 	"github.com/natcheck/natcheck/portmap"
 	"github.com/natcheck/natcheck/probe"
+	"github.com/natcheck/natcheck/probe/nat"
+	"github.com/natcheck/natcheck/probe/stunclient"
 )
 
 // sampleResult is a report whose type test found a port-restricted cone
@@ -19,13 +21,13 @@ import (
 func sampleResult() *diagnose.Result {
 	pub := netip.MustParseAddrPort("203.0.113.2:40000")
 	tr := &probe.TypeResult{Primary: netip.MustParseAddrPort("203.0.113.10:3478")}
-	tr.Verdict = probe.Verdict{Type: probe.TypePortRestrictedCone, Mapping: probe.EndpointIndependent,
-		Filtering: probe.AddressAndPortDependent, Public: pub, RFC5780: probe.RFC5780Verified, Outlook: "Direct connections work with most peers."}
+	tr.Verdict = nat.Verdict{Type: nat.TypePortRestrictedCone, Mapping: nat.EndpointIndependent,
+		Filtering: nat.AddressAndPortDependent, Public: pub, RFC5780: nat.RFC5780Verified, Outlook: "Direct connections work with most peers."}
 	return &diagnose.Result{
 		Type: tr,
 		Servers: []probe.ServerCheck{{Address: netip.MustParseAddrPort("203.0.113.10:3478"), Replied: true,
-			RTT: 20 * time.Millisecond, Mapped: pub, RFC5780: probe.RFC5780Verified}},
-		Local: diagnose.Local{Interfaces: []probe.HostAddr{{Addr: netip.MustParseAddr("192.168.1.2"), Iface: "eth0"}}},
+			RTT: 20 * time.Millisecond, Mapped: pub, RFC5780: nat.RFC5780Verified}},
+		Local: diagnose.Local{Interfaces: []nat.HostAddr{{Addr: netip.MustParseAddr("192.168.1.2"), Iface: "eth0"}}},
 		Checks: []diagnose.Check{
 			{Name: diagnose.CheckType, Status: diagnose.StatusDone, Note: "port-restricted-cone", Elapsed: 300 * time.Millisecond},
 			{Name: diagnose.CheckPortmap, Status: diagnose.StatusSkipped, Note: "not run (--no-portmap)"},
@@ -38,8 +40,8 @@ func sampleResult() *diagnose.Result {
 }
 
 func sampleInput() FullInput {
-	s, _ := probe.ParseServer("203.0.113.10")
-	return FullInput{Result: sampleResult(), Servers: []probe.Server{s}, Version: "v1.2.3",
+	s, _ := stunclient.ParseServer("203.0.113.10")
+	return FullInput{Result: sampleResult(), Servers: []stunclient.Server{s}, Version: "v1.2.3",
 		At: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
 }
 
@@ -120,7 +122,7 @@ func TestFullWithoutTypeResultIsUnknown(t *testing.T) {
 	in.Result.Type = nil
 	in.Result.Checks[0] = diagnose.Check{Name: diagnose.CheckType, Status: diagnose.StatusFailed, Note: "no STUN server answered"}
 	j := NewFullJSON(in)
-	if j.Type != probe.TypeUnknown || j.Mapping != probe.MappingUnknown || len(j.Evidence) != 1 {
+	if j.Type != nat.TypeUnknown || j.Mapping != nat.MappingUnknown || len(j.Evidence) != 1 {
 		t.Errorf("type JSON without a result: %+v", j.TypeJSON)
 	}
 	var buf bytes.Buffer

@@ -19,7 +19,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/natcheck/natcheck/internal/tri"
 	"io"
 	"net/netip"
 	"os"
@@ -27,6 +26,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/natcheck/natcheck/internal/tri"
+	"github.com/natcheck/natcheck/probe/lifetime"
+	"github.com/natcheck/natcheck/probe/nat"
+	"github.com/natcheck/natcheck/probe/stunclient"
 
 	"github.com/natcheck/natcheck/diagnose"
 	"github.com/natcheck/natcheck/portmap"
@@ -46,8 +50,8 @@ func ms(f float64) time.Duration { return time.Duration(f * float64(time.Millise
 func yes() *bool                 { b := true; return &b }
 func no() *bool                  { b := false; return &b }
 
-func server(input string) probe.Server {
-	s, err := probe.ParseServer(input)
+func server(input string) stunclient.Server {
+	s, err := stunclient.ParseServer(input)
 	if err != nil {
 		panic(err)
 	}
@@ -58,7 +62,7 @@ func server(input string) probe.Server {
 // one that was still pending when the answer was settled.
 func fxWhoAmI() *probe.WhoAmI {
 	return &probe.WhoAmI{
-		Family: probe.IPv4, Public: ap("203.0.113.2:41620"), Local: ap("192.168.1.2:41620"),
+		Family: stunclient.IPv4, Public: ap("203.0.113.2:41620"), Local: ap("192.168.1.2:41620"),
 		NAT: true, Agreed: 1, Differ: 0, Elapsed: ms(66.52),
 		Servers: []probe.ServerResult{
 			{Server: server("203.0.113.10"), Address: ap("203.0.113.10:3478"), Status: probe.StatusAnswered,
@@ -72,7 +76,7 @@ func fxWhoAmI() *probe.WhoAmI {
 // agree, a dead one is skipped.
 func fxWhoAmIAgree() *probe.WhoAmI {
 	return &probe.WhoAmI{
-		Family: probe.IPv4, Public: ap("203.0.113.2:34465"), Local: ap("192.168.1.2:34465"),
+		Family: stunclient.IPv4, Public: ap("203.0.113.2:34465"), Local: ap("192.168.1.2:34465"),
 		NAT: true, Agreed: 2, Elapsed: ms(105.3),
 		Servers: []probe.ServerResult{
 			{Server: server("203.0.113.10"), Address: ap("203.0.113.10:3478"), Status: probe.StatusAnswered,
@@ -89,7 +93,7 @@ func fxWhoAmIAgree() *probe.WhoAmI {
 // reply. Some packets were dropped.
 func fxWhoAmIDisagree() *probe.WhoAmI {
 	return &probe.WhoAmI{
-		Family: probe.IPv4, Public: ap("203.0.113.2:50110"), Local: ap("192.168.1.2:50110"),
+		Family: stunclient.IPv4, Public: ap("203.0.113.2:50110"), Local: ap("192.168.1.2:50110"),
 		NAT: true, Agreed: 2, Differ: 1, Ignored: 3, Elapsed: ms(412.25),
 		Servers: []probe.ServerResult{
 			{Server: server("203.0.113.10"), Address: ap("203.0.113.10:3478"), Status: probe.StatusAnswered,
@@ -113,44 +117,44 @@ func fxWhoAmIDisagree() *probe.WhoAmI {
 // typeObservations is a port-restricted cone behind 192.168.1.2 with an
 // RFC 5780 server on 203.0.113.10/.11: the lab's default topology. port is
 // the mapping socket's port, which the NAT preserves.
-func typeObservations(port uint16) probe.Observations {
+func typeObservations(port uint16) nat.Observations {
 	pub := netip.AddrPortFrom(ip("203.0.113.2"), port)
 	local := netip.AddrPortFrom(ip("0.0.0.0"), port)
-	return probe.Observations{
+	return nat.Observations{
 		RouteSource: ip("192.168.1.2"),
-		HostAddrs: []probe.HostAddr{{Addr: ip("127.0.0.1"), Iface: "lo"}, {Addr: ip("192.168.1.2"), Iface: "eth0"},
+		HostAddrs: []nat.HostAddr{{Addr: ip("127.0.0.1"), Iface: "lo"}, {Addr: ip("192.168.1.2"), Iface: "eth0"},
 			{Addr: ip("10.8.0.2"), Iface: "wg0", Tunnel: true}},
 		HopsTested: true,
-		Hops:       []probe.Hop{{TTL: 1, From: ip("192.168.1.1")}, {TTL: 2, From: ip("203.0.113.1")}},
+		Hops:       []nat.Hop{{TTL: 1, From: ip("192.168.1.1")}, {TTL: 2, From: ip("203.0.113.1")}},
 		ReachedTTL: 3,
-		Tests: []probe.TestResult{
-			{Name: probe.TestBinding, Local: local, To: ap("203.0.113.10:3478"), Replied: true, From: ap("203.0.113.10:3478"),
+		Tests: []nat.TestResult{
+			{Name: nat.TestBinding, Local: local, To: ap("203.0.113.10:3478"), Replied: true, From: ap("203.0.113.10:3478"),
 				RTT: ms(52.31), Attempts: 1, XORMapped: pub, Mapped: pub, OtherAddress: ap("203.0.113.11:3479")},
-			{Name: probe.TestMappingAltIP, Local: local, To: ap("203.0.113.11:3478"), Replied: true, From: ap("203.0.113.11:3478"),
+			{Name: nat.TestMappingAltIP, Local: local, To: ap("203.0.113.11:3478"), Replied: true, From: ap("203.0.113.11:3478"),
 				RTT: ms(51.84), Attempts: 1, XORMapped: pub, Mapped: pub, OtherAddress: ap("203.0.113.10:3479")},
-			{Name: probe.TestMappingAltIPPort, Local: local, To: ap("203.0.113.11:3479"), Replied: true, From: ap("203.0.113.11:3479"),
+			{Name: nat.TestMappingAltIPPort, Local: local, To: ap("203.0.113.11:3479"), Replied: true, From: ap("203.0.113.11:3479"),
 				RTT: ms(52.02), Attempts: 1, XORMapped: pub, Mapped: pub, OtherAddress: ap("203.0.113.10:3478")},
 			// The CHANGE-REQUEST tests run from two sockets at once, six
 			// copies each: 12 transmissions met silence.
-			{Name: probe.TestFilterIPPort, Local: ap("0.0.0.0:62714"), To: ap("203.0.113.10:3478"), Change: probe.ChangeIP | probe.ChangePort,
+			{Name: nat.TestFilterIPPort, Local: ap("0.0.0.0:62714"), To: ap("203.0.113.10:3478"), Change: nat.ChangeIP | nat.ChangePort,
 				Expect: ap("203.0.113.11:3479"), Attempts: 12},
-			{Name: probe.TestFilterPort, Local: ap("0.0.0.0:63390"), To: ap("203.0.113.10:3478"), Change: probe.ChangePort,
+			{Name: nat.TestFilterPort, Local: ap("0.0.0.0:63390"), To: ap("203.0.113.10:3478"), Change: nat.ChangePort,
 				Expect: ap("203.0.113.10:3479"), Attempts: 12},
-			{Name: probe.TestFilterVerify, Local: ap("0.0.0.0:41502"), To: ap("203.0.113.10:3478"), Change: probe.ChangeIP | probe.ChangePort,
+			{Name: nat.TestFilterVerify, Local: ap("0.0.0.0:41502"), To: ap("203.0.113.10:3478"), Change: nat.ChangeIP | nat.ChangePort,
 				Expect: ap("203.0.113.11:3479"), Replied: true, From: ap("203.0.113.11:3479"), RTT: ms(52.93), Attempts: 1,
 				XORMapped: ap("203.0.113.2:41502"), Mapped: ap("203.0.113.2:41502"), OtherAddress: ap("203.0.113.10:3478")},
-			{Name: probe.TestHairpin, Local: ap("0.0.0.0:52016"), To: pub, Attempts: 6},
+			{Name: nat.TestHairpin, Local: ap("0.0.0.0:52016"), To: pub, Attempts: 6},
 		},
 	}
 }
 
 // fxType is the run quoted in docs/type.md. The verdict comes from
-// probe.Classify, as in a real run, so that the evidence lines are the
+// nat.Classify, as in a real run, so that the evidence lines are the
 // classifier's own.
 func fxType() *probe.TypeResult { return typeResult(typeObservations(47281), ms(270.4)) }
 
-func typeResult(o probe.Observations, d time.Duration) *probe.TypeResult {
-	return &probe.TypeResult{Observations: o, Verdict: probe.Classify(o),
+func typeResult(o nat.Observations, d time.Duration) *probe.TypeResult {
+	return &probe.TypeResult{Observations: o, Verdict: nat.Classify(o),
 		Servers: []netip.AddrPort{ap("203.0.113.10:3478")}, Primary: ap("203.0.113.10:3478"), Duration: d}
 }
 
@@ -159,36 +163,36 @@ func typeResult(o probe.Observations, d time.Duration) *probe.TypeResult {
 // (the TTL probe did not run), ALG unknown (no server sent both mapped
 // addresses). A third server never answered.
 func fxTypeSymmetric() *probe.TypeResult {
-	o := probe.Observations{
+	o := nat.Observations{
 		RouteSource: ip("192.168.1.2"),
-		HostAddrs:   []probe.HostAddr{{Addr: ip("192.168.1.2"), Iface: "eth0"}},
-		Tests: []probe.TestResult{
-			{Name: probe.TestBinding, Local: ap("0.0.0.0:40100"), To: ap("198.51.100.20:3478"), Replied: true,
+		HostAddrs:   []nat.HostAddr{{Addr: ip("192.168.1.2"), Iface: "eth0"}},
+		Tests: []nat.TestResult{
+			{Name: nat.TestBinding, Local: ap("0.0.0.0:40100"), To: ap("198.51.100.20:3478"), Replied: true,
 				From: ap("198.51.100.20:3478"), RTT: ms(24.6), Attempts: 1, XORMapped: ap("203.0.113.2:61022")},
-			{Name: probe.TestServer, Local: ap("0.0.0.0:40100"), To: ap("198.51.100.30:3478"), Replied: true,
+			{Name: nat.TestServer, Local: ap("0.0.0.0:40100"), To: ap("198.51.100.30:3478"), Replied: true,
 				From: ap("198.51.100.30:3478"), RTT: ms(31.15), Attempts: 2, XORMapped: ap("203.0.113.2:61023")},
-			{Name: probe.TestServer, Local: ap("0.0.0.0:40100"), To: ap("203.0.113.99:3478"), Attempts: 4},
-			{Name: probe.TestHairpin, Local: ap("0.0.0.0:40101"), To: ap("203.0.113.2:61022"),
+			{Name: nat.TestServer, Local: ap("0.0.0.0:40100"), To: ap("203.0.113.99:3478"), Attempts: 4},
+			{Name: nat.TestHairpin, Local: ap("0.0.0.0:40101"), To: ap("203.0.113.2:61022"),
 				Err: "listen udp4 0.0.0.0:0: socket: too many open files"},
 		},
 	}
-	return &probe.TypeResult{Observations: o, Verdict: probe.Classify(o),
+	return &probe.TypeResult{Observations: o, Verdict: nat.Classify(o),
 		Servers: []netip.AddrPort{ap("198.51.100.20:3478"), ap("198.51.100.30:3478"), ap("203.0.113.99:3478")},
 		Primary: ap("198.51.100.20:3478"), Duration: ms(1043.7)}
 }
 
 // fxTypeUDPBlocked: no UDP answer at all, STUN over TCP answered.
 func fxTypeUDPBlocked() *probe.TypeResult {
-	o := probe.Observations{
+	o := nat.Observations{
 		RouteSource: ip("192.168.1.2"),
-		HostAddrs:   []probe.HostAddr{{Addr: ip("192.168.1.2"), Iface: "eth0"}},
-		Tests: []probe.TestResult{
-			{Name: probe.TestBinding, Local: ap("0.0.0.0:45000"), To: ap("203.0.113.10:3478"), Attempts: 8},
-			{Name: probe.TestTCP, Local: ap("192.168.1.2:45001"), To: ap("203.0.113.10:3478"), Replied: true,
+		HostAddrs:   []nat.HostAddr{{Addr: ip("192.168.1.2"), Iface: "eth0"}},
+		Tests: []nat.TestResult{
+			{Name: nat.TestBinding, Local: ap("0.0.0.0:45000"), To: ap("203.0.113.10:3478"), Attempts: 8},
+			{Name: nat.TestTCP, Local: ap("192.168.1.2:45001"), To: ap("203.0.113.10:3478"), Replied: true,
 				From: ap("203.0.113.10:3478"), RTT: ms(53.1), Attempts: 1, XORMapped: ap("203.0.113.2:45001")},
 		},
 	}
-	return &probe.TypeResult{Observations: o, Verdict: probe.Classify(o),
+	return &probe.TypeResult{Observations: o, Verdict: nat.Classify(o),
 		Servers: []netip.AddrPort{ap("203.0.113.10:3478")}, Primary: ap("203.0.113.10:3478"), Duration: ms(1302.9)}
 }
 
@@ -245,7 +249,7 @@ func fxIPv6Translated() *probe.IPv6Check {
 		ULA: []netip.Addr{ip("fd00:1::2")}, STUN: probe.IPv6Works, Path: probe.PathTranslated,
 		Public: ap("[2001:db8:ff::2]:51078"), Local: ap("[fd00:1::2]:51078"), PortPreserved: yes(),
 		Elapsed: ms(6.7),
-		WhoAmI: &probe.WhoAmI{Family: probe.IPv6, Public: ap("[2001:db8:ff::2]:51078"), Local: ap("[fd00:1::2]:51078"),
+		WhoAmI: &probe.WhoAmI{Family: stunclient.IPv6, Public: ap("[2001:db8:ff::2]:51078"), Local: ap("[fd00:1::2]:51078"),
 			NAT: true, Agreed: 1, Elapsed: ms(6.7),
 			Servers: []probe.ServerResult{{Server: server("[2001:db8:ff::10]"), Address: ap("[2001:db8:ff::10]:3478"),
 				Status: probe.StatusAnswered, RTT: ms(1.3), Mapped: ap("[2001:db8:ff::2]:51078")}}},
@@ -257,7 +261,7 @@ func fxIPv6Routed() *probe.IPv6Check {
 	return &probe.IPv6Check{
 		Global: []netip.Addr{ip("2001:db8:1::2")}, ULA: []netip.Addr{}, STUN: probe.IPv6Works, Path: probe.PathRouted,
 		Public: ap("[2001:db8:1::2]:43311"), Local: ap("[2001:db8:1::2]:43311"), Elapsed: ms(5.93),
-		WhoAmI: &probe.WhoAmI{Family: probe.IPv6, Public: ap("[2001:db8:1::2]:43311"), Local: ap("[2001:db8:1::2]:43311"),
+		WhoAmI: &probe.WhoAmI{Family: stunclient.IPv6, Public: ap("[2001:db8:1::2]:43311"), Local: ap("[2001:db8:1::2]:43311"),
 			Agreed: 1, Elapsed: ms(5.93),
 			Servers: []probe.ServerResult{{Server: server("stun.example.net"), Address: ap("[2001:db8:ff::10]:3478"),
 				Status: probe.StatusAnswered, RTT: ms(1.41), Mapped: ap("[2001:db8:1::2]:43311")}}},
@@ -269,7 +273,7 @@ func fxIPv6NoRoute() *probe.IPv6Check {
 	return &probe.IPv6Check{
 		STUN: probe.IPv6NoRoute, Path: probe.PathUnknown, Elapsed: ms(0.42),
 		Err: errors.New("no STUN server answered (2001:db8:ff::10: failed; write udp6 [::]:40000->[2001:db8:ff::10]:3478: sendto: network is unreachable)"),
-		WhoAmI: &probe.WhoAmI{Family: probe.IPv6, Servers: []probe.ServerResult{
+		WhoAmI: &probe.WhoAmI{Family: stunclient.IPv6, Servers: []probe.ServerResult{
 			{Server: server("2001:db8:ff::10"), Address: ap("[2001:db8:ff::10]:3478"), Status: probe.StatusFailed,
 				Err: errors.New("write udp6 [::]:40000->[2001:db8:ff::10]:3478: sendto: network is unreachable")},
 			{Server: server("203.0.113.10"), Status: probe.StatusUnresolved, Err: errors.New("203.0.113.10 is not an IPv6 address")},
@@ -280,11 +284,11 @@ func fxIPv6NoRoute() *probe.IPv6Check {
 // fxTCP is the run quoted in docs/tcp.md.
 func fxTCP() *probe.TCPMapping {
 	return &probe.TCPMapping{
-		Family: probe.IPv4, Mapping: probe.EndpointIndependent, EndpointIndependent: yes(),
+		Family: stunclient.IPv4, Mapping: nat.EndpointIndependent, EndpointIndependent: yes(),
 		Local: ap("192.168.1.2:42085"), Elapsed: ms(6.2),
-		Servers: []probe.TCPBindingResult{{Name: "probe", To: ap("203.0.113.10:3478"), Local: ap("192.168.1.2:46112"),
+		Servers: []stunclient.TCPBindingResult{{Name: "probe", To: ap("203.0.113.10:3478"), Local: ap("192.168.1.2:46112"),
 			Mapped: ap("203.0.113.2:46112"), Other: ap("203.0.113.11:3479"), RTT: ms(0.9)}},
-		Tests: []probe.TCPBindingResult{
+		Tests: []stunclient.TCPBindingResult{
 			{Name: "primary", To: ap("203.0.113.10:3478"), Local: ap("192.168.1.2:42085"), Mapped: ap("203.0.113.2:42085"),
 				Other: ap("203.0.113.11:3479"), RTT: ms(0.8)},
 			{Name: "alt-ip", To: ap("203.0.113.11:3478"), Local: ap("192.168.1.2:42085"), Mapped: ap("203.0.113.2:42085"), RTT: ms(0.7)},
@@ -298,16 +302,16 @@ func fxTCP() *probe.TCPMapping {
 // dead server timed out.
 func fxTCPOtherServer() *probe.TCPMapping {
 	return &probe.TCPMapping{
-		Family: probe.IPv4, Mapping: probe.MappingUnknown, EndpointIndependent: no(),
+		Family: stunclient.IPv4, Mapping: nat.MappingUnknown, EndpointIndependent: no(),
 		Local: ap("192.168.1.2:39001"), Elapsed: ms(1312.5),
 		Reason: "198.51.100.30:3478 saw another mapping than 198.51.100.20:3478; no second port of one server to tell address from address-and-port dependence",
-		Servers: []probe.TCPBindingResult{
+		Servers: []stunclient.TCPBindingResult{
 			{Name: "probe", To: ap("198.51.100.20:3478"), Local: ap("192.168.1.2:51200"), Mapped: ap("203.0.113.2:20117"), RTT: ms(24.4)},
 			{Name: "probe", To: ap("198.51.100.30:3478"), Local: ap("192.168.1.2:51201"), Mapped: ap("203.0.113.2:20118"), RTT: ms(31.6)},
 			{Name: "probe", To: ap("203.0.113.99:3478"), Local: ap("192.168.1.2:51202"),
 				Err: errors.New("no answer within the grace period after another server's")},
 		},
-		Tests: []probe.TCPBindingResult{
+		Tests: []stunclient.TCPBindingResult{
 			{Name: "primary", To: ap("198.51.100.20:3478"), Local: ap("192.168.1.2:39001"), Mapped: ap("203.0.113.2:20119"), RTT: ms(24.9)},
 			{Name: "other-server", To: ap("198.51.100.30:3478"), Local: ap("192.168.1.2:39001"), Mapped: ap("203.0.113.2:20120"), RTT: ms(31.2)},
 		},
@@ -315,33 +319,33 @@ func fxTCPOtherServer() *probe.TCPMapping {
 }
 
 // fxLifetime is the measurement quoted in docs/lifetime.md.
-func fxLifetime() *probe.Lifetime {
-	return &probe.Lifetime{
-		Family: probe.IPv4, Method: probe.LifetimeMethod, Server: ap("203.0.113.10:3478"),
-		Result: probe.LifetimeMeasured, Lower: ms(18810.2), Upper: ms(22101.7), Rounds: 1, Elapsed: ms(23102.4),
-		Servers: []probe.LifetimeServer{{Server: server("203.0.113.10"), Address: ap("203.0.113.10:3478"),
-			Support: probe.RPSupported, Mapped: ap("203.0.113.2:40000"), LocalPort: 40000, RTT: ms(52.1)}},
-		Probes: []probe.LifetimeProbe{
-			{Round: 1, Target: ms(18810), Idle: ms(18810.2), State: probe.ProbeAlive, Mapped: ap("203.0.113.2:40001")},
-			{Round: 1, Target: ms(21950), Idle: ms(22101.7), State: probe.ProbeExpired, Mapped: ap("203.0.113.2:40002")},
-			{Round: 1, Target: ms(29890), State: probe.ProbeSkipped, Mapped: ap("203.0.113.2:40003")},
+func fxLifetime() *lifetime.Result {
+	return &lifetime.Result{
+		Family: stunclient.IPv4, Method: lifetime.MethodResponsePort, Server: ap("203.0.113.10:3478"),
+		Result: lifetime.Measured, Lower: ms(18810.2), Upper: ms(22101.7), Rounds: 1, Elapsed: ms(23102.4),
+		Servers: []lifetime.Server{{Server: server("203.0.113.10"), Address: ap("203.0.113.10:3478"),
+			Support: lifetime.RPSupported, Mapped: ap("203.0.113.2:40000"), LocalPort: 40000, RTT: ms(52.1)}},
+		Probes: []lifetime.Probe{
+			{Round: 1, Target: ms(18810), Idle: ms(18810.2), State: lifetime.ProbeAlive, Mapped: ap("203.0.113.2:40001")},
+			{Round: 1, Target: ms(21950), Idle: ms(22101.7), State: lifetime.ProbeExpired, Mapped: ap("203.0.113.2:40002")},
+			{Round: 1, Target: ms(29890), State: lifetime.ProbeSkipped, Mapped: ap("203.0.113.2:40003")},
 		},
 	}
 }
 
 // fxLifetimeUnknown: no server honours RESPONSE-PORT and the NAT keeps
 // ports, so there is no answer; each server failed in its own way.
-func fxLifetimeUnknown() *probe.Lifetime {
-	return &probe.Lifetime{
-		Family: probe.IPv4, Method: probe.LifetimeMethod, Established: true, Result: probe.LifetimeUnknown,
+func fxLifetimeUnknown() *lifetime.Result {
+	return &lifetime.Result{
+		Family: stunclient.IPv4, Method: lifetime.MethodResponsePort, Established: true, Result: lifetime.Unknown,
 		Reason: "no server honours RESPONSE-PORT and the NAT keeps ports, so an expired mapping cannot be told from a live one",
 		Rounds: 0, Elapsed: ms(1204.6),
-		Servers: []probe.LifetimeServer{
-			{Server: server("198.51.100.20"), Address: ap("198.51.100.20:3478"), Support: probe.RPIgnored,
+		Servers: []lifetime.Server{
+			{Server: server("198.51.100.20"), Address: ap("198.51.100.20:3478"), Support: lifetime.RPIgnored,
 				Mapped: ap("203.0.113.2:40500")},
-			{Server: server("198.51.100.30"), Address: ap("198.51.100.30:3478"), Support: probe.RPRefused, ErrorCode: 420,
+			{Server: server("198.51.100.30"), Address: ap("198.51.100.30:3478"), Support: lifetime.RPRefused, ErrorCode: 420,
 				Err: errors.New("STUN error 420 Unknown Attribute"), Mapped: ap("203.0.113.2:40501")},
-			{Server: server("203.0.113.99"), Address: ap("203.0.113.99:3478"), Support: probe.RPNoAnswer,
+			{Server: server("203.0.113.99"), Address: ap("203.0.113.99:3478"), Support: lifetime.RPNoAnswer,
 				Err: errors.New("no answer")},
 			{Server: server("stun.example.net")},
 		},
@@ -350,8 +354,8 @@ func fxLifetimeUnknown() *probe.Lifetime {
 
 // fxServers are the servers `natcheck servers` lists, and fxServerChecks
 // their probe: verified, advertised, absent, invalid and a dead one.
-func fxServers() []probe.Server {
-	return []probe.Server{server("203.0.113.10"), server("203.0.113.20:3478"), server("stun:stun.example.net"),
+func fxServers() []stunclient.Server {
+	return []stunclient.Server{server("203.0.113.10"), server("203.0.113.20:3478"), server("stun:stun.example.net"),
 		server("203.0.113.30"), server("203.0.113.99"), server("[2001:db8:ff::10]")}
 }
 
@@ -366,7 +370,7 @@ func fxServerChecks() []probe.ServerCheck {
 			RFC5780: "absent"},
 		{Server: s[3], Address: ap("203.0.113.30:3478"), Replied: true, RTT: ms(55.9), Mapped: ap("203.0.113.2:40126"),
 			Other: ap("203.0.113.30:3479"), RFC5780: "invalid"},
-		{Server: s[4], Address: ap("203.0.113.99:3478"), RFC5780: probe.RFC5780Unknown,
+		{Server: s[4], Address: ap("203.0.113.99:3478"), RFC5780: nat.RFC5780Unknown,
 			Err: "no answer within the grace period after another server's"},
 		{Server: s[5], Address: ap("[2001:db8:ff::10]:3478"), Replied: true, RTT: ms(1.2), Mapped: ap("[2001:db8:ff::2]:51090"),
 			Other: ap("[2001:db8:ff::11]:3479"), RFC5780: "verified"},
@@ -377,7 +381,7 @@ func fxServerChecks() []probe.ServerCheck {
 // done, with --lifetime.
 func fxReport() FullInput {
 	tr := typeResult(typeObservations(55959), ms(312.6))
-	s := []probe.Server{server("203.0.113.10"), server("203.0.113.99")}
+	s := []stunclient.Server{server("203.0.113.10"), server("203.0.113.99")}
 	return FullInput{
 		Result: &diagnose.Result{
 			Type: tr,
@@ -402,7 +406,7 @@ func fxReport() FullInput {
 			Servers:  fxServerChecks()[:1:1],
 			Lifetime: fxLifetime(),
 			Local: diagnose.Local{
-				Interfaces: []probe.HostAddr{{Addr: ip("127.0.0.1"), Iface: "lo"}, {Addr: ip("192.168.1.2"), Iface: "eth0"},
+				Interfaces: []nat.HostAddr{{Addr: ip("127.0.0.1"), Iface: "lo"}, {Addr: ip("192.168.1.2"), Iface: "eth0"},
 					{Addr: ip("fd00:1::2"), Iface: "eth0"}, {Addr: ip("10.8.0.2"), Iface: "wg0", Tunnel: true}},
 				Gateway:       portmap.Gateway{Addr: ip("192.168.1.1"), Local: ip("192.168.1.2"), Iface: "eth0"},
 				InternetIface: "eth0",
@@ -428,23 +432,23 @@ func fxReport() FullInput {
 // answer, no default route, IPv6 unusable, port mapping skipped, the
 // servers check ran out of time, lifetime not asked for.
 func fxReportFailed() FullInput {
-	s := []probe.Server{server("203.0.113.10"), server("203.0.113.99")}
+	s := []stunclient.Server{server("203.0.113.10"), server("203.0.113.99")}
 	return FullInput{
 		Result: &diagnose.Result{
 			IPv6: fxIPv6NoRoute(),
-			TCP: &probe.TCPMapping{Family: probe.IPv4, Mapping: probe.MappingUnknown, Elapsed: ms(5000.3),
+			TCP: &probe.TCPMapping{Family: stunclient.IPv4, Mapping: nat.MappingUnknown, Elapsed: ms(5000.3),
 				Reason: "no server answered over TCP",
-				Servers: []probe.TCPBindingResult{
+				Servers: []stunclient.TCPBindingResult{
 					{Name: "probe", To: ap("203.0.113.10:3478"), Err: errors.New("dial tcp4 0.0.0.0:0->203.0.113.10:3478: i/o timeout")},
 					{Name: "probe", To: ap("203.0.113.99:3478"), Err: errors.New("dial tcp4 0.0.0.0:0->203.0.113.99:3478: i/o timeout")},
 				},
-				Tests: []probe.TCPBindingResult{}},
+				Tests: []stunclient.TCPBindingResult{}},
 			Servers: []probe.ServerCheck{
-				{Server: s[0], Address: ap("203.0.113.10:3478"), RFC5780: probe.RFC5780Unknown, Err: "no answer"},
-				{Server: s[1], Address: ap("203.0.113.99:3478"), RFC5780: probe.RFC5780Unknown, Err: "no answer"},
+				{Server: s[0], Address: ap("203.0.113.10:3478"), RFC5780: nat.RFC5780Unknown, Err: "no answer"},
+				{Server: s[1], Address: ap("203.0.113.99:3478"), RFC5780: nat.RFC5780Unknown, Err: "no answer"},
 			},
 			Local: diagnose.Local{
-				Interfaces: []probe.HostAddr{{Addr: ip("127.0.0.1"), Iface: "lo"}, {Addr: ip("100.72.14.9"), Iface: "wwan0"}},
+				Interfaces: []nat.HostAddr{{Addr: ip("127.0.0.1"), Iface: "lo"}, {Addr: ip("100.72.14.9"), Iface: "wwan0"}},
 				GatewayErr: "no IPv4 default route in /proc/net/route",
 			},
 			Checks: []diagnose.Check{
@@ -490,18 +494,18 @@ func goldens() []golden {
 		{"whoami-disagree-verbose.txt", func(w io.Writer) error { return WhoAmIText(w, fxWhoAmIDisagree(), true) }},
 
 		// natcheck type [--json] [-v] [--lifetime]
-		{"type.json", jsonOf(func() any { return NewTypeJSON(probe.IPv4, fxType()) })},
+		{"type.json", jsonOf(func() any { return NewTypeJSON(stunclient.IPv4, fxType()) })},
 		{"type.txt", func(w io.Writer) error { return TypeText(w, fxType(), false) }},
 		{"type-verbose.txt", func(w io.Writer) error { return TypeText(w, fxType(), true) }},
-		{"type-symmetric.json", jsonOf(func() any { return NewTypeJSON(probe.IPv4, fxTypeSymmetric()) })},
+		{"type-symmetric.json", jsonOf(func() any { return NewTypeJSON(stunclient.IPv4, fxTypeSymmetric()) })},
 		{"type-symmetric-verbose.txt", func(w io.Writer) error { return TypeText(w, fxTypeSymmetric(), true) }},
-		{"type-udp-blocked.json", jsonOf(func() any { return NewTypeJSON(probe.IPv4, fxTypeUDPBlocked()) })},
+		{"type-udp-blocked.json", jsonOf(func() any { return NewTypeJSON(stunclient.IPv4, fxTypeUDPBlocked()) })},
 		{"type-udp-blocked.txt", func(w io.Writer) error { return TypeText(w, fxTypeUDPBlocked(), false) }},
 		{"type-lifetime.json", jsonOf(func() any {
-			return NewTypeWithLifetimeJSON(probe.IPv4, fxType(), fxLifetime(), nil)
+			return NewTypeWithLifetimeJSON(stunclient.IPv4, fxType(), fxLifetime(), nil)
 		})},
 		{"type-lifetime-failed.json", jsonOf(func() any {
-			return NewTypeWithLifetimeJSON(probe.IPv4, fxTypeSymmetric(), nil, errors.New("no STUN server answered"))
+			return NewTypeWithLifetimeJSON(stunclient.IPv4, fxTypeSymmetric(), nil, errors.New("no STUN server answered"))
 		})},
 		{"type-lifetime.txt", func(w io.Writer) error {
 			if err := TypeText(w, fxType(), false); err != nil {
@@ -547,9 +551,9 @@ func goldens() []golden {
 		{"lifetime-unknown-verbose.txt", func(w io.Writer) error { return LifetimeText(w, fxLifetimeUnknown(), true) }},
 
 		// natcheck servers [--probe] [--json]
-		{"servers.json", jsonOf(func() any { return NewServersJSON(probe.IPv4, fxServers(), nil) })},
+		{"servers.json", jsonOf(func() any { return NewServersJSON(stunclient.IPv4, fxServers(), nil) })},
 		{"servers.txt", func(w io.Writer) error { return ServersText(w, fxServers(), nil) }},
-		{"servers-probe.json", jsonOf(func() any { return NewServersJSON(probe.IPv4, fxServers(), fxServerChecks()) })},
+		{"servers-probe.json", jsonOf(func() any { return NewServersJSON(stunclient.IPv4, fxServers(), fxServerChecks()) })},
 		{"servers-probe.txt", func(w io.Writer) error { return ServersText(w, fxServers(), fxServerChecks()) }},
 
 		// natcheck report [--json | --format markdown] [-v]

@@ -7,7 +7,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/natcheck/natcheck/probe"
+	"github.com/natcheck/natcheck/probe/lifetime"
 )
 
 // LifetimeJSON is the JSON form of `natcheck lifetime`. Durations are in
@@ -51,7 +51,7 @@ type LifetimeProbeJSON struct {
 }
 
 // NewLifetimeJSON converts a measurement to its JSON form.
-func NewLifetimeJSON(l *probe.Lifetime) LifetimeJSON {
+func NewLifetimeJSON(l *lifetime.Result) LifetimeJSON {
 	out := LifetimeJSON{
 		SchemaVersion:  SchemaVersion,
 		Family:         strings.ToLower(l.Family.String()),
@@ -89,7 +89,7 @@ func NewLifetimeJSON(l *probe.Lifetime) LifetimeJSON {
 	}
 	for _, p := range l.Probes {
 		j := LifetimeProbeJSON{Round: p.Round, TargetMs: Millis(p.Target), State: p.State}
-		if p.State == probe.ProbeAlive || p.State == probe.ProbeExpired {
+		if p.State == lifetime.ProbeAlive || p.State == lifetime.ProbeExpired {
 			j.IdleMs = msPtr(p.Idle)
 		}
 		if p.Mapped.IsValid() {
@@ -101,7 +101,7 @@ func NewLifetimeJSON(l *probe.Lifetime) LifetimeJSON {
 }
 
 // LifetimeLine is the one-line answer.
-func LifetimeLine(l *probe.Lifetime) string {
+func LifetimeLine(l *lifetime.Result) string {
 	what := "UDP mapping lifetime"
 	if l.Established {
 		what = "UDP mapping lifetime (established flow)"
@@ -109,14 +109,14 @@ func LifetimeLine(l *probe.Lifetime) string {
 	return what + ": " + lifetimeAnswer(l)
 }
 
-func lifetimeAnswer(l *probe.Lifetime) string {
+func lifetimeAnswer(l *lifetime.Result) string {
 	switch l.Result {
-	case probe.LifetimeMeasured:
+	case lifetime.Measured:
 		return fmt.Sprintf("about %s (alive after %s idle, gone after %s)",
 			roughDuration(l.Estimate()), FormatDuration(l.Lower), FormatDuration(l.Upper))
-	case probe.LifetimeLongerThanMax:
+	case lifetime.LongerThanMax:
 		return fmt.Sprintf("longer than %s (still alive at the longest idle time probed)", FormatDuration(l.Lower))
-	case probe.LifetimeShorterThanMin:
+	case lifetime.ShorterThanMin:
 		return fmt.Sprintf("shorter than %s (gone at the shortest idle time probed)", FormatDuration(l.Upper))
 	default:
 		return "unknown (" + l.Reason + ")"
@@ -137,13 +137,13 @@ func roughDuration(d time.Duration) string {
 
 // LifetimeText writes the answer line; verbose adds the method, the server,
 // and every probe.
-func LifetimeText(out io.Writer, l *probe.Lifetime, verbose bool) error {
+func LifetimeText(out io.Writer, l *lifetime.Result, verbose bool) error {
 	if _, err := fmt.Fprintln(out, LifetimeLine(l)); err != nil || !verbose {
 		return err
 	}
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	how := "a second socket asks the server to answer to the idle mapping"
-	if l.Method == probe.LifetimeMethodPortChange {
+	if l.Method == lifetime.MethodPortChange {
 		how = "the idle socket asks again; a new public port means the mapping had expired"
 	}
 	fmt.Fprintf(tw, "method\t%s: %s\n", l.Method, how)
@@ -153,7 +153,7 @@ func LifetimeText(out io.Writer, l *probe.Lifetime, verbose bool) error {
 		traffic = "two exchanges 2.5 s apart (an established flow), then idle"
 	}
 	fmt.Fprintf(tw, "each mapping\t%s\n", traffic)
-	if l.Reason != "" && l.Result != probe.LifetimeUnknown {
+	if l.Reason != "" && l.Result != lifetime.Unknown {
 		fmt.Fprintf(tw, "note\t%s\n", l.Reason)
 	}
 	if l.Contradictions > 0 {
@@ -168,7 +168,7 @@ func LifetimeText(out io.Writer, l *probe.Lifetime, verbose bool) error {
 			support = "not checked"
 		}
 		line := "RESPONSE-PORT " + support
-		if s.Err != nil && s.Support != probe.RPSupported {
+		if s.Err != nil && s.Support != lifetime.RPSupported {
 			line += "  (" + s.Err.Error() + ")"
 		}
 		fmt.Fprintf(tw, "  %s\t%s\n", s.Server.Input, line)
@@ -178,7 +178,7 @@ func LifetimeText(out io.Writer, l *probe.Lifetime, verbose bool) error {
 	}
 	for _, p := range l.Probes {
 		idle := ""
-		if p.State == probe.ProbeAlive || p.State == probe.ProbeExpired {
+		if p.State == lifetime.ProbeAlive || p.State == lifetime.ProbeExpired {
 			idle = "idle " + FormatDuration(p.Idle)
 		}
 		fmt.Fprintf(tw, "  round %d, aim %s\t%s\t%s\n", p.Round, FormatDuration(p.Target), p.State, idle)
@@ -188,7 +188,7 @@ func LifetimeText(out io.Writer, l *probe.Lifetime, verbose bool) error {
 
 // LifetimeOrError writes the lifetime section of `natcheck type --lifetime`:
 // the measurement, or why there is none.
-func LifetimeOrError(out io.Writer, l *probe.Lifetime, err error, verbose bool) error {
+func LifetimeOrError(out io.Writer, l *lifetime.Result, err error, verbose bool) error {
 	if l == nil {
 		msg := "UDP mapping lifetime: not measured"
 		if err != nil {

@@ -7,22 +7,23 @@ import (
 	"testing"
 	"time"
 
-	"github.com/natcheck/natcheck/probe"
+	"github.com/natcheck/natcheck/probe/lifetime"
+	"github.com/natcheck/natcheck/probe/stunclient"
 )
 
 func TestLifetimeLine(t *testing.T) {
 	s := time.Second
 	for _, tc := range []struct {
-		l    probe.Lifetime
+		l    lifetime.Result
 		want string
 	}{
-		{probe.Lifetime{Result: probe.LifetimeMeasured, Lower: 28 * s, Upper: 32 * s},
+		{lifetime.Result{Result: lifetime.Measured, Lower: 28 * s, Upper: 32 * s},
 			"UDP mapping lifetime: about 30s (alive after 28.00 s idle, gone after 32.00 s)"},
-		{probe.Lifetime{Result: probe.LifetimeLongerThanMax, Lower: 120 * s},
+		{lifetime.Result{Result: lifetime.LongerThanMax, Lower: 120 * s},
 			"UDP mapping lifetime: longer than 120.00 s (still alive at the longest idle time probed)"},
-		{probe.Lifetime{Result: probe.LifetimeShorterThanMin, Upper: s},
+		{lifetime.Result{Result: lifetime.ShorterThanMin, Upper: s},
 			"UDP mapping lifetime: shorter than 1.00 s (gone at the shortest idle time probed)"},
-		{probe.Lifetime{Result: probe.LifetimeUnknown, Reason: "no server honours RESPONSE-PORT"},
+		{lifetime.Result{Result: lifetime.Unknown, Reason: "no server honours RESPONSE-PORT"},
 			"UDP mapping lifetime: unknown (no server honours RESPONSE-PORT)"},
 	} {
 		if got := LifetimeLine(&tc.l); got != tc.want {
@@ -33,9 +34,9 @@ func TestLifetimeLine(t *testing.T) {
 
 // Bounds that were not found are null, not 0: 0 would read as "expires at once".
 func TestLifetimeJSONKeepsMissingBoundsNull(t *testing.T) {
-	l := &probe.Lifetime{Family: probe.IPv4, Result: probe.LifetimeLongerThanMax, Lower: time.Minute,
-		Probes: []probe.LifetimeProbe{{Round: 1, Target: time.Minute, Idle: time.Minute, State: probe.ProbeAlive},
-			{Round: 1, Target: 2 * time.Minute, State: probe.ProbeSkipped}}}
+	l := &lifetime.Result{Family: stunclient.IPv4, Result: lifetime.LongerThanMax, Lower: time.Minute,
+		Probes: []lifetime.Probe{{Round: 1, Target: time.Minute, Idle: time.Minute, State: lifetime.ProbeAlive},
+			{Round: 1, Target: 2 * time.Minute, State: lifetime.ProbeSkipped}}}
 	var buf bytes.Buffer
 	if err := WriteJSON(&buf, NewLifetimeJSON(l)); err != nil {
 		t.Fatal(err)

@@ -7,6 +7,8 @@ import (
 	"text/tabwriter"
 
 	"github.com/natcheck/natcheck/probe"
+	"github.com/natcheck/natcheck/probe/nat"
+	"github.com/natcheck/natcheck/probe/stunclient"
 )
 
 // ServersJSONDoc is the JSON form of `natcheck servers`.
@@ -19,20 +21,20 @@ type ServersJSONDoc struct {
 
 // ServerCheckJSON is one server, probed or not.
 type ServerCheckJSON struct {
-	Server        string        `json:"server"`
-	Host          string        `json:"host"`
-	Port          int           `json:"port"`
-	Address       string        `json:"address,omitempty"`
-	Reachable     *bool         `json:"reachable"`
-	RTTMs         *float64      `json:"rtt_ms"`
-	MappedAddress string        `json:"mapped_address,omitempty"`
-	OtherAddress  string        `json:"other_address,omitempty"`
-	RFC5780       probe.RFC5780 `json:"rfc5780,omitempty"` // verified, advertised, invalid, absent (answered without OTHER-ADDRESS) or unknown (no answer)
-	Error         string        `json:"error,omitempty"`
+	Server        string      `json:"server"`
+	Host          string      `json:"host"`
+	Port          int         `json:"port"`
+	Address       string      `json:"address,omitempty"`
+	Reachable     *bool       `json:"reachable"`
+	RTTMs         *float64    `json:"rtt_ms"`
+	MappedAddress string      `json:"mapped_address,omitempty"`
+	OtherAddress  string      `json:"other_address,omitempty"`
+	RFC5780       nat.RFC5780 `json:"rfc5780,omitempty"` // verified, advertised, invalid, absent (answered without OTHER-ADDRESS) or unknown (no answer)
+	Error         string      `json:"error,omitempty"`
 }
 
 // NewServersJSON lists servers; checks is nil when they were not probed.
-func NewServersJSON(f probe.Family, servers []probe.Server, checks []probe.ServerCheck) ServersJSONDoc {
+func NewServersJSON(f stunclient.Family, servers []stunclient.Server, checks []probe.ServerCheck) ServersJSONDoc {
 	doc := ServersJSONDoc{SchemaVersion: SchemaVersion, Family: strings.ToLower(f.String()), Probed: checks != nil}
 	for i, s := range servers {
 		j := ServerCheckJSON{Server: s.Input, Host: s.Host, Port: s.Port}
@@ -58,7 +60,7 @@ func NewServersJSON(f probe.Family, servers []probe.Server, checks []probe.Serve
 }
 
 // ServersText lists servers one per line; probed, as a table.
-func ServersText(out io.Writer, servers []probe.Server, checks []probe.ServerCheck) error {
+func ServersText(out io.Writer, servers []stunclient.Server, checks []probe.ServerCheck) error {
 	if checks == nil {
 		for _, s := range servers {
 			if _, err := fmt.Fprintln(out, s.Input); err != nil {

@@ -7,13 +7,15 @@ import (
 	"text/tabwriter"
 
 	"github.com/natcheck/natcheck/probe"
+	"github.com/natcheck/natcheck/probe/nat"
+	"github.com/natcheck/natcheck/probe/stunclient"
 )
 
 // TCPMappingJSON is the JSON form of `natcheck tcp`.
 type TCPMappingJSON struct {
 	SchemaVersion       int              `json:"schema_version"`
 	Family              string           `json:"family"`
-	Mapping             probe.Mapping    `json:"mapping"`              // endpoint-independent, address-dependent, address-and-port-dependent, unknown
+	Mapping             nat.Mapping      `json:"mapping"`              // endpoint-independent, address-dependent, address-and-port-dependent, unknown
 	EndpointIndependent *bool            `json:"endpoint_independent"` // null when not tested
 	LocalAddress        string           `json:"local_address,omitempty"`
 	Reason              string           `json:"reason,omitempty"`
@@ -51,7 +53,7 @@ func NewTCPMappingJSON(m *probe.TCPMapping) TCPMappingJSON {
 	return out
 }
 
-func tcpBindings(rs []probe.TCPBindingResult) []TCPBindingJSON {
+func tcpBindings(rs []stunclient.TCPBindingResult) []TCPBindingJSON {
 	out := make([]TCPBindingJSON, 0, len(rs))
 	for _, r := range rs {
 		j := TCPBindingJSON{Name: r.Name}
@@ -79,7 +81,7 @@ func tcpBindings(rs []probe.TCPBindingResult) []TCPBindingJSON {
 // TCPMappingLine is the one-line answer.
 func TCPMappingLine(m *probe.TCPMapping) string {
 	switch {
-	case m.Mapping != probe.MappingUnknown:
+	case m.Mapping != nat.MappingUnknown:
 		return "TCP mapping: " + string(m.Mapping)
 	case m.EndpointIndependent != nil && !*m.EndpointIndependent:
 		return "TCP mapping: not endpoint-independent" + parenthesised(m.Reason)
@@ -98,7 +100,7 @@ func TCPMappingText(out io.Writer, m *probe.TCPMapping, verbose bool) error {
 	fmt.Fprintf(tw, "time\t%s\n", FormatDuration(m.Elapsed))
 	for _, group := range []struct {
 		title string
-		rs    []probe.TCPBindingResult
+		rs    []stunclient.TCPBindingResult
 	}{{"servers", m.Servers}, {"tests", m.Tests}} {
 		fmt.Fprintf(tw, "%s\t\n", group.title)
 		for _, r := range group.rs {

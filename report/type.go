@@ -9,35 +9,38 @@ import (
 
 	"github.com/natcheck/natcheck/internal/tri"
 	"github.com/natcheck/natcheck/probe"
+	"github.com/natcheck/natcheck/probe/lifetime"
+	"github.com/natcheck/natcheck/probe/nat"
+	"github.com/natcheck/natcheck/probe/stunclient"
 )
 
 // TypeJSON is the JSON form of `natcheck type`. Field names are a public
 // contract (docs/json.md). Tri-state findings are null when not tested.
 type TypeJSON struct {
-	SchemaVersion         int             `json:"schema_version"`
-	Family                string          `json:"family"`
-	Type                  probe.NATType   `json:"type"`
-	NAT                   tri.Bool        `json:"nat"`
-	Mapping               probe.Mapping   `json:"mapping"`
-	Filtering             probe.Filtering `json:"filtering"`
-	PublicIP              string          `json:"public_ip"`
-	PublicPort            int             `json:"public_port"`
-	LocalIP               string          `json:"local_ip"`
-	LocalPort             int             `json:"local_port"`
-	PortPreservation      tri.Bool        `json:"port_preservation"`
-	Hairpinning           tri.Bool        `json:"hairpinning"`
-	CGNAT                 tri.Bool        `json:"cgnat"`
-	ALG                   tri.Bool        `json:"alg"`
-	MappingVariesByDestIP tri.Bool        `json:"mapping_varies_by_dest_ip"`
-	RFC5780               probe.RFC5780   `json:"rfc5780"`
-	Server                string          `json:"server_address"`
-	Servers               []string        `json:"server_addresses"`
-	Outlook               string          `json:"p2p_outlook"`
-	Evidence              []string        `json:"evidence"`
-	ElapsedMs             float64         `json:"elapsed_ms"`
-	Hops                  []HopJSON       `json:"hops"`
-	ServerTTL             int             `json:"server_ttl"`
-	Tests                 []TestJSON      `json:"tests"`
+	SchemaVersion         int           `json:"schema_version"`
+	Family                string        `json:"family"`
+	Type                  nat.NATType   `json:"type"`
+	NAT                   tri.Bool      `json:"nat"`
+	Mapping               nat.Mapping   `json:"mapping"`
+	Filtering             nat.Filtering `json:"filtering"`
+	PublicIP              string        `json:"public_ip"`
+	PublicPort            int           `json:"public_port"`
+	LocalIP               string        `json:"local_ip"`
+	LocalPort             int           `json:"local_port"`
+	PortPreservation      tri.Bool      `json:"port_preservation"`
+	Hairpinning           tri.Bool      `json:"hairpinning"`
+	CGNAT                 tri.Bool      `json:"cgnat"`
+	ALG                   tri.Bool      `json:"alg"`
+	MappingVariesByDestIP tri.Bool      `json:"mapping_varies_by_dest_ip"`
+	RFC5780               nat.RFC5780   `json:"rfc5780"`
+	Server                string        `json:"server_address"`
+	Servers               []string      `json:"server_addresses"`
+	Outlook               string        `json:"p2p_outlook"`
+	Evidence              []string      `json:"evidence"`
+	ElapsedMs             float64       `json:"elapsed_ms"`
+	Hops                  []HopJSON     `json:"hops"`
+	ServerTTL             int           `json:"server_ttl"`
+	Tests                 []TestJSON    `json:"tests"`
 }
 
 // HopJSON is one router seen by the TTL-limited probe.
@@ -65,7 +68,7 @@ type TestJSON struct {
 }
 
 // NewTypeJSON converts a behaviour run to its JSON form.
-func NewTypeJSON(f probe.Family, r *probe.TypeResult) TypeJSON {
+func NewTypeJSON(f stunclient.Family, r *probe.TypeResult) TypeJSON {
 	v := r.Verdict
 	out := TypeJSON{
 		SchemaVersion: SchemaVersion, Family: strings.ToLower(f.String()),
@@ -94,7 +97,7 @@ func NewTypeJSON(f probe.Family, r *probe.TypeResult) TypeJSON {
 	return out
 }
 
-func testJSON(t probe.TestResult) TestJSON {
+func testJSON(t nat.TestResult) TestJSON {
 	j := TestJSON{Name: t.Name, Local: addrOrEmpty(t.Local), To: addrOrEmpty(t.To), Change: changeName(t.Change),
 		Expect: addrOrEmpty(t.Expect), Replied: t.Replied, From: addrOrEmpty(t.From), Attempts: t.Attempts,
 		XORMapped: addrOrEmpty(t.XORMapped), Mapped: addrOrEmpty(t.Mapped), OtherAddress: addrOrEmpty(t.OtherAddress),
@@ -105,15 +108,15 @@ func testJSON(t probe.TestResult) TestJSON {
 	return j
 }
 
-func changeName(c probe.ChangeFlags) string {
+func changeName(c nat.ChangeFlags) string {
 	switch c {
 	case 0:
 		return ""
-	case probe.ChangeIP | probe.ChangePort:
+	case nat.ChangeIP | nat.ChangePort:
 		return "ip+port"
-	case probe.ChangePort:
+	case nat.ChangePort:
 		return "port"
-	case probe.ChangeIP:
+	case nat.ChangeIP:
 		return "ip"
 	}
 	return fmt.Sprintf("0x%x", uint32(c))
@@ -174,11 +177,11 @@ func TypeText(out io.Writer, r *probe.TypeResult, verbose bool) error {
 
 // VerdictLine is the one-line answer: the classic name, then the RFC 4787
 // behaviours it rests on.
-func VerdictLine(v probe.Verdict) string {
+func VerdictLine(v nat.Verdict) string {
 	switch v.Type {
-	case probe.TypeUDPBlocked:
+	case nat.TypeUDPBlocked:
 		return "udp-blocked (UDP gets no answer; STUN over TCP does)"
-	case probe.TypeOpenInternet, probe.TypeSymmetricFirewall:
+	case nat.TypeOpenInternet, nat.TypeSymmetricFirewall:
 		return fmt.Sprintf("%s (no NAT; filtering %s)", v.Type, v.Filtering)
 	}
 	return fmt.Sprintf("%s (mapping %s, filtering %s)", v.Type, v.Mapping, v.Filtering)
@@ -192,7 +195,7 @@ func triState(b tri.Bool) string {
 	return b.String()
 }
 
-func testLine(t probe.TestResult) string {
+func testLine(t nat.TestResult) string {
 	parts := []string{"to " + AddrString(t.To)}
 	if c := changeName(t.Change); c != "" {
 		parts = append(parts, "change "+c)
@@ -224,7 +227,7 @@ type TypeWithLifetimeJSON struct {
 }
 
 // NewTypeWithLifetimeJSON adds a lifetime measurement to type's JSON.
-func NewTypeWithLifetimeJSON(f probe.Family, r *probe.TypeResult, l *probe.Lifetime, err error) TypeWithLifetimeJSON {
+func NewTypeWithLifetimeJSON(f stunclient.Family, r *probe.TypeResult, l *lifetime.Result, err error) TypeWithLifetimeJSON {
 	out := TypeWithLifetimeJSON{TypeJSON: NewTypeJSON(f, r)}
 	if l != nil {
 		j := NewLifetimeJSON(l)

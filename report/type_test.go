@@ -9,13 +9,15 @@ import (
 
 	"github.com/natcheck/natcheck/internal/tri"
 	"github.com/natcheck/natcheck/probe"
+	"github.com/natcheck/natcheck/probe/nat"
+	"github.com/natcheck/natcheck/probe/stunclient"
 )
 
 func TestTypeJSONKeepsNotTestedApartFromFalse(t *testing.T) {
-	r := &probe.TypeResult{Verdict: probe.Verdict{Type: probe.TypeFullCone, NAT: tri.No, Hairpinning: tri.No,
+	r := &probe.TypeResult{Verdict: nat.Verdict{Type: nat.TypeFullCone, NAT: tri.No, Hairpinning: tri.No,
 		Public: netip.MustParseAddrPort("[::ffff:203.0.113.2]:4000")}}
 	var buf bytes.Buffer
-	if err := WriteJSON(&buf, NewTypeJSON(probe.IPv4, r)); err != nil {
+	if err := WriteJSON(&buf, NewTypeJSON(stunclient.IPv4, r)); err != nil {
 		t.Fatal(err)
 	}
 	var m map[string]any

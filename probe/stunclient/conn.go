@@ -1,4 +1,4 @@
-package probe
+package stunclient
 
 import (
 	"context"
@@ -10,21 +10,19 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/natcheck/natcheck/probe/nat"
 	"github.com/pion/stun/v3"
-	"github.com/pion/transport/v3"
-	"github.com/pion/transport/v3/stdnet"
+	"github.com/pion/transport/v4"
+	"github.com/pion/transport/v4/stdnet"
 )
 
 // ErrNoResponse means a transaction ended without a valid reply.
 var ErrNoResponse = errors.New("no response")
 
-// ChangeFlags are the CHANGE-REQUEST flags of RFC 5780 section 7.2.
-type ChangeFlags uint32
-
-const (
-	ChangePort ChangeFlags = 0x02
-	ChangeIP   ChangeFlags = 0x04
-)
+// ErrNoAnswer means no STUN server answered: the host is offline, UDP is
+// blocked, or every server named is dead.
+// It is shared by every prober.
+var ErrNoAnswer = errors.New("no STUN server answered")
 
 // Default retransmission parameters. RFC 8489 section 6.2.1 suggests an
 // initial RTO of 500 ms for unknown paths; natcheck starts at 250 ms because
@@ -40,7 +38,7 @@ const (
 // Request describes one STUN Binding transaction.
 type Request struct {
 	To         netip.AddrPort
-	Change     ChangeFlags               // CHANGE-REQUEST flags, 0 for none
+	Change     nat.ChangeFlags           // CHANGE-REQUEST flags, 0 for none
 	AcceptFrom func(netip.AddrPort) bool // sources allowed to answer; nil means only To
 	RTO        time.Duration             // initial retransmission timeout, doubled each time
 	Attempts   int                       // transmissions at most
@@ -65,12 +63,7 @@ type Response struct {
 
 // PublicAddr is the mapped address the reply reports, preferring
 // XOR-MAPPED-ADDRESS, which NAT ALGs cannot rewrite.
-func (r Response) PublicAddr() netip.AddrPort {
-	if r.XORMapped.IsValid() {
-		return r.XORMapped
-	}
-	return r.Mapped
-}
+func (r Response) PublicAddr() netip.AddrPort { return nat.MappedAddress(r.XORMapped, r.Mapped) }
 
 // Conn is one UDP socket on which many transactions run at once. A reader
 // goroutine routes each reply to its transaction by ID and source address;
@@ -90,13 +83,15 @@ type Conn struct {
 
 type transaction struct {
 	accept  func(netip.AddrPort) bool
-	replies chan received
+	replies chan Received
 }
 
-type received struct {
-	msg  *stun.Message
-	from netip.AddrPort
-	at   time.Time
+// Received is one reply as the reader goroutine got it: the decoded
+// message, its source and when it was read.
+type Received struct {
+	Msg  *stun.Message
+	From netip.AddrPort
+	At   time.Time
 }
 
 // Listen opens a UDP socket of family f on laddr ("" for any address and a
@@ -105,13 +100,13 @@ func Listen(ctx context.Context, n transport.Net, f Family, laddr string) (*Conn
 	if laddr == "" {
 		laddr = ":0"
 	}
-	pc, err := n.ListenPacket(f.network("udp"), laddr)
+	pc, err := n.ListenPacket(f.Network("udp"), laddr)
 	if err != nil {
 		return nil, fmt.Errorf("open %s UDP socket: %w", f, err)
 	}
 	c := &Conn{
 		pc:      pc,
-		local:   addrPortOf(pc.LocalAddr()),
+		local:   AddrPortOf(pc.LocalAddr()),
 		pending: make(map[[stun.TransactionIDSize]byte]*transaction),
 		done:    make(chan struct{}),
 	}
@@ -126,9 +121,9 @@ func Listen(ctx context.Context, n transport.Net, f Family, laddr string) (*Conn
 	return c, nil
 }
 
-// netOrReal is n, or the real network when n is nil (vnet in tests,
+// NetOrReal is n, or the real network when n is nil (vnet in tests,
 // stdnet in runs).
-func netOrReal(n transport.Net) (transport.Net, error) {
+func NetOrReal(n transport.Net) (transport.Net, error) {
 	if n != nil {
 		return n, nil
 	}
@@ -180,7 +175,7 @@ func (c *Conn) readLoop() {
 			}
 			continue // e.g. ICMP errors surfacing on some platforms
 		}
-		c.dispatch(buf[:n], addrPortOf(from), time.Now())
+		c.dispatch(buf[:n], AddrPortOf(from), time.Now())
 	}
 }
 
@@ -210,7 +205,7 @@ func (c *Conn) dispatch(b []byte, from netip.AddrPort, at time.Time) {
 		return
 	}
 	select {
-	case t.replies <- received{msg: msg, from: from, at: at}:
+	case t.replies <- Received{Msg: msg, From: from, At: at}:
 	default: // a duplicate answer to a retransmission: the first one counts
 	}
 }
@@ -242,11 +237,11 @@ func decodeResponse(b []byte) (*stun.Message, bool) {
 // attempts run out, and the context's error when ctx ends first.
 func (c *Conn) Do(ctx context.Context, r Request) (Response, error) {
 	r = r.withDefaults()
-	msg, err := buildRequest(r.Change)
+	msg, err := BuildRequest(r.Change)
 	if err != nil {
 		return Response{}, err
 	}
-	t := &transaction{accept: r.AcceptFrom, replies: make(chan received, 1)}
+	t := &transaction{accept: r.AcceptFrom, replies: make(chan Received, 1)}
 	c.mu.Lock()
 	c.pending[msg.TransactionID] = t
 	c.mu.Unlock()
@@ -285,9 +280,9 @@ func (c *Conn) Do(ctx context.Context, r Request) (Response, error) {
 		timer.Reset(wait)
 		select {
 		case rep := <-t.replies:
-			resp := parseResponse(rep.msg, rep.from)
+			resp := ParseResponse(rep.Msg, rep.From)
 			resp.Attempts = attempts
-			resp.RTT, resp.RTTExact = replyRTT(sent, rep.at)
+			resp.RTT, resp.RTTExact = replyRTT(sent, rep.At)
 			return resp, nil
 		case <-timer.C:
 			if attempts >= r.Attempts {
@@ -332,7 +327,9 @@ func (r Request) withDefaults() Request {
 	return r
 }
 
-func buildRequest(change ChangeFlags) (*stun.Message, error) {
+// BuildRequest builds a Binding request with a fresh transaction ID, the
+// CHANGE-REQUEST flags (none when 0) and a FINGERPRINT.
+func BuildRequest(change nat.ChangeFlags) (*stun.Message, error) {
 	setters := []stun.Setter{stun.TransactionID, stun.BindingRequest}
 	if change != 0 {
 		setters = append(setters, changeRequest(change))
@@ -341,18 +338,16 @@ func buildRequest(change ChangeFlags) (*stun.Message, error) {
 	return stun.Build(setters...)
 }
 
-type changeRequest ChangeFlags
+type changeRequest nat.ChangeFlags
 
 func (f changeRequest) AddTo(m *stun.Message) error {
 	m.Add(stun.AttrChangeRequest, []byte{0, 0, 0, byte(f)})
 	return nil
 }
 
-// changedAddressAttr is RFC 3489's CHANGED-ADDRESS, which RFC 5780 replaced
-// by OTHER-ADDRESS; old servers (stund) still send it.
-const changedAddressAttr stun.AttrType = 0x0005
-
-func parseResponse(m *stun.Message, from netip.AddrPort) Response {
+// ParseResponse decodes the attributes of a Binding response that came
+// from from. Absent attributes are zero values.
+func ParseResponse(m *stun.Message, from netip.AddrPort) Response {
 	r := Response{From: from}
 	var xor stun.XORMappedAddress
 	if xor.GetFrom(m) == nil {
@@ -370,8 +365,10 @@ func parseResponse(m *stun.Message, from netip.AddrPort) Response {
 	if other.GetFrom(m) == nil {
 		r.OtherAddress = toAddrPort(other.IP, other.Port)
 	}
+	// RFC 3489's CHANGED-ADDRESS, which RFC 5780 replaced by
+	// OTHER-ADDRESS; old servers (stund) still send it.
 	var changed stun.MappedAddress
-	if changed.GetFromAs(m, changedAddressAttr) == nil {
+	if changed.GetFromAs(m, stun.AttrChangedAddress) == nil {
 		r.ChangedAddress = toAddrPort(changed.IP, changed.Port)
 	}
 	var sw stun.Software
@@ -395,20 +392,45 @@ func toAddrPort(ip net.IP, port int) netip.AddrPort {
 	if !ok || port < 0 || port > 65535 {
 		return netip.AddrPort{}
 	}
-	return unmap(netip.AddrPortFrom(a, uint16(port)))
+	return nat.Unmap(netip.AddrPortFrom(a, uint16(port)))
 }
 
-func addrPortOf(a net.Addr) netip.AddrPort {
+// AddrPortOf is a socket address as a netip.AddrPort, IPv4-mapped
+// addresses shown as IPv4; zero when it cannot be read.
+func AddrPortOf(a net.Addr) netip.AddrPort {
 	switch v := a.(type) {
 	case *net.UDPAddr:
-		return unmap(v.AddrPort())
+		return nat.Unmap(v.AddrPort())
 	case *net.TCPAddr:
-		return unmap(v.AddrPort())
+		return nat.Unmap(v.AddrPort())
 	}
 	if ap, err := netip.ParseAddrPort(a.String()); err == nil {
-		return unmap(ap)
+		return nat.Unmap(ap)
 	}
 	return netip.AddrPort{}
 }
 
 func isClosed(err error) bool { return errors.Is(err, net.ErrClosed) }
+
+// Expect delivers to ch replies with transaction ID id that arrive on c from
+// an accepted source, although the request left from another socket.
+func (c *Conn) Expect(id [stun.TransactionIDSize]byte, accept func(netip.AddrPort) bool, ch chan Received) {
+	c.mu.Lock()
+	c.pending[id] = &transaction{accept: accept, replies: ch}
+	c.mu.Unlock()
+}
+
+// Forget undoes Expect.
+func (c *Conn) Forget(ids [][stun.TransactionIDSize]byte) {
+	c.mu.Lock()
+	for _, id := range ids {
+		delete(c.pending, id)
+	}
+	c.mu.Unlock()
+}
+
+// WriteRaw sends an already built message from c.
+func (c *Conn) WriteRaw(b []byte, to netip.AddrPort) error {
+	_, err := c.pc.WriteTo(b, net.UDPAddrFromAddrPort(to))
+	return err
+}

@@ -1,4 +1,4 @@
-package probe
+package nat
 
 import (
 	"fmt"
@@ -84,6 +84,14 @@ const (
 	TestTCP              = "binding-tcp"              // STUN over TCP, run when UDP got no answer
 )
 
+// ChangeFlags are the CHANGE-REQUEST flags of RFC 5780 section 7.2.
+type ChangeFlags uint32
+
+const (
+	ChangePort ChangeFlags = 0x02
+	ChangeIP   ChangeFlags = 0x04
+)
+
 // TestResult is the raw observation of one test: what was sent from where,
 // and what came back from where.
 type TestResult struct {
@@ -104,11 +112,16 @@ type TestResult struct {
 
 // Public is the mapped address the reply reported: XOR-MAPPED-ADDRESS,
 // which ALGs cannot rewrite, else the RFC 3489 MAPPED-ADDRESS.
-func (t TestResult) Public() netip.AddrPort {
-	if t.XORMapped.IsValid() {
-		return t.XORMapped
+func (t TestResult) Public() netip.AddrPort { return MappedAddress(t.XORMapped, t.Mapped) }
+
+// MappedAddress is the mapped address a reply reported: xorMapped
+// (XOR-MAPPED-ADDRESS, which ALGs cannot rewrite) when valid, else mapped
+// (the RFC 3489 MAPPED-ADDRESS).
+func MappedAddress(xorMapped, mapped netip.AddrPort) netip.AddrPort {
+	if xorMapped.IsValid() {
+		return xorMapped
 	}
-	return t.Mapped
+	return mapped
 }
 
 // HostAddr is one address of a local interface.
@@ -191,7 +204,7 @@ func Classify(o Observations) Verdict {
 	if bind == nil {
 		return classifyNoUDP(&o, support)
 	}
-	public, local := unmap(bind.Public()), localOf(&o, bind.Local)
+	public, local := Unmap(bind.Public()), localOf(&o, bind.Local)
 	nat, natWhy := isNAT(&o, public, local)
 	mapped, varies, mappingWhy := mapping(&o, nat)
 	filtered, filteringWhy := filtering(&o, mapped, support, supportWhy)
@@ -220,7 +233,7 @@ func classifyNoUDP(o *Observations, support RFC5780) Verdict {
 		return v
 	}
 	v.Type = TypeUDPBlocked
-	v.Public = unmap(tcp.Public())
+	v.Public = Unmap(tcp.Public())
 	v.Local = localOf(o, tcp.Local)
 	blocked := fmt.Sprintf("UDP: no answer from any server; TCP: %s answered, saw %s", addr(tcp.To), addr(v.Public))
 	var natWhy, cgnatWhy string
@@ -258,7 +271,7 @@ func firstReply(o *Observations) *TestResult {
 }
 
 func localOf(o *Observations, l netip.AddrPort) netip.AddrPort {
-	l = unmap(l)
+	l = Unmap(l)
 	if (!l.Addr().IsValid() || l.Addr().IsUnspecified()) && o.RouteSource.IsValid() {
 		return netip.AddrPortFrom(o.RouteSource.Unmap(), l.Port())
 	}
@@ -306,14 +319,14 @@ func mapping(o *Observations, nat tri.Bool) (m Mapping, varies tri.Bool, why str
 	if t1 == nil || t2 == nil {
 		return plainMapping(o)
 	}
-	m1, m2 := unmap(t1.Public()), unmap(t2.Public())
+	m1, m2 := Unmap(t1.Public()), Unmap(t2.Public())
 	if m1 == m2 {
 		return EndpointIndependent, tri.No, fmt.Sprintf("mapping: endpoint-independent, %s and %s both saw %s", addr(t1.To), addr(t2.To), addr(m1))
 	}
 	if t3 == nil {
 		return MappingUnknown, tri.Yes, fmt.Sprintf("mapping: varies by destination IP (%s saw %s, %s saw %s); no answer from %s to tell port dependence", addr(t1.To), addr(m1), addr(t2.To), addr(m2), TestMappingAltIPPort)
 	}
-	m3 := unmap(t3.Public())
+	m3 := Unmap(t3.Public())
 	if m2 == m3 {
 		return AddressDependent, tri.Yes, fmt.Sprintf("mapping: address-dependent, %s saw %s, %s and %s saw %s", addr(t1.To), addr(m1), addr(t2.To), addr(t3.To), addr(m2))
 	}
@@ -346,14 +359,14 @@ func plainMapping(o *Observations) (m Mapping, varies tri.Bool, why string) {
 		return MappingUnknown, tri.Unknown, "mapping: unknown, no server with RFC 5780 support and no two servers on different IPs answered"
 	}
 	a, b := diffIP[0], diffIP[1]
-	if unmap(a.Public()) == unmap(b.Public()) {
+	if Unmap(a.Public()) == Unmap(b.Public()) {
 		return EndpointIndependent, tri.No, fmt.Sprintf("mapping: endpoint-independent, %s and %s both saw %s", addr(a.To), addr(b.To), addr(a.Public()))
 	}
 	diff := fmt.Sprintf("%s saw %s, %s saw %s", addr(a.To), addr(a.Public()), addr(b.To), addr(b.Public()))
 	switch {
 	case sameIP[0] == nil:
 		return MappingUnknown, tri.Yes, "mapping: varies by destination (" + diff + "); no second port on one server to tell address from address-and-port dependence"
-	case unmap(sameIP[0].Public()) == unmap(sameIP[1].Public()):
+	case Unmap(sameIP[0].Public()) == Unmap(sameIP[1].Public()):
 		return AddressDependent, tri.Yes, "mapping: address-dependent (" + diff + "; same mapping towards two ports of " + sameIP[0].To.Addr().Unmap().String() + ")"
 	}
 	return AddressAndPortDependent, tri.Yes, "mapping: address-and-port-dependent (" + diff + "; different mappings towards two ports of " + sameIP[0].To.Addr().Unmap().String() + ")"
@@ -371,7 +384,7 @@ func RFC5780Support(o Observations) (RFC5780, string) {
 	if t1 == nil || !t1.OtherAddress.IsValid() {
 		return RFC5780Absent, "no server advertised RFC 5780 support (OTHER-ADDRESS)"
 	}
-	prim, other := unmap(t1.To), unmap(t1.OtherAddress)
+	prim, other := Unmap(t1.To), Unmap(t1.OtherAddress)
 	if other.Addr() == prim.Addr() || other.Port() == prim.Port() {
 		return RFC5780Invalid, fmt.Sprintf("server %s advertises OTHER-ADDRESS %s without a second IP and port (RFC 5780 section 7.4)", addr(prim), addr(other))
 	}
@@ -383,7 +396,7 @@ func RFC5780Support(o Observations) (RFC5780, string) {
 		if t == nil || !t.Replied {
 			continue
 		}
-		if t.ErrorCode != 0 || unmap(t.From) != unmap(t.Expect) {
+		if t.ErrorCode != 0 || Unmap(t.From) != Unmap(t.Expect) {
 			what := fmt.Sprintf("came from %s instead of %s", addr(t.From), addr(t.Expect))
 			if t.ErrorCode != 0 {
 				what = fmt.Sprintf("was error %d", t.ErrorCode)
@@ -408,7 +421,7 @@ func filtering(o *Observations, m Mapping, support RFC5780, supportWhy string) (
 		return FilteringUnknown, "filtering: unknown, " + supportWhy
 	}
 	t1 := o.replied(TestBinding)
-	prim, other := unmap(t1.To), unmap(t1.OtherAddress)
+	prim, other := Unmap(t1.To), Unmap(t1.OtherAddress)
 	ipPort, port, verify := o.Test(TestFilterIPPort), o.Test(TestFilterPort), o.Test(TestFilterVerify)
 	switch {
 	case ipPort == nil || port == nil:
@@ -486,7 +499,7 @@ func alg(o *Observations) (tri.Bool, string) {
 		if !t.Replied || !t.Mapped.IsValid() || !t.XORMapped.IsValid() {
 			continue
 		}
-		if unmap(t.Mapped) != unmap(t.XORMapped) {
+		if Unmap(t.Mapped) != Unmap(t.XORMapped) {
 			return tri.Yes, fmt.Sprintf("ALG: yes, MAPPED-ADDRESS %s differs from XOR-MAPPED-ADDRESS %s in the reply from %s", addr(t.Mapped), addr(t.XORMapped), addr(t.From))
 		}
 	}
@@ -627,8 +640,8 @@ func outlook(t NATType) string {
 	return unknownOutlook
 }
 
-// unmap shows IPv4-mapped IPv6 addresses as IPv4.
-func unmap(ap netip.AddrPort) netip.AddrPort {
+// Unmap shows IPv4-mapped IPv6 addresses as IPv4.
+func Unmap(ap netip.AddrPort) netip.AddrPort {
 	if !ap.IsValid() {
 		return ap
 	}
@@ -639,5 +652,5 @@ func addr(ap netip.AddrPort) string {
 	if !ap.IsValid() {
 		return "(none)"
 	}
-	return unmap(ap).String()
+	return Unmap(ap).String()
 }

@@ -1,14 +1,14 @@
 //go:build !unix
 
-package probe
+package stunclient
 
 import (
 	"errors"
 	"syscall"
 )
 
-// reuseControl is not implemented here: the TCP mapping test then reports
+// ReuseControl is not implemented here: the TCP mapping test then reports
 // its mapping as unknown.
-func reuseControl(_, _ string, _ syscall.RawConn) error {
+func ReuseControl(_, _ string, _ syscall.RawConn) error {
 	return errors.New("sharing a local TCP port is not supported on this platform")
 }

@@ -1,4 +1,4 @@
-package probe
+package lifetime
 
 import (
 	"cmp"
@@ -6,40 +6,40 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"net"
 	"net/netip"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/natcheck/natcheck/probe/gather"
+	"github.com/natcheck/natcheck/probe/stunclient"
 	"github.com/pion/stun/v3"
-	"github.com/pion/transport/v3"
+	"github.com/pion/transport/v4"
 )
 
-// Methods by which MeasureLifetime tests a mapping.
+// Methods by which Measure tests a mapping.
 const (
-	// LifetimeMethod is RFC 5780 section 4.6: a second socket asks the
+	// MethodResponsePort is RFC 5780 section 4.6: a second socket asks the
 	// server to answer to the idle socket's mapping through RESPONSE-PORT,
 	// so the idle socket itself never sends (and never refreshes its
 	// mapping) until the answer tells whether the mapping lives.
-	LifetimeMethod = "rfc5780-response-port"
-	// LifetimeMethodPortChange is the fallback for servers without
+	MethodResponsePort = "rfc5780-response-port"
+	// MethodPortChange is the fallback for servers without
 	// RESPONSE-PORT behind a NAT that does not keep ports: the idle socket
 	// asks the server again; a different mapped address means the old
 	// mapping expired and a new one was made. It assumes a re-created
 	// mapping gets another port, which holds for random and sequential
 	// port allocation, not for NATs that derive the port from the internal
 	// endpoint.
-	LifetimeMethodPortChange = "mapped-port-change"
+	MethodPortChange = "mapped-port-change"
 )
 
 // Results of a lifetime measurement.
 const (
-	LifetimeMeasured       = "measured"         // alive at Lower, gone at Upper
-	LifetimeLongerThanMax  = "longer-than-max"  // still alive at the longest idle time probed
-	LifetimeShorterThanMin = "shorter-than-min" // already gone at the shortest idle time probed
-	LifetimeUnknown        = "unknown"          // no probe could decide (see Reason)
+	Measured       = "measured"         // alive at Lower, gone at Upper
+	LongerThanMax  = "longer-than-max"  // still alive at the longest idle time probed
+	ShorterThanMin = "shorter-than-min" // already gone at the shortest idle time probed
+	Unknown        = "unknown"          // no probe could decide (see Reason)
 )
 
 // States of one lifetime probe.
@@ -58,23 +58,23 @@ const (
 	RPNoAnswer  = "no-answer"
 )
 
-// Defaults of LifetimeOptions.
+// Defaults of Options.
 const (
-	DefaultLifetimeMin     = time.Second
-	DefaultLifetimeMax     = 2 * time.Minute
-	DefaultLifetimeSockets = 32
-	maxLifetimeSockets     = 256 // each socket holds one NAT mapping: stay modest
+	DefaultMin     = time.Second
+	DefaultMax     = 2 * time.Minute
+	DefaultSockets = 32
+	maxSockets     = 256 // each socket holds one NAT mapping: stay modest
 )
 
-// LifetimeBudget is how long MeasureLifetime may need with Max = max: the
+// Budget is how long Measure may need with Max = max: the
 // longest idle time, plus its set-up round and the confirmation of the
 // last expiry (a second or two in the lab; the rest is margin).
-func LifetimeBudget(max time.Duration) time.Duration { return max + 5*time.Second }
+func Budget(max time.Duration) time.Duration { return max + 5*time.Second }
 
-// LifetimeOptions configure MeasureLifetime.
-type LifetimeOptions struct {
-	Servers []Server // tried in order; the first that honours RESPONSE-PORT is used
-	Family  Family
+// Options configure Measure.
+type Options struct {
+	Servers []stunclient.Server // tried in order; the first that honours RESPONSE-PORT is used
+	Family  stunclient.Family
 	Net     transport.Net // nil: the host's network
 	// Min and Max bound the idle times probed; Max bounds the run's length.
 	Min, Max time.Duration
@@ -90,8 +90,8 @@ type LifetimeOptions struct {
 	Logf        func(format string, args ...any) // progress for --verbose; may be nil
 }
 
-// LifetimeProbe is one idle mapping and what became of it.
-type LifetimeProbe struct {
+// Probe is one idle mapping and what became of it.
+type Probe struct {
 	Round  int
 	Target time.Duration  // idle time aimed at
 	Idle   time.Duration  // idle time actually tested, at the NAT (estimated)
@@ -99,9 +99,9 @@ type LifetimeProbe struct {
 	Mapped netip.AddrPort // the mapping that was left idle
 }
 
-// LifetimeServer is one server's RESPONSE-PORT check.
-type LifetimeServer struct {
-	Server    Server
+// Server is one server's RESPONSE-PORT check.
+type Server struct {
+	Server    stunclient.Server
 	Address   netip.AddrPort
 	Support   string // RPSupported, RPIgnored, RPRefused, RPNoAnswer, or "" when not checked
 	ErrorCode int
@@ -113,13 +113,13 @@ type LifetimeServer struct {
 	RTT       time.Duration
 }
 
-// Lifetime is how long an idle UDP mapping survives.
-type Lifetime struct {
-	Family      Family
+// Result is how long an idle UDP mapping survives.
+type Result struct {
+	Family      stunclient.Family
 	Method      string
-	Established bool           // mappings exchanged twice before idling (LifetimeOptions.Established)
+	Established bool           // mappings exchanged twice before idling (Options.Established)
 	Server      netip.AddrPort // the server used; zero when none could be
-	Result      string         // LifetimeMeasured, ...
+	Result      string         // Measured, ...
 	// The mapping survived Lower of idleness and was gone after Upper.
 	// Lower is 0 when no probe survived; Upper is 0 when none expired.
 	Lower, Upper time.Duration
@@ -128,21 +128,21 @@ type Lifetime struct {
 	// unevenly. They are left out of the bounds.
 	Contradictions int
 	Rounds         int
-	Probes         []LifetimeProbe
-	Servers        []LifetimeServer
+	Probes         []Probe
+	Servers        []Server
 	Reason         string // why the result is unknown or partial
 	Elapsed        time.Duration
 }
 
 // Estimate is the middle of the bounds, or 0 unless measured.
-func (l *Lifetime) Estimate() time.Duration {
-	if l.Result != LifetimeMeasured {
+func (l *Result) Estimate() time.Duration {
+	if l.Result != Measured {
 		return 0
 	}
 	return (l.Lower + l.Upper) / 2
 }
 
-// MeasureLifetime measures the lifetime of an idle UDP mapping. Each round
+// Measure measures the lifetime of an idle UDP mapping. Each round
 // opens many sockets at once, each creates a mapping with one server and
 // then stays silent for a different time; at its time, a fresh socket asks
 // the server (RESPONSE-PORT) to answer to that mapping. An answer that
@@ -153,18 +153,18 @@ func (l *Lifetime) Estimate() time.Duration {
 // bounds. It returns ErrNoAnswer when no server answered at all, and the
 // context's error only when it was cancelled (a deadline gives a partial
 // answer saying so).
-func MeasureLifetime(ctx context.Context, o LifetimeOptions) (*Lifetime, error) {
+func Measure(ctx context.Context, o Options) (*Result, error) {
 	o, err := o.withDefaults()
 	if err != nil {
 		return nil, err
 	}
 	start := time.Now()
-	res := &Lifetime{Family: o.Family, Method: LifetimeMethod, Result: LifetimeUnknown, Established: o.Established}
+	res := &Result{Family: o.Family, Method: MethodResponsePort, Result: Unknown, Established: o.Established}
 	defer func() { res.Elapsed = time.Since(start) }()
 
 	srv, rtt, servers := pickResponsePortServer(ctx, o)
 	res.Servers = servers
-	method := LifetimeMethod
+	method := MethodResponsePort
 	if !srv.IsValid() {
 		if ctx.Err() == context.Canceled {
 			return res, ctx.Err()
@@ -177,7 +177,7 @@ func MeasureLifetime(ctx context.Context, o LifetimeOptions) (*Lifetime, error) 
 			res.Reason = "no server honours RESPONSE-PORT (RFC 5780), and this NAT keeps ports, so a re-created mapping cannot be told from a live one"
 			return res, nil
 		}
-		method, srv, rtt = LifetimeMethodPortChange, fallback.Address, fallback.RTT
+		method, srv, rtt = MethodPortChange, fallback.Address, fallback.RTT
 		o.logf("lifetime: no server honours RESPONSE-PORT; the NAT changes ports (%d -> %d), so a port change tells an expiry",
 			fallback.LocalPort, fallback.Mapped.Port())
 	}
@@ -192,7 +192,7 @@ func MeasureLifetime(ctx context.Context, o LifetimeOptions) (*Lifetime, error) 
 			targets[0].Round(time.Millisecond), targets[len(targets)-1].Round(time.Millisecond))
 		res.Probes = append(res.Probes, r.round(ctx, round, targets)...)
 		summarise(res)
-		if ctx.Err() != nil || res.Result != LifetimeMeasured {
+		if ctx.Err() != nil || res.Result != Measured {
 			break
 		}
 		targets = linear(res.Lower, res.Upper, o.Sockets)
@@ -206,31 +206,31 @@ func MeasureLifetime(ctx context.Context, o LifetimeOptions) (*Lifetime, error) 
 	return res, nil
 }
 
-func (o LifetimeOptions) withDefaults() (LifetimeOptions, error) {
+func (o Options) withDefaults() (Options, error) {
 	if len(o.Servers) == 0 {
 		return o, errors.New("no STUN servers given")
 	}
 	if o.Family == 0 {
-		o.Family = IPv4
+		o.Family = stunclient.IPv4
 	}
 	var err error
-	if o.Net, err = netOrReal(o.Net); err != nil {
+	if o.Net, err = stunclient.NetOrReal(o.Net); err != nil {
 		return o, err
 	}
 	if o.Min <= 0 {
-		o.Min = DefaultLifetimeMin
+		o.Min = DefaultMin
 	}
 	if o.Max <= 0 {
-		o.Max = DefaultLifetimeMax
+		o.Max = DefaultMax
 	}
 	if o.Max < o.Min {
 		return o, fmt.Errorf("lifetime: max %v is below min %v", o.Max, o.Min)
 	}
 	if o.Sockets <= 0 {
-		o.Sockets = DefaultLifetimeSockets
+		o.Sockets = DefaultSockets
 	}
-	if o.Sockets < 2 || o.Sockets > maxLifetimeSockets {
-		return o, fmt.Errorf("lifetime: sockets must be 2-%d, got %d", maxLifetimeSockets, o.Sockets)
+	if o.Sockets < 2 || o.Sockets > maxSockets {
+		return o, fmt.Errorf("lifetime: sockets must be 2-%d, got %d", maxSockets, o.Sockets)
 	}
 	if o.Rounds <= 0 {
 		o.Rounds = 1
@@ -238,7 +238,7 @@ func (o LifetimeOptions) withDefaults() (LifetimeOptions, error) {
 	return o, nil
 }
 
-func (o LifetimeOptions) logf(format string, args ...any) {
+func (o Options) logf(format string, args ...any) {
 	if o.Logf != nil {
 		o.Logf(format, args...)
 	}
@@ -273,7 +273,7 @@ func linear(lo, hi time.Duration, n int) []time.Duration {
 }
 
 // summarise derives the bounds from every probe so far.
-func summarise(res *Lifetime) {
+func summarise(res *Result) {
 	var lower, upper time.Duration
 	alive, expired := false, false
 	for _, p := range res.Probes {
@@ -299,20 +299,20 @@ func summarise(res *Lifetime) {
 	res.Lower, res.Upper = lower, upper
 	switch {
 	case alive && expired:
-		res.Result = LifetimeMeasured
+		res.Result = Measured
 	case alive:
-		res.Result = LifetimeLongerThanMax
+		res.Result = LongerThanMax
 	case expired:
-		res.Result = LifetimeShorterThanMin
+		res.Result = ShorterThanMin
 	default:
-		res.Result = LifetimeUnknown
+		res.Result = Unknown
 		res.Reason = "no probe could decide: the server stopped answering"
 	}
 }
 
 // lifetimeRun is one measurement against one server.
 type lifetimeRun struct {
-	o      LifetimeOptions
+	o      Options
 	server netip.AddrPort
 	rtt    time.Duration
 	method string
@@ -327,7 +327,7 @@ func (r *lifetimeRun) probeRTO() time.Duration {
 
 // idleMapping is a socket whose mapping is left alone.
 type idleMapping struct {
-	conn      *Conn
+	conn      *stunclient.Conn
 	mapped    netip.AddrPort
 	refreshed time.Time // when the mapping last saw traffic (the reply)
 }
@@ -335,12 +335,12 @@ type idleMapping struct {
 // round opens one mapping per target, lets each idle for its target and
 // then tests it. Once two mappings expired, longer targets are skipped: the
 // round ends about when the lifetime does.
-func (r *lifetimeRun) round(ctx context.Context, round int, targets []time.Duration) []LifetimeProbe {
-	probes := make([]LifetimeProbe, len(targets))
+func (r *lifetimeRun) round(ctx context.Context, round int, targets []time.Duration) []Probe {
+	probes := make([]Probe, len(targets))
 	maps := make([]*idleMapping, len(targets))
 	var wg sync.WaitGroup
 	for i := range targets {
-		probes[i] = LifetimeProbe{Round: round, Target: targets[i], State: ProbeFailed}
+		probes[i] = Probe{Round: round, Target: targets[i], State: ProbeFailed}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -373,7 +373,7 @@ func (r *lifetimeRun) round(ctx context.Context, round int, targets []time.Durat
 }
 
 func (r *lifetimeRun) openMapping(ctx context.Context) *idleMapping {
-	c, err := Listen(ctx, r.o.Net, r.o.Family, "")
+	c, err := stunclient.Listen(ctx, r.o.Net, r.o.Family, "")
 	if err != nil {
 		return nil
 	}
@@ -381,13 +381,13 @@ func (r *lifetimeRun) openMapping(ctx context.Context) *idleMapping {
 	if r.o.Established {
 		exchanges = 2
 	}
-	var resp Response
+	var resp stunclient.Response
 	for k := range exchanges {
 		if k > 0 && !sleepCtx(ctx, establishGap) {
 			c.Close()
 			return nil
 		}
-		resp, err = c.Do(ctx, Request{To: r.server})
+		resp, err = c.Do(ctx, stunclient.Request{To: r.server})
 		if err != nil || resp.ErrorCode != 0 || !resp.PublicAddr().IsValid() {
 			c.Close()
 			return nil
@@ -488,7 +488,7 @@ func (s *roundState) skip(target time.Duration) bool {
 
 // probe waits until m has idled for p.Target (or is called early to confirm
 // an expiry), then asks, from a fresh socket, for an answer to m's mapping.
-func (r *lifetimeRun) probe(ctx context.Context, m *idleMapping, p *LifetimeProbe, st *roundState, w *waiter) {
+func (r *lifetimeRun) probe(ctx context.Context, m *idleMapping, p *Probe, st *roundState, w *waiter) {
 	defer st.start(w)
 	// The answer crosses the NAT about one RTT after the request leaves.
 	timer := time.NewTimer(time.Until(m.refreshed.Add(p.Target - r.rtt)))
@@ -533,14 +533,14 @@ wait:
 		}
 	}()
 	cut := func() bool { return pctx.Err() != nil && ctx.Err() == nil }
-	if r.method == LifetimeMethodPortChange {
+	if r.method == MethodPortChange {
 		r.probeByPortChange(pctx, m, p, st)
 		if p.State == ProbeFailed && cut() {
 			p.State = ProbeSkipped
 		}
 		return
 	}
-	y, err := Listen(pctx, r.o.Net, r.o.Family, "")
+	y, err := stunclient.Listen(pctx, r.o.Net, r.o.Family, "")
 	if err != nil {
 		return
 	}
@@ -556,7 +556,7 @@ wait:
 	case RPNoAnswer:
 		// Silence means expiry only if the server is still answering:
 		// ask it plainly from the same fresh socket.
-		if _, err := y.Do(pctx, Request{To: r.server, RTO: r.probeRTO(), Attempts: 3}); err != nil {
+		if _, err := y.Do(pctx, stunclient.Request{To: r.server, RTO: r.probeRTO(), Attempts: 3}); err != nil {
 			if cut() {
 				p.State = ProbeSkipped
 			}
@@ -571,9 +571,9 @@ wait:
 // same mapped address means the mapping lived, another means the NAT had
 // dropped it and made a new one. The request reaches the NAT at once, so
 // the idle time is taken when it leaves.
-func (r *lifetimeRun) probeByPortChange(ctx context.Context, m *idleMapping, p *LifetimeProbe, st *roundState) {
+func (r *lifetimeRun) probeByPortChange(ctx context.Context, m *idleMapping, p *Probe, st *roundState) {
 	sent := time.Now()
-	resp, err := m.conn.Do(ctx, Request{To: r.server, RTO: r.probeRTO(), Attempts: 3})
+	resp, err := m.conn.Do(ctx, stunclient.Request{To: r.server, RTO: r.probeRTO(), Attempts: 3})
 	if err != nil || resp.ErrorCode != 0 || !resp.PublicAddr().IsValid() {
 		return
 	}
@@ -592,15 +592,15 @@ func (r *lifetimeRun) probeByPortChange(ctx context.Context, m *idleMapping, p *
 // binding, one that has not within the grace is given up ("no answer"), so
 // a dead server early in the list never costs the run's timeout. Servers
 // that answered in time are waited for in order.
-func pickResponsePortServer(ctx context.Context, o LifetimeOptions) (netip.AddrPort, time.Duration, []LifetimeServer) {
-	tasks := make([]gather.Task[LifetimeServer], len(o.Servers))
+func pickResponsePortServer(ctx context.Context, o Options) (netip.AddrPort, time.Duration, []Server) {
+	tasks := make([]gather.Task[Server], len(o.Servers))
 	for i, s := range o.Servers {
-		tasks[i] = func(ctx context.Context, answered func(gather.Answer)) LifetimeServer {
+		tasks[i] = func(ctx context.Context, answered func(gather.Answer)) Server {
 			return checkResponsePort(ctx, o, s, func(rtt time.Duration) { answered(gather.Answer{RTT: rtt}) })
 		}
 	}
-	rs := gather.Run(ctx, tasks, gather.Options[LifetimeServer]{Grace: gather.Survey, Enough: firstSupported})
-	out := make([]LifetimeServer, len(rs))
+	rs := gather.Run(ctx, tasks, gather.Options[Server]{Grace: gather.Survey, Enough: firstSupported})
+	out := make([]Server, len(rs))
 	chosen := -1
 	for i, r := range rs {
 		out[i] = r.Value
@@ -608,10 +608,10 @@ func pickResponsePortServer(ctx context.Context, o LifetimeOptions) (netip.AddrP
 		case chosen < 0 && r.Value.Support == RPSupported:
 			chosen = i
 		case r.State == gather.GaveUp:
-			out[i] = LifetimeServer{Server: r.Value.Server, Address: r.Value.Address, Support: RPNoAnswer, Err: gather.ErrGaveUp}
+			out[i] = Server{Server: r.Value.Server, Address: r.Value.Address, Support: RPNoAnswer, Err: gather.ErrGaveUp}
 		case chosen >= 0 && r.Value.Support != RPSupported:
 			// Not waited for once an earlier server was chosen: unknown.
-			out[i] = LifetimeServer{Server: r.Value.Server, Address: r.Value.Address}
+			out[i] = Server{Server: r.Value.Server, Address: r.Value.Address}
 		}
 	}
 	if chosen < 0 {
@@ -622,7 +622,7 @@ func pickResponsePortServer(ctx context.Context, o LifetimeOptions) (netip.AddrP
 
 // firstSupported holds once the first server, in the order given, that
 // honours RESPONSE-PORT is known: every earlier one has finished without.
-func firstSupported(rs []gather.Result[LifetimeServer]) bool {
+func firstSupported(rs []gather.Result[Server]) bool {
 	for _, r := range rs {
 		if r.State == gather.Running {
 			return false
@@ -637,22 +637,22 @@ func firstSupported(rs []gather.Result[LifetimeServer]) bool {
 // checkResponsePort makes one mapping and asks, from a second socket, for
 // an answer to it at once: the RESPONSE-PORT exchange the measurement uses.
 // bound is called once the plain binding has answered.
-func checkResponsePort(ctx context.Context, o LifetimeOptions, s Server, bound func(time.Duration)) LifetimeServer {
+func checkResponsePort(ctx context.Context, o Options, s stunclient.Server, bound func(time.Duration)) Server {
 
-	ls := LifetimeServer{Server: s}
+	ls := Server{Server: s}
 	addrs, err := s.Resolve(ctx, o.Family)
 	if err != nil {
 		ls.Err = err
 		return ls
 	}
 	ls.Address = addrs[0]
-	x, err := Listen(ctx, o.Net, o.Family, "")
+	x, err := stunclient.Listen(ctx, o.Net, o.Family, "")
 	if err != nil {
 		ls.Err = err
 		return ls
 	}
 	defer x.Close()
-	resp, err := x.Do(ctx, Request{To: ls.Address})
+	resp, err := x.Do(ctx, stunclient.Request{To: ls.Address})
 	switch {
 	case err != nil:
 		ls.Support, ls.Err = RPNoAnswer, err
@@ -664,7 +664,7 @@ func checkResponsePort(ctx context.Context, o LifetimeOptions, s Server, bound f
 	}
 	ls.Mapped, ls.LocalPort, ls.RTT = resp.PublicAddr(), x.LocalAddr().Port(), resp.RTT
 	bound(resp.RTT)
-	y, err := Listen(ctx, o.Net, o.Family, "")
+	y, err := stunclient.Listen(ctx, o.Net, o.Family, "")
 	if err != nil {
 		ls.Err = err
 		return ls
@@ -682,16 +682,16 @@ func checkResponsePort(ctx context.Context, o LifetimeOptions, s Server, bound f
 // portChangeServer picks, for the fallback method, the first server that
 // answered a plain binding, provided the NAT changed the socket's port: a
 // NAT that keeps ports would give a re-created mapping the old port again.
-func portChangeServer(ss []LifetimeServer) (LifetimeServer, bool) {
+func portChangeServer(ss []Server) (Server, bool) {
 	for _, s := range ss {
 		if s.Mapped.IsValid() {
 			return s, s.Mapped.Port() != s.LocalPort
 		}
 	}
-	return LifetimeServer{}, false
+	return Server{}, false
 }
 
-func anyAnswered(ss []LifetimeServer) bool {
+func anyAnswered(ss []Server) bool {
 	for _, s := range ss {
 		if s.Support != "" && s.Support != RPNoAnswer {
 			return true
@@ -700,13 +700,13 @@ func anyAnswered(ss []LifetimeServer) bool {
 	return false
 }
 
-func noAnswerLifetime(ss []LifetimeServer) error {
+func noAnswerLifetime(ss []Server) error {
 	for _, s := range ss {
 		if s.Err != nil {
-			return fmt.Errorf("%w (%d asked; %v)", ErrNoAnswer, len(ss), s.Err)
+			return fmt.Errorf("%w (%d asked; %v)", stunclient.ErrNoAnswer, len(ss), s.Err)
 		}
 	}
-	return fmt.Errorf("%w (%d asked)", ErrNoAnswer, len(ss))
+	return fmt.Errorf("%w (%d asked)", stunclient.ErrNoAnswer, len(ss))
 }
 
 // rpOutcome is the result of one RESPONSE-PORT exchange.
@@ -717,24 +717,21 @@ type rpOutcome struct {
 	err       error
 }
 
-// attrResponsePort is RFC 5780's RESPONSE-PORT (section 7.5).
-const attrResponsePort stun.AttrType = 0x0027
-
 // askResponsePort sends, from y, Binding requests to server whose
 // RESPONSE-PORT is port (the mapped port of x), and reports where the
 // answer went. Each transmission has its own transaction ID, so an answer
 // tells exactly which transmission (and so which idle time) it belongs to.
 // Only answers from server itself count: it is the one address x's mapping
 // has talked to, so even an address-and-port-dependent filter lets it pass.
-func askResponsePort(ctx context.Context, x, y *Conn, server netip.AddrPort, port uint16, rto time.Duration, attempts int) rpOutcome {
-	atX := make(chan received, attempts)
-	atY := make(chan received, attempts)
+func askResponsePort(ctx context.Context, x, y *stunclient.Conn, server netip.AddrPort, port uint16, rto time.Duration, attempts int) rpOutcome {
+	atX := make(chan stunclient.Received, attempts)
+	atY := make(chan stunclient.Received, attempts)
 	from := func(a netip.AddrPort) bool { return a == server }
 	ids := make([][stun.TransactionIDSize]byte, 0, attempts)
 	sent := make([]time.Time, 0, attempts)
 	defer func() {
-		x.forget(ids)
-		y.forget(ids)
+		x.Forget(ids)
+		y.Forget(ids)
 	}()
 	timer := time.NewTimer(0)
 	defer timer.Stop()
@@ -745,10 +742,10 @@ func askResponsePort(ctx context.Context, x, y *Conn, server netip.AddrPort, por
 			return rpOutcome{err: err}
 		}
 		ids = append(ids, msg.TransactionID)
-		x.expect(msg.TransactionID, from, atX)
-		y.expect(msg.TransactionID, from, atY)
+		x.Expect(msg.TransactionID, from, atX)
+		y.Expect(msg.TransactionID, from, atY)
 		sent = append(sent, time.Now())
-		if err := y.writeRaw(msg.Raw, server); err != nil {
+		if err := y.WriteRaw(msg.Raw, server); err != nil {
 			return rpOutcome{err: fmt.Errorf("send to %s: %w", server, err)}
 		}
 		wait := rto << k
@@ -760,15 +757,15 @@ func askResponsePort(ctx context.Context, x, y *Conn, server netip.AddrPort, por
 		for {
 			select {
 			case rep := <-atX:
-				if rep.msg.Type.Class != stun.ClassSuccessResponse {
+				if rep.Msg.Type.Class != stun.ClassSuccessResponse {
 					continue // only the requester should get errors; ignore
 				}
 				return rpOutcome{support: RPSupported, sent: sentAt(ids, sent, rep)}
 			case rep := <-atY:
 				o := rpOutcome{support: RPIgnored, sent: sentAt(ids, sent, rep)}
-				if rep.msg.Type.Class == stun.ClassErrorResponse {
+				if rep.Msg.Type.Class == stun.ClassErrorResponse {
 					o.support = RPRefused
-					o.errorCode = parseResponse(rep.msg, rep.from).ErrorCode
+					o.errorCode = stunclient.ParseResponse(rep.Msg, rep.From).ErrorCode
 					o.err = fmt.Errorf("RESPONSE-PORT refused with STUN error %d", o.errorCode)
 				}
 				return o
@@ -780,12 +777,12 @@ func askResponsePort(ctx context.Context, x, y *Conn, server netip.AddrPort, por
 		}
 	}
 	return rpOutcome{support: RPNoAnswer, sent: sent[len(sent)-1],
-		err: fmt.Errorf("%s: %w after %d attempts", server, ErrNoResponse, attempts)}
+		err: fmt.Errorf("%s: %w after %d attempts", server, stunclient.ErrNoResponse, attempts)}
 }
 
 // sentAt is when the transmission a reply answers was sent.
-func sentAt(ids [][stun.TransactionIDSize]byte, sent []time.Time, rep received) time.Time {
-	if i := slices.Index(ids, rep.msg.TransactionID); i >= 0 {
+func sentAt(ids [][stun.TransactionIDSize]byte, sent []time.Time, rep stunclient.Received) time.Time {
+	if i := slices.Index(ids, rep.Msg.TransactionID); i >= 0 {
 		return sent[i]
 	}
 	return sent[len(sent)-1]
@@ -795,29 +792,6 @@ type responsePort uint16
 
 // AddTo writes RESPONSE-PORT: the port, then two bytes of padding.
 func (p responsePort) AddTo(m *stun.Message) error {
-	m.Add(attrResponsePort, []byte{byte(p >> 8), byte(p), 0, 0})
+	m.Add(stun.AttrResponsePort, []byte{byte(p >> 8), byte(p), 0, 0})
 	return nil
-}
-
-// expect delivers to ch replies with transaction ID id that arrive on c from
-// an accepted source, although the request left from another socket.
-func (c *Conn) expect(id [stun.TransactionIDSize]byte, accept func(netip.AddrPort) bool, ch chan received) {
-	c.mu.Lock()
-	c.pending[id] = &transaction{accept: accept, replies: ch}
-	c.mu.Unlock()
-}
-
-// forget undoes expect.
-func (c *Conn) forget(ids [][stun.TransactionIDSize]byte) {
-	c.mu.Lock()
-	for _, id := range ids {
-		delete(c.pending, id)
-	}
-	c.mu.Unlock()
-}
-
-// writeRaw sends an already built message from c.
-func (c *Conn) writeRaw(b []byte, to netip.AddrPort) error {
-	_, err := c.pc.WriteTo(b, net.UDPAddrFromAddrPort(to))
-	return err
 }

@@ -1,4 +1,4 @@
-package probe
+package lifetime
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/natcheck/natcheck/internal/stuntest"
+	"github.com/natcheck/natcheck/probe/stunclient"
 	"github.com/pion/stun/v3"
 )
 
@@ -72,11 +73,11 @@ func (s *rpServer) serve(c *net.UDPConn) {
 		to := from
 		setters := []stun.Setter{stun.NewTransactionIDSetter(req.TransactionID), stun.BindingSuccess,
 			&stun.XORMappedAddress{IP: mapped.Addr().AsSlice(), Port: int(mapped.Port())}}
-		if v, err := req.Get(attrResponsePort); err == nil && len(v) >= 2 {
+		if v, err := req.Get(stun.AttrResponsePort); err == nil && len(v) >= 2 {
 			switch s.mode {
 			case "refuse":
 				setters = []stun.Setter{stun.NewTransactionIDSetter(req.TransactionID), stun.BindingError,
-					&stun.UnknownAttributes{attrResponsePort}, stun.ErrorCodeAttribute{Code: 420}}
+					&stun.UnknownAttributes{stun.AttrResponsePort}, stun.ErrorCodeAttribute{Code: 420}}
 			case "honour":
 				to = netip.AddrPortFrom(from.Addr(), uint16(v[0])<<8|uint16(v[1]))
 			}
@@ -118,14 +119,14 @@ func (s *rpServer) expired(port uint16, now time.Time) bool {
 	return !ok || now.Sub(last) > s.lifetime
 }
 
-func measure(t *testing.T, o LifetimeOptions, addrs ...netip.AddrPort) (*Lifetime, error) {
+func measure(t *testing.T, o Options, addrs ...netip.AddrPort) (*Result, error) {
 	t.Helper()
 	for _, a := range addrs {
 		o.Servers = append(o.Servers, serverAt(t, a))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	return MeasureLifetime(ctx, o)
+	return Measure(ctx, o)
 }
 
 // The simulated NAT forgets a mapping after 600 ms; the measurement's
@@ -134,12 +135,12 @@ func measure(t *testing.T, o LifetimeOptions, addrs ...netip.AddrPort) (*Lifetim
 func TestLifetimeBoundsEncloseTheTimeout(t *testing.T) {
 	const lifetime = 600 * time.Millisecond
 	s := startRPServer(t, "honour", lifetime)
-	l, err := measure(t, LifetimeOptions{Min: 100 * time.Millisecond, Max: 5 * time.Second, Sockets: 24}, s.addr)
+	l, err := measure(t, Options{Min: 100 * time.Millisecond, Max: 5 * time.Second, Sockets: 24}, s.addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("result %s [%v, %v], contradictions %d, elapsed %v", l.Result, l.Lower, l.Upper, l.Contradictions, l.Elapsed)
-	if l.Result != LifetimeMeasured || l.Method != LifetimeMethod || l.Server != s.addr {
+	if l.Result != Measured || l.Method != MethodResponsePort || l.Server != s.addr {
 		t.Fatalf("result %q method %q server %s; want measured with %s", l.Result, l.Method, l.Server, s.addr)
 	}
 	// Scheduling on a loaded machine (-race, shared cores) shifts each side;
@@ -168,20 +169,20 @@ func TestLifetimeBoundsEncloseTheTimeout(t *testing.T) {
 func TestLifetimeSecondRoundNarrowsTheBounds(t *testing.T) {
 	const lifetime = 400 * time.Millisecond
 	s := startRPServer(t, "honour", lifetime)
-	l, err := measure(t, LifetimeOptions{Min: 100 * time.Millisecond, Max: 3 * time.Second, Sockets: 8, Rounds: 2}, s.addr)
+	l, err := measure(t, Options{Min: 100 * time.Millisecond, Max: 3 * time.Second, Sockets: 8, Rounds: 2}, s.addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if l.Rounds != 2 || l.Result != LifetimeMeasured {
+	if l.Rounds != 2 || l.Result != Measured {
 		t.Fatalf("rounds %d result %s; want 2 rounds, measured", l.Rounds, l.Result)
 	}
-	var first []LifetimeProbe
+	var first []Probe
 	for _, p := range l.Probes {
 		if p.Round == 1 {
 			first = append(first, p)
 		}
 	}
-	one := &Lifetime{Probes: first}
+	one := &Result{Probes: first}
 	summarise(one)
 	t.Logf("round 1 [%v, %v], after round 2 [%v, %v]", one.Lower, one.Upper, l.Lower, l.Upper)
 	if l.Upper-l.Lower > one.Upper-one.Lower {
@@ -191,11 +192,11 @@ func TestLifetimeSecondRoundNarrowsTheBounds(t *testing.T) {
 
 func TestLifetimeLongerThanMax(t *testing.T) {
 	s := startRPServer(t, "honour", 0)
-	l, err := measure(t, LifetimeOptions{Min: 50 * time.Millisecond, Max: 300 * time.Millisecond, Sockets: 4}, s.addr)
+	l, err := measure(t, Options{Min: 50 * time.Millisecond, Max: 300 * time.Millisecond, Sockets: 4}, s.addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if l.Result != LifetimeLongerThanMax || l.Upper != 0 || l.Lower < 250*time.Millisecond {
+	if l.Result != LongerThanMax || l.Upper != 0 || l.Lower < 250*time.Millisecond {
 		t.Errorf("result %s [%v, %v]; want longer-than-max with lower near 300ms", l.Result, l.Lower, l.Upper)
 	}
 	if l.Estimate() != 0 {
@@ -213,11 +214,11 @@ func TestLifetimeNeedsResponsePort(t *testing.T) {
 	} {
 		t.Run(tc.mode, func(t *testing.T) {
 			s := startRPServer(t, tc.mode, 0)
-			l, err := measure(t, LifetimeOptions{Max: time.Second}, s.addr)
+			l, err := measure(t, Options{Max: time.Second}, s.addr)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if l.Result != LifetimeUnknown || l.Reason == "" || len(l.Probes) != 0 {
+			if l.Result != Unknown || l.Reason == "" || len(l.Probes) != 0 {
 				t.Errorf("result %q reason %q probes %d; want unknown, a reason, no probes", l.Result, l.Reason, len(l.Probes))
 			}
 			if got := l.Servers[0]; got.Support != tc.want || got.ErrorCode != tc.code {
@@ -232,12 +233,12 @@ func TestLifetimeNeedsResponsePort(t *testing.T) {
 func TestLifetimeByPortChange(t *testing.T) {
 	const lifetime = 500 * time.Millisecond
 	s := startRP(t, &rpServer{mode: "ignore", lifetime: lifetime, renumber: true})
-	l, err := measure(t, LifetimeOptions{Min: 100 * time.Millisecond, Max: 3 * time.Second, Sockets: 20}, s.addr)
+	l, err := measure(t, Options{Min: 100 * time.Millisecond, Max: 3 * time.Second, Sockets: 20}, s.addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("result %s [%v, %v] by %s", l.Result, l.Lower, l.Upper, l.Method)
-	if l.Method != LifetimeMethodPortChange || l.Result != LifetimeMeasured || l.Servers[0].Support != RPIgnored {
+	if l.Method != MethodPortChange || l.Result != Measured || l.Servers[0].Support != RPIgnored {
 		t.Fatalf("method %s result %s support %s; want the port-change fallback, measured", l.Method, l.Result, l.Servers[0].Support)
 	}
 	const slack = 250 * time.Millisecond
@@ -251,7 +252,7 @@ func TestLifetimeByPortChange(t *testing.T) {
 func TestLifetimePicksACapableServer(t *testing.T) {
 	plain := stuntest.Start(t, "127.0.0.2", stuntest.Behaviour{})
 	good := startRPServer(t, "honour", 0)
-	l, err := measure(t, LifetimeOptions{Min: 20 * time.Millisecond, Max: 40 * time.Millisecond, Sockets: 2}, plain.Addr, good.addr)
+	l, err := measure(t, Options{Min: 20 * time.Millisecond, Max: 40 * time.Millisecond, Sockets: 2}, plain.Addr, good.addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -266,11 +267,11 @@ func TestLifetimePicksACapableServer(t *testing.T) {
 func TestLifetimeDeadFirstServerCostsAGrace(t *testing.T) {
 	dead := stuntest.Dead(t, "127.0.0.2")
 	good := startRPServer(t, "honour", 0)
-	l, err := measure(t, LifetimeOptions{Min: 20 * time.Millisecond, Max: 40 * time.Millisecond, Sockets: 2}, dead, good.addr)
+	l, err := measure(t, Options{Min: 20 * time.Millisecond, Max: 40 * time.Millisecond, Sockets: 2}, dead, good.addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if l.Server != good.addr || l.Result != LifetimeLongerThanMax && l.Result != LifetimeMeasured {
+	if l.Server != good.addr || l.Result != LongerThanMax && l.Result != Measured {
 		t.Errorf("server %s result %s (%s); want %s used", l.Server, l.Result, l.Reason, good.addr)
 	}
 	got := l.Servers[0]
@@ -283,21 +284,21 @@ func TestLifetimeNoAnswer(t *testing.T) {
 	dead := stuntest.Dead(t, "127.0.0.1")
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
-	_, err := MeasureLifetime(ctx, LifetimeOptions{Servers: []Server{serverAt(t, dead)}})
-	if !errors.Is(err, ErrNoAnswer) {
+	_, err := Measure(ctx, Options{Servers: []stunclient.Server{serverAt(t, dead)}})
+	if !errors.Is(err, stunclient.ErrNoAnswer) {
 		t.Errorf("err = %v, want ErrNoAnswer", err)
 	}
 }
 
 func TestLifetimeOptionsRejectNonsense(t *testing.T) {
-	s := Server{Host: "127.0.0.1", Port: 3478}
-	for _, o := range []LifetimeOptions{
+	s := stunclient.Server{Host: "127.0.0.1", Port: 3478}
+	for _, o := range []Options{
 		{},
-		{Servers: []Server{s}, Min: time.Minute, Max: time.Second},
-		{Servers: []Server{s}, Sockets: 1},
-		{Servers: []Server{s}, Sockets: maxLifetimeSockets + 1},
+		{Servers: []stunclient.Server{s}, Min: time.Minute, Max: time.Second},
+		{Servers: []stunclient.Server{s}, Sockets: 1},
+		{Servers: []stunclient.Server{s}, Sockets: maxSockets + 1},
 	} {
-		if _, err := MeasureLifetime(context.Background(), o); err == nil {
+		if _, err := Measure(context.Background(), o); err == nil {
 			t.Errorf("%+v accepted", o)
 		}
 	}
@@ -322,7 +323,7 @@ func TestLifetimeGrids(t *testing.T) {
 
 func TestSummariseCountsContradictions(t *testing.T) {
 	s := time.Second
-	l := &Lifetime{Probes: []LifetimeProbe{
+	l := &Result{Probes: []Probe{
 		{Idle: 1 * s, State: ProbeAlive},
 		{Idle: 2 * s, State: ProbeExpired}, // a fluke: 3 s survived
 		{Idle: 3 * s, State: ProbeAlive},
@@ -331,15 +332,24 @@ func TestSummariseCountsContradictions(t *testing.T) {
 		{Idle: 6 * s, State: ProbeSkipped},
 	}}
 	summarise(l)
-	if l.Result != LifetimeMeasured || l.Lower != 3*s || l.Upper != 4*s || l.Contradictions != 1 {
+	if l.Result != Measured || l.Lower != 3*s || l.Upper != 4*s || l.Contradictions != 1 {
 		t.Errorf("got %s [%v, %v] contradictions %d", l.Result, l.Lower, l.Upper, l.Contradictions)
 	}
 	if l.Estimate() != 3500*time.Millisecond {
 		t.Errorf("estimate %v", l.Estimate())
 	}
-	none := &Lifetime{Probes: []LifetimeProbe{{State: ProbeFailed}}}
+	none := &Result{Probes: []Probe{{State: ProbeFailed}}}
 	summarise(none)
-	if none.Result != LifetimeUnknown || none.Reason == "" {
+	if none.Result != Unknown || none.Reason == "" {
 		t.Errorf("no decisive probe: %s %q", none.Result, none.Reason)
 	}
+}
+
+func serverAt(t *testing.T, a netip.AddrPort) stunclient.Server {
+	t.Helper()
+	s, err := stunclient.ParseServer(a.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

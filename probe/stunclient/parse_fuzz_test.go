@@ -1,4 +1,4 @@
-package probe
+package stunclient
 
 import (
 	"bytes"
@@ -16,7 +16,7 @@ func FuzzReadStreamMessage(f *testing.F) {
 	f.Add(m.Raw[:20])
 	f.Add([]byte{0, 1, 0xff, 0xfc})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		got, err := readStreamMessage(bytes.NewReader(b))
+		got, err := ReadStreamMessage(bytes.NewReader(b))
 		if err != nil {
 			return
 		}
@@ -46,7 +46,7 @@ func TestReadStreamMessage(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			got, err := readStreamMessage(bytes.NewReader(c.in))
+			got, err := ReadStreamMessage(bytes.NewReader(c.in))
 			if (err == nil) != c.ok {
 				t.Fatalf("err = %v, want ok=%v", err, c.ok)
 			}

@@ -1,6 +1,6 @@
 //go:build unix
 
-package probe
+package stunclient
 
 import (
 	"errors"
@@ -9,11 +9,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// reuseControl lets several TCP sockets bind the same local port, so that
+// ReuseControl lets several TCP sockets bind the same local port, so that
 // connections to different servers leave from one internal endpoint, as
 // the TCP mapping test needs. SO_REUSEPORT is what BSDs require; Linux is
 // content with SO_REUSEADDR for sockets that never listen.
-func reuseControl(_, _ string, c syscall.RawConn) error {
+func ReuseControl(_, _ string, c syscall.RawConn) error {
 	var serr error
 	err := c.Control(func(fd uintptr) {
 		if serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); serr != nil {

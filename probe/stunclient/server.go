@@ -1,4 +1,4 @@
-package probe
+package stunclient
 
 import (
 	"bufio"
@@ -33,8 +33,8 @@ func (f Family) String() string {
 	return "IPv4"
 }
 
-// network returns the Go network name for UDP over f ("udp4" or "udp6").
-func (f Family) network(proto string) string {
+// Network returns the Go network name for UDP over f ("udp4" or "udp6").
+func (f Family) Network(proto string) string {
 	if f == IPv6 {
 		return proto + "6"
 	}
@@ -194,7 +194,7 @@ func DefaultServers() []Server {
 // Resolve returns the server's addresses of family f. An IP literal
 // resolves to itself without a DNS query.
 func (s Server) Resolve(ctx context.Context, f Family) ([]netip.AddrPort, error) {
-	addrs, err := net.DefaultResolver.LookupNetIP(ctx, f.network("ip"), s.Host)
+	addrs, err := net.DefaultResolver.LookupNetIP(ctx, f.Network("ip"), s.Host)
 	if err != nil {
 		var dnsErr *net.DNSError
 		if errors.As(err, &dnsErr) && dnsErr.IsNotFound {

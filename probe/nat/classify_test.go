@@ -1,4 +1,4 @@
-package probe
+package nat
 
 import (
 	"net/netip"
