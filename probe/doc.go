@@ -6,6 +6,8 @@
 //
 //   - probe/stunclient sends the probes: STUN transactions over UDP and
 //     TCP, and the server addresses they go to.
+//   - probe/gather asks several servers at once and decides, by one
+//     documented grace policy, how long a silent server may cost.
 //   - probe (this package) runs the tests and gathers what they saw into
 //     nat.Observations.
 //   - probe/nat turns observations into a verdict, without I/O.
