@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -22,7 +21,7 @@ func (l *Lab) startWire() error {
 	}
 	delay := time.Duration(l.Options.DelayMs) * time.Millisecond
 	cmd := l.Command(context.Background(), l.Wire, bin, "-a", "wire0", "-b", "wire1", "-delay", delay.String())
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	dieWithParent(cmd)
 	// labwire also exits when its stdin closes, i.e. when this process dies.
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
