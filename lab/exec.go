@@ -1,7 +1,6 @@
 package lab
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/natcheck/natcheck/internal/testutil"
 )
 
 // Require skips t, saying why, unless the lab can run here: Linux, root and
@@ -57,7 +58,7 @@ func missing() string {
 func (l *Lab) Start(t testing.TB, ns, name string, args ...string) *exec.Cmd {
 	t.Helper()
 	cmd := l.Command(context.Background(), ns, name, args...)
-	out := &syncBuffer{}
+	out := &testutil.SyncBuffer{} // the child's stdout and stderr at once
 	cmd.Stdout, cmd.Stderr = out, out
 	// The child dies with the test process even if cleanup never runs.
 	dieWithParent(cmd)
@@ -74,24 +75,6 @@ func (l *Lab) Start(t testing.TB, ns, name string, args ...string) *exec.Cmd {
 		}
 	})
 	return cmd
-}
-
-// syncBuffer is a bytes.Buffer safe for a child's stdout and stderr at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // BuildNatcheck builds the natcheck command (the module's main package) once

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/natcheck/natcheck/internal/testutil"
 )
 
 // startWire runs labwire in the wire namespace: it bridges the edge router's
@@ -31,7 +33,7 @@ func (l *Lab) startWire() error {
 	if err != nil {
 		return err
 	}
-	errBuf := &syncBuffer{}
+	errBuf := &testutil.SyncBuffer{}
 	cmd.Stderr = errBuf
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start labwire: %w", err)
