@@ -1,13 +1,13 @@
 package cmd
 
 import (
-	"context"
 	"encoding/json"
 	"net/netip"
 	"strings"
 	"testing"
 
 	"github.com/natcheck/natcheck/internal/stuntest"
+	"github.com/natcheck/natcheck/internal/testutil"
 	"github.com/natcheck/natcheck/probe/nat"
 	"github.com/natcheck/natcheck/report"
 	"github.com/natcheck/natcheck/server"
@@ -17,18 +17,10 @@ import (
 // 127.0.0.2 (UDP and TCP) and returns its primary endpoint.
 func serveLoopback(t *testing.T) netip.AddrPort {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	s, err := server.Listen(ctx, server.Config{
+	s, _ := testutil.StartServer(t, server.Listen, server.Config{
 		Addrs:   []netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("127.0.0.2")},
 		Workers: 1, RateLimit: 0,
 	})
-	if err != nil {
-		cancel()
-		t.Skipf("cannot serve on loopback: %v", err)
-	}
-	done := make(chan struct{})
-	go func() { defer close(done); s.Serve(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
 	return s.Endpoints()[0]
 }
 

@@ -4,9 +4,10 @@ import (
 	"bytes"
 	"context"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/natcheck/natcheck/internal/testutil"
 )
 
 func TestServeUsageErrors(t *testing.T) {
@@ -39,28 +40,10 @@ func TestServeBindFailure(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for the server's logger and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestServeRunsUntilCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var out bytes.Buffer
-	var errOut syncBuffer
+	var errOut testutil.SyncBuffer // the server logs while the test reads
 	done := make(chan int, 1)
 	go func() {
 		// Ports 40000+ are unlikely to be taken on a test machine's loopback.

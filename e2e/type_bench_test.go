@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"net/netip"
 	"os"
 	"os/exec"
 	"slices"
@@ -52,7 +53,13 @@ func TestTypeBenchSpeed(t *testing.T) {
 	bin := lab.BuildNatcheck(t)
 	l := lab.New(t, lab.Options{Kind: lab.PortRestrictedCone, DelayMs: 25})
 	l.Start(t, l.Internet, "stund", "-h", l.ServerIPs[0].String(), "-a", l.ServerIPs[1].String())
-	time.Sleep(300 * time.Millisecond)
+	// stund serves 3478 and 3479 on both addresses (the stun client's
+	// change requests need all four): wait until each one answers.
+	for _, ip := range l.ServerIPs {
+		for _, port := range []uint16{3478, 3479} {
+			waitUDP(t, l, netip.AddrPortFrom(ip, port))
+		}
+	}
 	const rounds = 20
 	var ours, theirs []time.Duration
 	for i := 0; i < rounds; i++ {

@@ -1,7 +1,6 @@
 package lab
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,26 +10,33 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
+
+	"github.com/natcheck/natcheck/internal/testutil"
 )
 
-// Require skips t, saying why, unless the lab can run here: root and the
-// tools ip, nft and iptables. With NATCHECK_LAB=1 (set by CI) a missing
+// Require skips t, saying why, unless the lab can run here: Linux, root and
+// the tools ip, nft and iptables. With NATCHECK_LAB=1 (set by CI) a missing
 // prerequisite fails the test instead, so CI never passes by skipping.
+// -short skips the lab (the unit tests only) unless NATCHECK_LAB=1.
 func Require(t testing.TB) {
 	t.Helper()
+	required := os.Getenv("NATCHECK_LAB") == "1"
+	if testing.Short() && !required {
+		t.Skip("skipping NAT lab test: -short given (unit tests only; NATCHECK_LAB=1 runs the lab anyway)")
+	}
 	if reason := missing(); reason != "" {
-		if os.Getenv("NATCHECK_LAB") == "1" {
+		if required {
 			t.Fatalf("NAT lab required (NATCHECK_LAB=1) but %s", reason)
 		}
-		t.Skipf("skipping NAT lab test: %s (run as root with iproute2, nftables and iptables; NATCHECK_LAB=1 makes this a failure)", reason)
+		t.Skipf("skipping NAT lab test: %s (the lab runs as root on Linux with iproute2, nftables and iptables; NATCHECK_LAB=1 makes this a failure)", reason)
 	}
 }
 
+// missing says why the lab cannot run here, or "" if it can.
 func missing() string {
-	if testing.Short() && os.Getenv("NATCHECK_LAB") != "1" {
-		return "-short given"
+	if unsupported != "" {
+		return unsupported
 	}
 	if os.Geteuid() != 0 {
 		return "not running as root (network namespaces need it)"
@@ -52,10 +58,10 @@ func missing() string {
 func (l *Lab) Start(t testing.TB, ns, name string, args ...string) *exec.Cmd {
 	t.Helper()
 	cmd := l.Command(context.Background(), ns, name, args...)
-	out := &syncBuffer{}
+	out := &testutil.SyncBuffer{} // the child's stdout and stderr at once
 	cmd.Stdout, cmd.Stderr = out, out
 	// The child dies with the test process even if cleanup never runs.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	dieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s in %s: %v", name, ns, err)
 	}
@@ -69,24 +75,6 @@ func (l *Lab) Start(t testing.TB, ns, name string, args ...string) *exec.Cmd {
 		}
 	})
 	return cmd
-}
-
-// syncBuffer is a bytes.Buffer safe for a child's stdout and stderr at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // BuildNatcheck builds the natcheck command (the module's main package) once
@@ -200,9 +188,5 @@ func staleName(name string) bool {
 	if err != nil || pid <= 0 || pid == os.Getpid() {
 		return false
 	}
-	return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH)
-}
-
-func killPid(pid int) error {
-	return syscall.Kill(pid, syscall.SIGKILL)
+	return processGone(pid)
 }

@@ -1,11 +1,7 @@
 package lab
 
 import (
-	"fmt"
 	"net"
-	"runtime"
-
-	"golang.org/x/sys/unix"
 )
 
 // Do runs fn on an OS thread switched into namespace ns, then switches the
@@ -13,43 +9,6 @@ import (
 // used from any goroutine afterwards. Goroutines fn starts do NOT run in ns.
 func (l *Lab) Do(ns string, fn func() error) error {
 	return inNamespace(ns, fn)
-}
-
-func inNamespace(ns string, fn func() error) error {
-	target, err := unix.Open("/run/netns/"+ns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("open namespace %s: %w", ns, err)
-	}
-	defer unix.Close(target)
-
-	errc := make(chan error, 1)
-	// A fresh goroutine keeps the caller's thread untouched; it locks its
-	// own thread for the duration.
-	go func() {
-		runtime.LockOSThread()
-		orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("open current namespace: %w", err)
-			return
-		}
-		defer unix.Close(orig)
-		if err := unix.Setns(target, unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("enter namespace %s: %w", ns, err)
-			return
-		}
-		ferr := fn()
-		if err := unix.Setns(orig, unix.CLONE_NEWNET); err != nil {
-			// Leave the thread locked: when this goroutine ends the runtime
-			// destroys the thread instead of reusing it in the wrong namespace.
-			errc <- fmt.Errorf("leave namespace %s: %w", ns, err)
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
 }
 
 // ListenUDP opens a UDP socket inside namespace ns, bound to addr

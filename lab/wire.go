@@ -5,8 +5,9 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/natcheck/natcheck/internal/testutil"
 )
 
 // startWire runs labwire in the wire namespace: it bridges the edge router's
@@ -22,7 +23,7 @@ func (l *Lab) startWire() error {
 	}
 	delay := time.Duration(l.Options.DelayMs) * time.Millisecond
 	cmd := l.Command(context.Background(), l.Wire, bin, "-a", "wire0", "-b", "wire1", "-delay", delay.String())
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	dieWithParent(cmd)
 	// labwire also exits when its stdin closes, i.e. when this process dies.
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -32,7 +33,7 @@ func (l *Lab) startWire() error {
 	if err != nil {
 		return err
 	}
-	errBuf := &syncBuffer{}
+	errBuf := &testutil.SyncBuffer{}
 	cmd.Stderr = errBuf
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start labwire: %w", err)

@@ -35,6 +35,8 @@ func (r *typeRun) hairpin(ctx context.Context, prim netip.AddrPort) nat.TestResu
 		return t
 	}
 	defer b.Close()
+	// Cancelling moves the read deadlines into the past; the reads below
+	// set theirs with readUntil, which never moves one back out of it.
 	stop := context.AfterFunc(ctx, func() {
 		a.SetReadDeadline(time.Unix(1, 0))
 		b.SetReadDeadline(time.Unix(1, 0))
@@ -42,9 +44,12 @@ func (r *typeRun) hairpin(ctx context.Context, prim netip.AddrPort) nat.TestResu
 	defer stop()
 	t.Local = stunclient.AddrPortOf(a.LocalAddr())
 
-	mapped, ok := r.rawBinding(a, prim)
+	mapped, ok := r.rawBinding(ctx, a, prim)
 	if !ok {
 		t.Err = "the socket's own mapping could not be learnt"
+		if err := ctx.Err(); err != nil {
+			t.Err = err.Error()
+		}
 		return t
 	}
 	t.To = mapped
@@ -59,14 +64,29 @@ func (r *typeRun) hairpin(ctx context.Context, prim netip.AddrPort) nat.TestResu
 	if end.After(r.deadline) {
 		end = r.deadline
 	}
+	// The sender stops when the read below is over, and is waited for: b
+	// is closed (deferred above) only once nothing writes to it any more.
+	quit, sent := make(chan struct{}), make(chan struct{})
 	go func() {
+		defer close(sent)
 		dst := net.UDPAddrFromAddrPort(mapped)
-		for i := 0; i < silenceCopies && time.Now().Before(end) && ctx.Err() == nil; i++ {
+		pace := time.NewTimer(minGap)
+		defer pace.Stop()
+		for i := 0; i < silenceCopies && time.Now().Before(end); i++ {
 			b.WriteTo(req.Raw, dst)
-			time.Sleep(minGap)
+			pace.Reset(minGap)
+			select {
+			case <-pace.C:
+			case <-quit:
+				return
+			case <-ctx.Done():
+				return
+			}
 		}
 	}()
-	from, ok := readTx(a, req.TransactionID, end)
+	from, ok := readTx(ctx, a, req.TransactionID, end)
+	close(quit)
+	<-sent
 	t.Attempts = silenceCopies
 	if ok {
 		t.Replied, t.From = true, from
@@ -76,13 +96,13 @@ func (r *typeRun) hairpin(ctx context.Context, prim netip.AddrPort) nat.TestResu
 
 // rawBinding sends paced Binding requests from a plain socket and returns
 // the XOR-MAPPED-ADDRESS of the first reply from the server.
-func (r *typeRun) rawBinding(pc net.PacketConn, to netip.AddrPort) (netip.AddrPort, bool) {
+func (r *typeRun) rawBinding(ctx context.Context, pc net.PacketConn, to netip.AddrPort) (netip.AddrPort, bool) {
 	req, err := stunclient.BuildRequest(0)
 	if err != nil {
 		return netip.AddrPort{}, false
 	}
 	end := r.windowEnd()
-	for i := 0; i < silenceCopies && time.Now().Before(end); i++ {
+	for i := 0; i < silenceCopies && time.Now().Before(end) && ctx.Err() == nil; i++ {
 		if _, err := pc.WriteTo(req.Raw, net.UDPAddrFromAddrPort(to)); err != nil {
 			return netip.AddrPort{}, false
 		}
@@ -90,7 +110,7 @@ func (r *typeRun) rawBinding(pc net.PacketConn, to netip.AddrPort) (netip.AddrPo
 		if i == silenceCopies-1 {
 			wait = end
 		}
-		if m, ok := readReply(pc, req.TransactionID, to, wait); ok {
+		if m, ok := readReply(ctx, pc, req.TransactionID, to, wait); ok {
 			// XOR-MAPPED-ADDRESS, else RFC 3489's MAPPED-ADDRESS.
 			mapped := stunclient.ParseResponse(m, to).PublicAddr()
 			return mapped, mapped.IsValid()
@@ -101,9 +121,11 @@ func (r *typeRun) rawBinding(pc net.PacketConn, to netip.AddrPort) (netip.AddrPo
 
 // readReply reads until the deadline for a message with this transaction
 // ID from the expected source; anything else is ignored.
-func readReply(pc net.PacketConn, id [stun.TransactionIDSize]byte, from netip.AddrPort, until time.Time) (*stun.Message, bool) {
+func readReply(ctx context.Context, pc net.PacketConn, id [stun.TransactionIDSize]byte, from netip.AddrPort, until time.Time) (*stun.Message, bool) {
 	buf := make([]byte, 1500)
-	pc.SetReadDeadline(until)
+	if !readUntil(ctx, pc, until) {
+		return nil, false
+	}
 	for {
 		n, src, err := pc.ReadFrom(buf)
 		if err != nil {
@@ -118,9 +140,11 @@ func readReply(pc net.PacketConn, id [stun.TransactionIDSize]byte, from netip.Ad
 
 // readTx reads until the deadline for a message with this transaction ID
 // from anywhere, and says where it came from.
-func readTx(pc net.PacketConn, id [stun.TransactionIDSize]byte, until time.Time) (netip.AddrPort, bool) {
+func readTx(ctx context.Context, pc net.PacketConn, id [stun.TransactionIDSize]byte, until time.Time) (netip.AddrPort, bool) {
 	buf := make([]byte, 1500)
-	pc.SetReadDeadline(until)
+	if !readUntil(ctx, pc, until) {
+		return netip.AddrPort{}, false
+	}
 	for {
 		n, src, err := pc.ReadFrom(buf)
 		if err != nil {
@@ -131,4 +155,14 @@ func readTx(pc net.PacketConn, id [stun.TransactionIDSize]byte, until time.Time)
 			return stunclient.AddrPortOf(src), true
 		}
 	}
+}
+
+// readUntil sets pc's read deadline to until and reports whether ctx still
+// allows reading. ctx is checked after the deadline is set: if the cancel
+// hook ran before, ctx.Err() says so; if it runs after, it moves the
+// deadline into the past itself. Either way a cancelled read ends at once
+// instead of waiting until the new deadline.
+func readUntil(ctx context.Context, pc net.PacketConn, until time.Time) bool {
+	pc.SetReadDeadline(until)
+	return ctx.Err() == nil
 }

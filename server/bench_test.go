@@ -1,11 +1,12 @@
 package server
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"net/netip"
 	"testing"
+
+	"github.com/natcheck/natcheck/internal/testutil"
 )
 
 // BenchmarkServeUDP measures whole request/answer round trips over
@@ -16,17 +17,7 @@ import (
 func BenchmarkServeUDP(b *testing.B) {
 	for _, batch := range []int{1, 32} {
 		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
-			ctx, cancel := context.WithCancel(context.Background())
-			s, err := Listen(ctx, Config{Addrs: []netip.Addr{netip.MustParseAddr("127.0.0.1")}, Workers: 1, Batch: batch, NoTCP: true})
-			if err != nil {
-				b.Fatal(err)
-			}
-			done := make(chan error, 1)
-			go func() { done <- s.Serve(ctx) }()
-			defer func() {
-				cancel()
-				<-done
-			}()
+			s, _ := testutil.StartServer(b, Listen, Config{Addrs: []netip.Addr{netip.MustParseAddr("127.0.0.1")}, Workers: 1, Batch: batch, NoTCP: true})
 			c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(s.Endpoints()[0]))
 			if err != nil {
 				b.Fatal(err)

@@ -116,6 +116,10 @@ type Server struct {
 	start     time.Time // origin of the monotonic clock the rate limiter reads
 	metricsLn net.Listener
 	wg        sync.WaitGroup
+
+	served   atomic.Bool // Serve has been called
+	stopping atomic.Bool // shutdown has begun: closed sockets are expected
+	failed   chan error  // the first failure that stops the server (buffered, 1)
 }
 
 // servedFamily is one address family's endpoints and sockets.
@@ -134,7 +138,8 @@ func Listen(ctx context.Context, cfg Config) (*Server, error) {
 	if err := cfg.normalise(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, tcpCounters: new(counters), tcpConns: map[net.Conn]struct{}{}, tcpPerIP: map[netip.Addr]int{}, start: time.Now()}
+	s := &Server{cfg: cfg, tcpCounters: new(counters), tcpConns: map[net.Conn]struct{}{}, tcpPerIP: map[netip.Addr]int{}, start: time.Now(),
+		failed: make(chan error, 1)}
 	if cfg.RateLimit > 0 {
 		s.lim = newLimiter(cfg.RateLimit, cfg.RateBurst)
 	}
@@ -384,10 +389,18 @@ func (s *Server) MetricsAddr() net.Addr {
 	return s.metricsLn.Addr()
 }
 
-// Serve answers requests until ctx is cancelled, then closes every socket
-// and connection and waits for its goroutines. It returns nil on a clean
-// shutdown.
+// ErrServed is returned by a second call of Serve: a Server serves once.
+var ErrServed = errors.New("server: Serve called more than once")
+
+// Serve answers requests until ctx is cancelled or the server fails, then
+// closes every socket and connection and waits for its goroutines, so the
+// counters are final when it returns. It returns nil on a shutdown by ctx,
+// and the error that stopped it otherwise: the metrics server failed, or a
+// socket stopped working (closed by anything but shutdown).
 func (s *Server) Serve(ctx context.Context) error {
+	if s.served.Swap(true) {
+		return ErrServed
+	}
 	for _, sf := range s.fams {
 		for w := range sf.udp {
 			for ep := 0; ep < sf.nEps; ep++ {
@@ -416,15 +429,25 @@ func (s *Server) Serve(ctx context.Context) error {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			_ = hs.Serve(s.metricsLn)
+			if err := hs.Serve(s.metricsLn); !errors.Is(err, http.ErrServerClosed) && !s.stopping.Load() {
+				s.fail(fmt.Errorf("metrics server on %s: %w", s.metricsLn.Addr(), err))
+			}
 		}()
 	}
 	s.cfg.Logf("serving STUN on %s", s.describe())
-	<-ctx.Done()
-	s.cfg.Logf("shutting down")
+	var err error
+	select {
+	case <-ctx.Done():
+		s.cfg.Logf("shutting down")
+	case err = <-s.failed:
+		s.cfg.Logf("shutting down: %v", err)
+	}
+	s.stopping.Store(true)
 	if hs != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		_ = hs.Shutdown(sctx)
+		if hs.Shutdown(sctx) != nil {
+			_ = hs.Close() // a scrape still running after a second
+		}
 		cancel()
 	}
 	s.closeSockets()
@@ -435,7 +458,23 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	s.tcpMu.Unlock()
 	s.wg.Wait()
-	return nil
+	return err
+}
+
+// fail stops the server with err; the first failure wins.
+func (s *Server) fail(err error) {
+	select {
+	case s.failed <- err:
+	default:
+	}
+}
+
+// socketGone handles a socket that reports itself closed: expected at
+// shutdown, a failure of the server otherwise.
+func (s *Server) socketGone(network string, ep netip.AddrPort, err error) {
+	if !s.stopping.Load() {
+		s.fail(fmt.Errorf("%s socket %s stopped working: %w", network, ep, err))
+	}
 }
 
 func (s *Server) describe() string {

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/natcheck/natcheck/internal/testutil"
 	"github.com/pion/stun/v3"
 )
 
@@ -28,20 +29,7 @@ var (
 // and checks that Serve returned nil.
 func startServer(t *testing.T, cfg Config) *Server {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	s, err := Listen(ctx, cfg)
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
+	s, _ := testutil.StartServer(t, Listen, cfg)
 	return s
 }
 
@@ -432,22 +420,16 @@ func tcpBusy(t *testing.T) int {
 // TestShutdownReleasesPorts checks that Serve returns on cancel and that
 // every port can be bound again afterwards.
 func TestShutdownReleasesPorts(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	s, err := Listen(ctx, Config{Addrs: []netip.Addr{lo1, lo2}, MetricsAddr: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx) }()
+	s, stop := testutil.StartServer(t, Listen, Config{Addrs: []netip.Addr{lo1, lo2}, MetricsAddr: "127.0.0.1:0"})
 	c, err := net.Dial("tcp", s.Endpoints()[0].String()) // an open connection must not block shutdown
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
 	tcpExchange(t, c, buildReq(t))
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
+	stop() // fails the test if Serve returned an error
+	if t.Failed() {
+		t.FailNow()
 	}
 	s2, err := Listen(context.Background(), Config{Addrs: []netip.Addr{lo1, lo2}, Port: int(s.Endpoints()[0].Port()), AltPort: int(s.Endpoints()[1].Port())})
 	if err != nil {
@@ -492,5 +474,72 @@ func TestMetrics(t *testing.T) {
 	}
 	if _, ok := got["process_resident_memory_bytes"]; !ok {
 		t.Error("no process metrics")
+	}
+}
+
+// serveUntilFailure runs Serve with a context nobody cancels, breaks the
+// server with breakIt, and returns Serve's error: Serve must stop by
+// itself and say why.
+func serveUntilFailure(t *testing.T, cfg Config, breakIt func(*Server)) (*Server, error) {
+	t.Helper()
+	var logs testutil.SyncBuffer
+	cfg.Logf = func(format string, args ...any) { fmt.Fprintf(&logs, format+"\n", args...) }
+	s, err := Listen(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(context.Background()) }()
+	waitFor(t, func() bool { return strings.Contains(logs.String(), "serving STUN") })
+	breakIt(s)
+	select {
+	case err := <-done:
+		if !strings.Contains(logs.String(), "shutting down: ") {
+			t.Errorf("log %q does not say why the server stopped", logs.String())
+		}
+		return s, err
+	case <-time.After(10 * time.Second): // a hang guard, not a timing assertion
+		t.Fatal("Serve still running 10s after its socket failed")
+		return nil, nil
+	}
+}
+
+func TestServeReturnsFailures(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		cfg     Config
+		breakIt func(*Server)
+		want    string
+	}{
+		{"metrics listener", Config{Addrs: []netip.Addr{lo1}, NoTCP: true, MetricsAddr: "127.0.0.1:0"},
+			func(s *Server) { s.metricsLn.Close() }, "metrics server on 127.0.0.1:"},
+		{"udp socket", Config{Addrs: []netip.Addr{lo1}, NoTCP: true},
+			func(s *Server) { s.fams[0].udp[0][1].Close() }, "udp socket 127.0.0.1:"},
+		{"udp socket, no batching", Config{Addrs: []netip.Addr{lo1}, NoTCP: true, Batch: 1},
+			func(s *Server) { s.fams[0].udp[0][0].Close() }, "udp socket 127.0.0.1:"},
+		{"tcp listener", Config{Addrs: []netip.Addr{lo1}},
+			func(s *Server) { s.fams[0].tcp[0].Close() }, "tcp socket 127.0.0.1:"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := serveUntilFailure(t, tc.cfg, tc.breakIt)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Serve returned %v, want an error containing %q", err, tc.want)
+			}
+			// Serve shut everything down on its way out: the ports are free.
+			eps := s.Endpoints()
+			s2, err := Listen(context.Background(), Config{Addrs: []netip.Addr{lo1}, Port: int(eps[0].Port()), AltPort: int(eps[1].Port()), NoTCP: tc.cfg.NoTCP})
+			if err != nil {
+				t.Fatalf("ports not released after the failure: %v", err)
+			}
+			s2.closeSockets()
+		})
+	}
+}
+
+func TestServeOnce(t *testing.T) {
+	s, stop := testutil.StartServer(t, Listen, Config{Addrs: []netip.Addr{lo1}, NoTCP: true})
+	stop()
+	if err := s.Serve(context.Background()); !errors.Is(err, ErrServed) {
+		t.Errorf("second Serve returned %v, want ErrServed", err)
 	}
 }

@@ -15,6 +15,7 @@ func (s *Server) acceptLoop(sf *servedFamily, ep int, ln *net.TCPListener) {
 		conn, err := ln.AcceptTCP()
 		if err != nil {
 			if isClosed(err) {
+				s.socketGone("tcp", sf.fam.ep[ep], err)
 				return
 			}
 			s.cfg.Logf("tcp accept on %s: %v", sf.fam.ep[ep], err)

@@ -26,6 +26,7 @@ func (s *Server) udpLoopSimple(sf *servedFamily, w, ep int, c *counters) {
 		n, _, flags, src, err := conn.ReadMsgUDPAddrPort(buf, nil)
 		if err != nil {
 			if isClosed(err) {
+				s.socketGone("udp", sf.fam.ep[ep], err)
 				return
 			}
 			s.cfg.Logf("udp read on %s: %v", sf.fam.ep[ep], err)
@@ -45,6 +46,7 @@ func (s *Server) udpLoopSimple(sf *servedFamily, w, ep int, c *counters) {
 		}
 		if _, err := sf.udp[w][rep.from].WriteToUDPAddrPort(out[:rep.n], rep.to); err != nil {
 			if isClosed(err) {
+				s.socketGone("udp", sf.fam.ep[rep.from], err)
 				return
 			}
 			c.drop(dropSendError)

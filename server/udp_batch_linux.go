@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/binary"
+	"net"
 	"net/netip"
 	"syscall"
 	"time"
@@ -109,7 +110,8 @@ func (s *Server) udpLoopBatch(sf *servedFamily, w, ep int, c *counters) {
 			st.rxHdrs[i].hdr.Flags = 0
 		}
 		if err := rc.Read(st.recvFn); err != nil {
-			return // closed by shutdown
+			s.socketGone("udp", sf.fam.ep[ep], err) // only shutdown may close it
+			return
 		}
 		if st.errno != 0 {
 			s.cfg.Logf("udp recvmmsg on %s: %v", sf.fam.ep[ep], st.errno)
@@ -123,6 +125,7 @@ func (s *Server) udpLoopBatch(sf *servedFamily, w, ep int, c *counters) {
 		}
 		for from := 0; from < sf.nEps; from++ {
 			if st.txCount[from] > 0 && !s.flush(st, wrc[from], from, c) {
+				s.socketGone("udp", sf.fam.ep[from], net.ErrClosed)
 				return
 			}
 		}

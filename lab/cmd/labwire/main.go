@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command labwire relays Ethernet frames between two interfaces with a fixed one-way delay (the NAT lab's netem substitute).
 //
 // It runs inside the lab's "wire" namespace, between the router's WAN veth

@@ -1,0 +1,70 @@
+// Package testutil holds helpers shared by natcheck's tests (and the lab):
+// a goroutine-safe buffer and the one way tests start and stop an
+// in-process server.
+package testutil
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"sync"
+	"syscall"
+	"testing"
+)
+
+// SyncBuffer is a bytes.Buffer safe for concurrent writers (a child's
+// stdout and stderr, a server's logger) and a reading test.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// Server is what StartServer runs (server.Server). The package does not
+// import server, so server's own tests can use it too.
+type Server interface {
+	Serve(ctx context.Context) error
+}
+
+// StartServer binds a server with listen(ctx, cfg) (server.Listen) and
+// serves it in the background. stop cancels it, waits until Serve has
+// returned (so its counters are final) and fails t if Serve returned an
+// error; it runs at cleanup unless the test called it first, and is safe
+// to call again. A loopback address this host lacks (127.0.0.2 on macOS)
+// skips the test; any other bind error fails it.
+func StartServer[S Server, C any](t testing.TB, listen func(context.Context, C) (S, error), cfg C) (s S, stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	s, err := listen(ctx, cfg)
+	if err != nil {
+		cancel()
+		if errors.Is(err, syscall.EADDRNOTAVAIL) {
+			t.Skipf("cannot serve on this host's loopback: %v", err)
+		}
+		t.Fatalf("listen: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Serve: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return s, stop
+}
