@@ -433,7 +433,7 @@ func validOther(prim, o netip.AddrPort) bool {
 }
 
 // exchange runs one paced test on an existing socket.
-func (r *typeRun) exchange(ctx context.Context, c *stunclient.Conn, name string, to netip.AddrPort, change nat.ChangeFlags, expect netip.AddrPort) nat.TestResult {
+func (r *typeRun) exchange(ctx context.Context, c *stunclient.Conn, name nat.TestName, to netip.AddrPort, change nat.ChangeFlags, expect netip.AddrPort) nat.TestResult {
 	var accept func(netip.AddrPort) bool
 	if change != 0 {
 		// Accept a reply from anywhere: where it came from is the finding.
@@ -465,7 +465,7 @@ func (r *typeRun) windowEnd() time.Time {
 // (filterPortLo-filterPortHi), where no earlier natcheck socket ever
 // contacted the alternate address: NAT state left by an earlier run cannot
 // open their filter and fake a reply either.
-func (r *typeRun) fresh(ctx context.Context, name string, to netip.AddrPort, change nat.ChangeFlags, expect netip.AddrPort) nat.TestResult {
+func (r *typeRun) fresh(ctx context.Context, name nat.TestName, to netip.AddrPort, change nat.ChangeFlags, expect netip.AddrPort) nat.TestResult {
 	return r.pair(func() nat.TestResult {
 		c, err := r.listenFilterPort(ctx)
 		if err != nil {
@@ -536,7 +536,7 @@ func (r *typeRun) verify(ctx context.Context, prim, other netip.AddrPort) nat.Te
 }
 
 // result turns an engine answer into a test observation.
-func result(name string, local, to netip.AddrPort, change nat.ChangeFlags, resp stunclient.Response, n int, err error) nat.TestResult {
+func result(name nat.TestName, local, to netip.AddrPort, change nat.ChangeFlags, resp stunclient.Response, n int, err error) nat.TestResult {
 	t := nat.TestResult{Name: name, Local: local, To: to, Change: change, Attempts: n}
 	if err != nil {
 		if !errors.Is(err, stunclient.ErrNoResponse) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {

@@ -45,7 +45,7 @@ func TestIPv6Failures(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		server stunclient.Server
-		want   string
+		want   IPv6Status
 	}{
 		{"ipv4-only server", stunclient.Server{Input: "127.0.0.1", Host: "127.0.0.1", Port: 3478}, IPv6NoServer},
 		{"silent server", serverAt(t, dead), IPv6NoAnswer},

@@ -286,13 +286,13 @@ func fxTCP() *probe.TCPMapping {
 	return &probe.TCPMapping{
 		Family: stunclient.IPv4, Mapping: nat.EndpointIndependent, EndpointIndependent: yes(),
 		Local: ap("192.168.1.2:42085"), Elapsed: ms(6.2),
-		Servers: []stunclient.TCPBindingResult{{Name: "probe", To: ap("203.0.113.10:3478"), Local: ap("192.168.1.2:46112"),
+		Servers: []stunclient.TCPBindingResult{{Name: nat.TCPProbe, To: ap("203.0.113.10:3478"), Local: ap("192.168.1.2:46112"),
 			Mapped: ap("203.0.113.2:46112"), Other: ap("203.0.113.11:3479"), RTT: ms(0.9)}},
 		Tests: []stunclient.TCPBindingResult{
-			{Name: "primary", To: ap("203.0.113.10:3478"), Local: ap("192.168.1.2:42085"), Mapped: ap("203.0.113.2:42085"),
+			{Name: nat.TCPPrimary, To: ap("203.0.113.10:3478"), Local: ap("192.168.1.2:42085"), Mapped: ap("203.0.113.2:42085"),
 				Other: ap("203.0.113.11:3479"), RTT: ms(0.8)},
-			{Name: "alt-ip", To: ap("203.0.113.11:3478"), Local: ap("192.168.1.2:42085"), Mapped: ap("203.0.113.2:42085"), RTT: ms(0.7)},
-			{Name: "alt-ip-port", To: ap("203.0.113.11:3479"), Local: ap("192.168.1.2:42085"), Mapped: ap("203.0.113.2:42085"), RTT: ms(0.7)},
+			{Name: nat.TCPAltIP, To: ap("203.0.113.11:3478"), Local: ap("192.168.1.2:42085"), Mapped: ap("203.0.113.2:42085"), RTT: ms(0.7)},
+			{Name: nat.TCPAltIPPort, To: ap("203.0.113.11:3479"), Local: ap("192.168.1.2:42085"), Mapped: ap("203.0.113.2:42085"), RTT: ms(0.7)},
 		},
 	}
 }
@@ -306,14 +306,14 @@ func fxTCPOtherServer() *probe.TCPMapping {
 		Local: ap("192.168.1.2:39001"), Elapsed: ms(1312.5),
 		Reason: "198.51.100.30:3478 saw another mapping than 198.51.100.20:3478; no second port of one server to tell address from address-and-port dependence",
 		Servers: []stunclient.TCPBindingResult{
-			{Name: "probe", To: ap("198.51.100.20:3478"), Local: ap("192.168.1.2:51200"), Mapped: ap("203.0.113.2:20117"), RTT: ms(24.4)},
-			{Name: "probe", To: ap("198.51.100.30:3478"), Local: ap("192.168.1.2:51201"), Mapped: ap("203.0.113.2:20118"), RTT: ms(31.6)},
-			{Name: "probe", To: ap("203.0.113.99:3478"), Local: ap("192.168.1.2:51202"),
+			{Name: nat.TCPProbe, To: ap("198.51.100.20:3478"), Local: ap("192.168.1.2:51200"), Mapped: ap("203.0.113.2:20117"), RTT: ms(24.4)},
+			{Name: nat.TCPProbe, To: ap("198.51.100.30:3478"), Local: ap("192.168.1.2:51201"), Mapped: ap("203.0.113.2:20118"), RTT: ms(31.6)},
+			{Name: nat.TCPProbe, To: ap("203.0.113.99:3478"), Local: ap("192.168.1.2:51202"),
 				Err: errors.New("no answer within the grace period after another server's")},
 		},
 		Tests: []stunclient.TCPBindingResult{
-			{Name: "primary", To: ap("198.51.100.20:3478"), Local: ap("192.168.1.2:39001"), Mapped: ap("203.0.113.2:20119"), RTT: ms(24.9)},
-			{Name: "other-server", To: ap("198.51.100.30:3478"), Local: ap("192.168.1.2:39001"), Mapped: ap("203.0.113.2:20120"), RTT: ms(31.2)},
+			{Name: nat.TCPPrimary, To: ap("198.51.100.20:3478"), Local: ap("192.168.1.2:39001"), Mapped: ap("203.0.113.2:20119"), RTT: ms(24.9)},
+			{Name: nat.TCPOtherServer, To: ap("198.51.100.30:3478"), Local: ap("192.168.1.2:39001"), Mapped: ap("203.0.113.2:20120"), RTT: ms(31.2)},
 		},
 	}
 }
@@ -363,17 +363,17 @@ func fxServerChecks() []probe.ServerCheck {
 	s := fxServers()
 	return []probe.ServerCheck{
 		{Server: s[0], Address: ap("203.0.113.10:3478"), Replied: true, RTT: ms(52.4), Mapped: ap("203.0.113.2:40123"),
-			Other: ap("203.0.113.11:3479"), RFC5780: "verified"},
+			Other: ap("203.0.113.11:3479"), RFC5780: nat.RFC5780Verified},
 		{Server: s[1], Address: ap("203.0.113.20:3478"), Replied: true, RTT: ms(61.07), Mapped: ap("203.0.113.2:40124"),
-			Other: ap("203.0.113.21:3479"), RFC5780: "advertised"},
+			Other: ap("203.0.113.21:3479"), RFC5780: nat.RFC5780Advertised},
 		{Server: s[2], Address: ap("198.51.100.20:3478"), Replied: true, RTT: ms(24.45), Mapped: ap("203.0.113.2:40125"),
-			RFC5780: "absent"},
+			RFC5780: nat.RFC5780Absent},
 		{Server: s[3], Address: ap("203.0.113.30:3478"), Replied: true, RTT: ms(55.9), Mapped: ap("203.0.113.2:40126"),
-			Other: ap("203.0.113.30:3479"), RFC5780: "invalid"},
+			Other: ap("203.0.113.30:3479"), RFC5780: nat.RFC5780Invalid},
 		{Server: s[4], Address: ap("203.0.113.99:3478"), RFC5780: nat.RFC5780Unknown,
 			Err: "no answer within the grace period after another server's"},
 		{Server: s[5], Address: ap("[2001:db8:ff::10]:3478"), Replied: true, RTT: ms(1.2), Mapped: ap("[2001:db8:ff::2]:51090"),
-			Other: ap("[2001:db8:ff::11]:3479"), RFC5780: "verified"},
+			Other: ap("[2001:db8:ff::11]:3479"), RFC5780: nat.RFC5780Verified},
 	}
 }
 
@@ -439,8 +439,8 @@ func fxReportFailed() FullInput {
 			TCP: &probe.TCPMapping{Family: stunclient.IPv4, Mapping: nat.MappingUnknown, Elapsed: ms(5000.3),
 				Reason: "no server answered over TCP",
 				Servers: []stunclient.TCPBindingResult{
-					{Name: "probe", To: ap("203.0.113.10:3478"), Err: errors.New("dial tcp4 0.0.0.0:0->203.0.113.10:3478: i/o timeout")},
-					{Name: "probe", To: ap("203.0.113.99:3478"), Err: errors.New("dial tcp4 0.0.0.0:0->203.0.113.99:3478: i/o timeout")},
+					{Name: nat.TCPProbe, To: ap("203.0.113.10:3478"), Err: errors.New("dial tcp4 0.0.0.0:0->203.0.113.10:3478: i/o timeout")},
+					{Name: nat.TCPProbe, To: ap("203.0.113.99:3478"), Err: errors.New("dial tcp4 0.0.0.0:0->203.0.113.99:3478: i/o timeout")},
 				},
 				Tests: []stunclient.TCPBindingResult{}},
 			Servers: []probe.ServerCheck{

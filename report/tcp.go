@@ -26,13 +26,13 @@ type TCPMappingJSON struct {
 
 // TCPBindingJSON is one Binding over TCP.
 type TCPBindingJSON struct {
-	Name          string   `json:"name"`
-	To            string   `json:"to_address,omitempty"`
-	Local         string   `json:"local_address,omitempty"`
-	MappedAddress string   `json:"mapped_address,omitempty"`
-	OtherAddress  string   `json:"other_address,omitempty"`
-	RTTMs         *float64 `json:"rtt_ms"`
-	Error         string   `json:"error,omitempty"`
+	Name          nat.TestName `json:"name"`
+	To            string       `json:"to_address,omitempty"`
+	Local         string       `json:"local_address,omitempty"`
+	MappedAddress string       `json:"mapped_address,omitempty"`
+	OtherAddress  string       `json:"other_address,omitempty"`
+	RTTMs         *float64     `json:"rtt_ms"`
+	Error         string       `json:"error,omitempty"`
 }
 
 // NewTCPMappingJSON converts a TCP mapping test to its JSON form.

@@ -51,20 +51,20 @@ type HopJSON struct {
 
 // TestJSON is the raw observation of one test.
 type TestJSON struct {
-	Name         string   `json:"name"`
-	Local        string   `json:"local_address,omitempty"`
-	To           string   `json:"to_address,omitempty"`
-	Change       string   `json:"change,omitempty"`
-	Expect       string   `json:"expected_from_address,omitempty"`
-	Replied      bool     `json:"replied"`
-	From         string   `json:"from_address,omitempty"`
-	RTTMs        *float64 `json:"rtt_ms"`
-	Attempts     int      `json:"attempts"`
-	XORMapped    string   `json:"xor_mapped_address,omitempty"`
-	Mapped       string   `json:"mapped_address,omitempty"`
-	OtherAddress string   `json:"other_address,omitempty"`
-	ErrorCode    int      `json:"error_code,omitempty"`
-	Error        string   `json:"error,omitempty"`
+	Name         nat.TestName `json:"name"`
+	Local        string       `json:"local_address,omitempty"`
+	To           string       `json:"to_address,omitempty"`
+	Change       string       `json:"change,omitempty"`
+	Expect       string       `json:"expected_from_address,omitempty"`
+	Replied      bool         `json:"replied"`
+	From         string       `json:"from_address,omitempty"`
+	RTTMs        *float64     `json:"rtt_ms"`
+	Attempts     int          `json:"attempts"`
+	XORMapped    string       `json:"xor_mapped_address,omitempty"`
+	Mapped       string       `json:"mapped_address,omitempty"`
+	OtherAddress string       `json:"other_address,omitempty"`
+	ErrorCode    int          `json:"error_code,omitempty"`
+	Error        string       `json:"error,omitempty"`
 }
 
 // NewTypeJSON converts a behaviour run to its JSON form.

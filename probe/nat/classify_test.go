@@ -25,7 +25,7 @@ var (
 func ap(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
 
 // bind is a reply on the mapping socket.
-func bind(name string, to, mapped netip.AddrPort) TestResult {
+func bind(name TestName, to, mapped netip.AddrPort) TestResult {
 	return TestResult{Name: name, Local: local, To: to, Replied: true, From: to, XORMapped: mapped, Attempts: 1}
 }
 
@@ -36,7 +36,7 @@ func bind1(mapped netip.AddrPort, oth netip.AddrPort) TestResult {
 }
 
 // change is a CHANGE-REQUEST test; from invalid means silence.
-func change(name string, expect, from netip.AddrPort) TestResult {
+func change(name TestName, expect, from netip.AddrPort) TestResult {
 	t := TestResult{Name: name, Local: ap("192.168.1.2:40001"), To: prim, Expect: expect, Attempts: 5}
 	if from.IsValid() {
 		t.Replied, t.From, t.XORMapped, t.Attempts = true, from, ap("198.51.100.7:40001"), 1
