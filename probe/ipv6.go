@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/natcheck/natcheck/internal/tri"
 	"github.com/natcheck/natcheck/probe/nat"
 	"github.com/natcheck/natcheck/probe/stunclient"
 	"github.com/pion/transport/v4"
@@ -40,9 +41,10 @@ type IPv6Check struct {
 	Path   IPv6Path
 	Public netip.AddrPort
 	Local  netip.AddrPort // the route's source address and the socket's port
-	// PortPreserved is set when translated: whether the mapped port is
-	// the socket's (stateless NPTv6 always keeps it; NAT66 may not).
-	PortPreserved *bool
+	// PortPreserved is decided when translated: whether the mapped port
+	// is the socket's (stateless NPTv6 always keeps it; NAT66 may not).
+	// It is tri.Unknown otherwise.
+	PortPreserved tri.Bool
 	WhoAmI        *WhoAmI // the STUN exchange behind the answer
 	Err           error   // why STUN did not work
 	Elapsed       time.Duration
@@ -84,8 +86,7 @@ func CheckIPv6(ctx context.Context, o IPv6Options) (*IPv6Check, error) {
 	c.Path = PathRouted
 	if w.NAT {
 		c.Path = PathTranslated
-		kept := w.Public.Port() == w.Local.Port()
-		c.PortPreserved = &kept
+		c.PortPreserved = tri.Of(w.Public.Port() == w.Local.Port())
 	}
 	return c, nil
 }

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/natcheck/natcheck/internal/tri"
 	"github.com/natcheck/natcheck/probe/gather"
 	"github.com/natcheck/natcheck/probe/nat"
 	"github.com/natcheck/natcheck/probe/stunclient"
@@ -28,9 +29,9 @@ type TCPMapping struct {
 	// Mapping is EndpointIndependent, AddressDependent,
 	// AddressAndPortDependent or nat.MappingUnknown, as Verdict.Mapping for UDP.
 	Mapping nat.Mapping
-	// EndpointIndependent is nil when not tested; false may come with an
-	// unknown Mapping when no second port of the server could be tried.
-	EndpointIndependent *bool
+	// EndpointIndependent is tri.Unknown when not tested; No may come with
+	// an unknown Mapping when no second port of the server could be tried.
+	EndpointIndependent tri.Bool
 	Local               netip.AddrPort                // the one local port every test connection used
 	Servers             []stunclient.TCPBindingResult // one plain binding per server, from fresh ports
 	Tests               []stunclient.TCPBindingResult // from the shared local port
@@ -233,17 +234,16 @@ func (m *TCPMapping) judge() {
 			return
 		}
 	}
-	no, yes := false, true
 	if other := get(nat.TCPOtherServer); other != nil {
 		if !other.OK() {
 			m.Reason = "the second server did not answer from the shared port: " + errString(other.Err)
 			return
 		}
 		if other.Mapped == first.Mapped {
-			m.Mapping, m.EndpointIndependent = nat.EndpointIndependent, &yes
+			m.Mapping, m.EndpointIndependent = nat.EndpointIndependent, tri.Yes
 			return
 		}
-		m.EndpointIndependent = &no
+		m.EndpointIndependent = tri.No
 		m.Reason = "mapping changes with the destination; telling address from address-and-port dependence needs a server with OTHER-ADDRESS"
 		return
 	}
@@ -253,10 +253,10 @@ func (m *TCPMapping) judge() {
 		return
 	}
 	if altIP.Mapped == first.Mapped {
-		m.Mapping, m.EndpointIndependent = nat.EndpointIndependent, &yes
+		m.Mapping, m.EndpointIndependent = nat.EndpointIndependent, tri.Yes
 		return
 	}
-	m.EndpointIndependent = &no
+	m.EndpointIndependent = tri.No
 	switch {
 	case altPort == nil || !altPort.OK():
 		m.Reason = "the server's OTHER-ADDRESS did not answer over TCP"

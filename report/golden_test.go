@@ -47,8 +47,6 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/ w
 func ap(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
 func ip(s string) netip.Addr     { return netip.MustParseAddr(s) }
 func ms(f float64) time.Duration { return time.Duration(f * float64(time.Millisecond)) }
-func yes() *bool                 { b := true; return &b }
-func no() *bool                  { b := false; return &b }
 
 func server(input string) stunclient.Server {
 	s, err := stunclient.ParseServer(input)
@@ -247,7 +245,7 @@ func fxPortmapDoubleNAT() PortmapInput {
 func fxIPv6Translated() *probe.IPv6Check {
 	return &probe.IPv6Check{
 		ULA: []netip.Addr{ip("fd00:1::2")}, STUN: probe.IPv6Works, Path: probe.PathTranslated,
-		Public: ap("[2001:db8:ff::2]:51078"), Local: ap("[fd00:1::2]:51078"), PortPreserved: yes(),
+		Public: ap("[2001:db8:ff::2]:51078"), Local: ap("[fd00:1::2]:51078"), PortPreserved: tri.Yes,
 		Elapsed: ms(6.7),
 		WhoAmI: &probe.WhoAmI{Family: stunclient.IPv6, Public: ap("[2001:db8:ff::2]:51078"), Local: ap("[fd00:1::2]:51078"),
 			NAT: true, Agreed: 1, Elapsed: ms(6.7),
@@ -284,7 +282,7 @@ func fxIPv6NoRoute() *probe.IPv6Check {
 // fxTCP is the run quoted in docs/tcp.md.
 func fxTCP() *probe.TCPMapping {
 	return &probe.TCPMapping{
-		Family: stunclient.IPv4, Mapping: nat.EndpointIndependent, EndpointIndependent: yes(),
+		Family: stunclient.IPv4, Mapping: nat.EndpointIndependent, EndpointIndependent: tri.Yes,
 		Local: ap("192.168.1.2:42085"), Elapsed: ms(6.2),
 		Servers: []stunclient.TCPBindingResult{{Name: nat.TCPProbe, To: ap("203.0.113.10:3478"), Local: ap("192.168.1.2:46112"),
 			Mapped: ap("203.0.113.2:46112"), Other: ap("203.0.113.11:3479"), RTT: ms(0.9)}},
@@ -302,7 +300,7 @@ func fxTCP() *probe.TCPMapping {
 // dead server timed out.
 func fxTCPOtherServer() *probe.TCPMapping {
 	return &probe.TCPMapping{
-		Family: stunclient.IPv4, Mapping: nat.MappingUnknown, EndpointIndependent: no(),
+		Family: stunclient.IPv4, Mapping: nat.MappingUnknown, EndpointIndependent: tri.No,
 		Local: ap("192.168.1.2:39001"), Elapsed: ms(1312.5),
 		Reason: "198.51.100.30:3478 saw another mapping than 198.51.100.20:3478; no second port of one server to tell address from address-and-port dependence",
 		Servers: []stunclient.TCPBindingResult{
