@@ -81,7 +81,7 @@ type Check struct {
 type Local struct {
 	Interfaces []nat.HostAddr
 	Gateway    portmap.Gateway // default route; zero when none was found
-	GatewayErr string
+	GatewayErr error           // why no default route was found
 	// InternetIface is the interface whose address the route to the
 	// primary STUN server uses; "" when unknown.
 	InternetIface string
@@ -262,9 +262,7 @@ func (r *runner) local() (string, error) {
 	r.set(func() {
 		r.res.Local.Interfaces = ifs
 		r.res.Local.Gateway = gw
-		if gwErr != nil {
-			r.res.Local.GatewayErr = gwErr.Error()
-		}
+		r.res.Local.GatewayErr = gwErr
 	})
 	if gwErr != nil {
 		return fmt.Sprintf("%d addresses, no default route", len(ifs)), nil

@@ -286,8 +286,8 @@ func TestStreamBindingReplies(t *testing.T) {
 			}
 			run := &typeRun{cfg: &TypeConfig{Net: n, Family: stunclient.IPv4}, deadline: time.Now().Add(2 * time.Second)}
 			got := run.tcpBinding(context.Background(), to)
-			if got.Replied != c.ok || (got.Err == "") != c.ok {
-				t.Fatalf("replied %v, err %q; want replied %v", got.Replied, got.Err, c.ok)
+			if got.Replied != c.ok || (got.Err == nil) != c.ok {
+				t.Fatalf("replied %v, err %v; want replied %v", got.Replied, got.Err, c.ok)
 			}
 			if c.ok && got.XORMapped != netip.MustParseAddrPort("203.0.113.2:4000") {
 				t.Errorf("XOR-MAPPED-ADDRESS %v, want 203.0.113.2:4000", got.XORMapped)

@@ -2,6 +2,7 @@ package report
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -116,18 +117,23 @@ func typeJSONOrUnknown(r *diagnose.Result) TypeJSON {
 	}
 }
 
+// errNoSTUNMapped is the port-mapping section's STUN error in a report:
+// the NAT type check, not a STUN question of its own, gives the public
+// address.
+var errNoSTUNMapped = errors.New("no STUN-mapped address (see the NAT type check)")
+
 func portmapInput(r *diagnose.Result) PortmapInput {
 	in := PortmapInput{Report: r.Portmap, Elapsed: r.Portmap.Elapsed}
 	if r.Type != nil && r.Type.Public.IsValid() {
 		in.STUNMapped = r.Type.Public.Addr()
 	} else {
-		in.STUNError = "no STUN-mapped address (see the NAT type check)"
+		in.STUNErr = errNoSTUNMapped
 	}
 	return in
 }
 
 func localJSON(l diagnose.Local) LocalJSON {
-	out := LocalJSON{Interfaces: []InterfaceJSON{}, GatewayIface: l.Gateway.Iface, GatewayError: l.GatewayErr, InternetIface: l.InternetIface}
+	out := LocalJSON{Interfaces: []InterfaceJSON{}, GatewayIface: l.Gateway.Iface, GatewayError: errText(l.GatewayErr), InternetIface: l.InternetIface}
 	if l.Gateway.Addr.IsValid() {
 		out.Gateway = l.Gateway.Addr.String()
 	}

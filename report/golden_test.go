@@ -171,7 +171,7 @@ func fxTypeSymmetric() *probe.TypeResult {
 				From: ap("198.51.100.30:3478"), RTT: ms(31.15), Attempts: 2, XORMapped: ap("203.0.113.2:61023")},
 			{Name: nat.TestServer, Local: ap("0.0.0.0:40100"), To: ap("203.0.113.99:3478"), Attempts: 4},
 			{Name: nat.TestHairpin, Local: ap("0.0.0.0:40101"), To: ap("203.0.113.2:61022"),
-				Err: "listen udp4 0.0.0.0:0: socket: too many open files"},
+				Err: errors.New("listen udp4 0.0.0.0:0: socket: too many open files")},
 		},
 	}
 	return &probe.TypeResult{Observations: o, Verdict: nat.Classify(o),
@@ -205,7 +205,7 @@ func fxPortmap() PortmapInput {
 					ExternalIP: ip("203.0.113.2"), MappingAdded: tri.Yes, MappingDeleted: tri.Yes,
 					InternalPort: 56921, ExternalPort: 56921, Lifetime: 60 * time.Second,
 					Timings: portmap.Timings{Discover: ms(82.1), ExternalIP: ms(30.2), Add: ms(30.4), Delete: ms(25), Total: ms(248.3)}},
-				{Protocol: portmap.NATPMP, Supported: tri.No, Err: "refused (ICMP port unreachable): no server on the gateway",
+				{Protocol: portmap.NATPMP, Supported: tri.No, Err: errors.New("refused (ICMP port unreachable): no server on the gateway"),
 					Timings: portmap.Timings{Discover: ms(0.6), Total: ms(0.7)}},
 			},
 			Elapsed: ms(248.9),
@@ -225,19 +225,19 @@ func fxPortmapDoubleNAT() PortmapInput {
 			Results: []portmap.Result{
 				{Protocol: portmap.UPnP, Supported: tri.Yes, Server: "Debian/6.18.44 UPnP/1.1 MiniUPnPd/2.3.1",
 					MappingAdded: tri.Yes, MappingDeleted: tri.No, InternalPort: 40400, ExternalPort: 40400,
-					Err:     "GetExternalIPAddress: empty address; DeletePortMapping: no answer in 1s (3 transmissions)",
+					Err:     errors.New("GetExternalIPAddress: empty address; DeletePortMapping: no answer in 1s (3 transmissions)"),
 					Timings: portmap.Timings{Discover: ms(41.7), ExternalIP: ms(12.3), Add: ms(14.1), Total: ms(1081.2)}},
 				{Protocol: portmap.NATPMP, Supported: tri.Yes, Server: "epoch 1204", MappingAdded: tri.No,
-					Err:     "external address: result 3 (network failure)",
+					Err:     errors.New("external address: result 3 (network failure)"),
 					Timings: portmap.Timings{Discover: ms(1.9), Total: ms(2.3)}},
 				{Protocol: portmap.PCP, Supported: tri.Yes, Server: "version 2, epoch 1204", ExternalIP: ip("100.64.0.2"),
-					MappingAdded: tri.No, Err: "MAP: result 8 (NO_RESOURCES)",
+					MappingAdded: tri.No, Err: errors.New("MAP: result 8 (NO_RESOURCES)"),
 					Timings: portmap.Timings{Discover: ms(1.2), Add: ms(1.4), Total: ms(2.8)}},
 			},
 			Elapsed: ms(1081.5),
 		},
-		STUNError: "no STUN server answered (203.0.113.10: no-answer)",
-		Elapsed:   ms(1085.4),
+		STUNErr: errors.New("no STUN server answered (203.0.113.10: no-answer)"),
+		Elapsed: ms(1085.4),
 	}
 }
 
@@ -369,7 +369,7 @@ func fxServerChecks() []probe.ServerCheck {
 		{Server: s[3], Address: ap("203.0.113.30:3478"), Replied: true, RTT: ms(55.9), Mapped: ap("203.0.113.2:40126"),
 			Other: ap("203.0.113.30:3479"), RFC5780: nat.RFC5780Invalid},
 		{Server: s[4], Address: ap("203.0.113.99:3478"), RFC5780: nat.RFC5780Unknown,
-			Err: "no answer within the grace period after another server's"},
+			Err: errors.New("no answer within the grace period after another server's")},
 		{Server: s[5], Address: ap("[2001:db8:ff::10]:3478"), Replied: true, RTT: ms(1.2), Mapped: ap("[2001:db8:ff::2]:51090"),
 			Other: ap("[2001:db8:ff::11]:3479"), RFC5780: nat.RFC5780Verified},
 	}
@@ -442,12 +442,12 @@ func fxReportFailed() FullInput {
 				},
 				Tests: []stunclient.TCPBindingResult{}},
 			Servers: []probe.ServerCheck{
-				{Server: s[0], Address: ap("203.0.113.10:3478"), RFC5780: nat.RFC5780Unknown, Err: "no answer"},
-				{Server: s[1], Address: ap("203.0.113.99:3478"), RFC5780: nat.RFC5780Unknown, Err: "no answer"},
+				{Server: s[0], Address: ap("203.0.113.10:3478"), RFC5780: nat.RFC5780Unknown, Err: errors.New("no answer")},
+				{Server: s[1], Address: ap("203.0.113.99:3478"), RFC5780: nat.RFC5780Unknown, Err: errors.New("no answer")},
 			},
 			Local: diagnose.Local{
 				Interfaces: []nat.HostAddr{{Addr: ip("127.0.0.1"), Iface: "lo"}, {Addr: ip("100.72.14.9"), Iface: "wwan0"}},
-				GatewayErr: "no IPv4 default route in /proc/net/route",
+				GatewayErr: errors.New("no IPv4 default route in /proc/net/route"),
 			},
 			Checks: []diagnose.Check{
 				{Name: diagnose.CheckType, Status: diagnose.StatusFailed, Note: "no STUN server answered", Elapsed: ms(5000.6)},

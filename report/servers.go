@@ -52,7 +52,7 @@ func NewServersJSON(f stunclient.Family, servers []stunclient.Server, checks []p
 			if c.Other.IsValid() {
 				j.OtherAddress = c.Other.String()
 			}
-			j.RFC5780, j.Error = c.RFC5780, c.Err
+			j.RFC5780, j.Error = c.RFC5780, errText(c.Err)
 		}
 		doc.Servers = append(doc.Servers, j)
 	}
@@ -73,7 +73,7 @@ func ServersText(out io.Writer, servers []stunclient.Server, checks []probe.Serv
 	fmt.Fprintln(tw, "SERVER\tADDRESS\tRTT\tRFC 5780\tNOTE")
 	for i, s := range servers {
 		c := checks[i]
-		rtt, note := "-", c.Err
+		rtt, note := "-", errText(c.Err)
 		if c.Replied {
 			rtt = FormatDuration(c.RTT)
 			note = ""

@@ -101,7 +101,7 @@ func testJSON(t nat.TestResult) TestJSON {
 	j := TestJSON{Name: t.Name, Local: addrOrEmpty(t.Local), To: addrOrEmpty(t.To), Change: changeName(t.Change),
 		Expect: addrOrEmpty(t.Expect), Replied: t.Replied, From: addrOrEmpty(t.From), Attempts: t.Attempts,
 		XORMapped: addrOrEmpty(t.XORMapped), Mapped: addrOrEmpty(t.Mapped), OtherAddress: addrOrEmpty(t.OtherAddress),
-		ErrorCode: t.ErrorCode, Error: t.Err}
+		ErrorCode: t.ErrorCode, Error: errText(t.Err)}
 	if t.Replied {
 		j.RTTMs = optMillis(t.RTT)
 	}
@@ -211,8 +211,8 @@ func testLine(t nat.TestResult) string {
 			parts = append(parts, "saw "+AddrString(t.XORMapped))
 		}
 	}
-	if t.Err != "" {
-		parts = append(parts, "("+t.Err+")")
+	if t.Err != nil {
+		parts = append(parts, "("+t.Err.Error()+")")
 	}
 	return strings.Join(parts, "  ")
 }

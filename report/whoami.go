@@ -102,6 +102,15 @@ func optMillis(d time.Duration) *float64 {
 	return msPtr(d)
 }
 
+// errText is err's text for a report, or "" for nil: results carry
+// errors, and only the renderers turn them into text.
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
 // WriteJSON writes v as one indented JSON object and a newline.
 func WriteJSON(out io.Writer, v any) error {
 	enc := json.NewEncoder(out)

@@ -120,7 +120,7 @@ type TestResult struct {
 	// Attributes of the reply, zero if absent.
 	XORMapped, Mapped, OtherAddress netip.AddrPort
 	ErrorCode                       int
-	Err                             string // why there is no reply, if known
+	Err                             error // why there is no reply, if known
 }
 
 // Public is the mapped address the reply reported: XOR-MAPPED-ADDRESS,
@@ -499,8 +499,8 @@ func hairpinning(o *Observations, nat tri.Bool) (tri.Bool, string) {
 	if t.Replied {
 		return tri.Yes, fmt.Sprintf("hairpinning: yes, a datagram sent to public mapping %s reached the local socket (via %s)", addr(t.To), addr(t.From))
 	}
-	if t.Err != "" {
-		return tri.Unknown, "hairpinning: not tested, " + t.Err
+	if t.Err != nil {
+		return tri.Unknown, "hairpinning: not tested, " + t.Err.Error()
 	}
 	return tri.No, fmt.Sprintf("hairpinning: no, nothing sent to public mapping %s came back (%d transmissions)", addr(t.To), t.Attempts)
 }

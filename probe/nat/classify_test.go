@@ -1,6 +1,7 @@
 package nat
 
 import (
+	"errors"
 	"net/netip"
 	"strings"
 	"testing"
@@ -225,7 +226,7 @@ func TestClassify(t *testing.T) {
 			name: "nothing answers",
 			obs: Observations{Tests: []TestResult{
 				{Name: TestBinding, Local: local, To: prim, Attempts: 5},
-				{Name: TestTCP, Local: local, To: prim, Err: "connection refused"},
+				{Name: TestTCP, Local: local, To: prim, Err: errors.New("connection refused")},
 			}, RouteSource: local.Addr(), HostAddrs: hostLAN},
 			typ: TypeUnknown, mapping: MappingUnknown, filtering: FilteringUnknown, nat: tri.Unknown, rfc5780: "absent", evidence: "no STUN server answered",
 		},
@@ -313,7 +314,7 @@ func TestClassifyFindings(t *testing.T) {
 			o.Tests = append(o.Tests, TestResult{Name: TestHairpin, To: pub, Attempts: 5})
 		}), hairpinOf, F},
 		{"hairpin: could not run", natted(func(o *Observations) {
-			o.Tests = append(o.Tests, TestResult{Name: TestHairpin, Err: "no mapping"})
+			o.Tests = append(o.Tests, TestResult{Name: TestHairpin, Err: errors.New("no mapping")})
 		}), hairpinOf, tri.Unknown},
 		{"hairpin: not run", natted(func(*Observations) {}), hairpinOf, tri.Unknown},
 		{"alg: MAPPED-ADDRESS rewritten", natted(func(o *Observations) { o.Tests[0].Mapped = local }), algOf, T},
