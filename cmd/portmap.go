@@ -82,7 +82,7 @@ func runPortmap(parent context.Context, d *Deps, o *portmapOptions) error {
 	if err != nil {
 		return &ExitError{Code: ExitFailure, Err: fmt.Errorf("portmap: %w", err)}
 	}
-	in := report.PortmapInput{Report: res.Report, STUNMapped: res.STUNMapped, STUNError: res.STUNError, Elapsed: res.Elapsed}
+	in := report.PortmapInput{Report: res.Report, STUNMapped: res.STUNMapped, STUNErr: res.STUNErr, Elapsed: res.Elapsed}
 	if o.flags.json {
 		return report.WriteJSON(d.Out, report.NewPortmapJSON(in))
 	}

@@ -25,8 +25,8 @@ func fakePortmap(_ context.Context, o portmap.Options) (*portmap.Report, error) 
 			{Protocol: portmap.UPnP, Supported: tri.Yes, ExternalIP: netip.MustParseAddr("100.64.0.2"),
 				MappingAdded: tri.Yes, MappingDeleted: tri.Yes, InternalPort: 40000, ExternalPort: 40000,
 				Lifetime: time.Minute, Timings: portmap.Timings{Discover: time.Millisecond, Total: 3 * time.Millisecond}},
-			{Protocol: portmap.NATPMP, Supported: tri.No, Err: "refused"},
-			{Protocol: portmap.PCP, Supported: tri.No, Err: "refused"},
+			{Protocol: portmap.NATPMP, Supported: tri.No, Err: errors.New("refused")},
+			{Protocol: portmap.PCP, Supported: tri.No, Err: errors.New("refused")},
 		},
 	}, nil
 }

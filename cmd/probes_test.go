@@ -8,6 +8,7 @@ import (
 
 	"github.com/natcheck/natcheck/internal/stuntest"
 	"github.com/natcheck/natcheck/internal/testutil"
+	"github.com/natcheck/natcheck/internal/tri"
 	"github.com/natcheck/natcheck/probe/nat"
 	"github.com/natcheck/natcheck/report"
 	"github.com/natcheck/natcheck/server"
@@ -83,7 +84,7 @@ func TestIPv6WithoutIPv6ServerExits3(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &j); err != nil {
 		t.Fatalf("not JSON: %v\n%s", err, out)
 	}
-	if code != ExitNoAnswer || j.STUN != "no-server" || j.Translated != nil || !strings.Contains(errOut, "IPv6") {
+	if code != ExitNoAnswer || j.STUN != "no-server" || j.Translated != tri.Unknown || !strings.Contains(errOut, "IPv6") {
 		t.Errorf("code %d stun %q translated %v stderr %q", code, j.STUN, j.Translated, errOut)
 	}
 }

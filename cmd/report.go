@@ -105,7 +105,7 @@ func runReport(parent context.Context, d *Deps, o *reportOptions) error {
 	res, err := o.run(parent, diagnose.Options{
 		Servers: r.servers, Timeout: r.timeout, Lifetime: o.lifetime, LifetimeMax: o.lifetimeMax,
 		NoPortmap: o.noPortmap,
-		Start:     func(name string) diagnose.Step { return display.Start(name) },
+		Start:     func(name diagnose.CheckName) diagnose.Step { return display.Start(string(name)) },
 	})
 	display.Stop()
 	if err != nil {

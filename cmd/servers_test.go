@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/natcheck/natcheck/internal/stuntest"
+	"github.com/natcheck/natcheck/internal/tri"
 	"github.com/natcheck/natcheck/probe/nat"
 	"github.com/natcheck/natcheck/report"
 )
@@ -42,10 +43,10 @@ func TestServersProbeJSON(t *testing.T) {
 		t.Fatalf("doc %+v", doc)
 	}
 	a, d := doc.Servers[0], doc.Servers[1]
-	if a.Reachable == nil || !*a.Reachable || a.RTTMs == nil || a.RFC5780 != nat.RFC5780Absent || a.MappedAddress == "" {
+	if a.Reachable != tri.Yes || a.RTTMs == nil || a.RFC5780 != nat.RFC5780Absent || a.MappedAddress == "" {
 		t.Errorf("live server: %+v", a)
 	}
-	if d.Reachable == nil || *d.Reachable || d.RTTMs != nil || d.Error == "" {
+	if d.Reachable != tri.No || d.RTTMs != nil || d.Error == "" {
 		t.Errorf("dead server: %+v", d)
 	}
 }

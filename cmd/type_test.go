@@ -120,7 +120,7 @@ func TestTypeNoAnswer(t *testing.T) {
 // outputs; a failed measurement is reported, not fatal.
 func TestTypeLifetime(t *testing.T) {
 	measured := &lifetime.Result{Family: stunclient.IPv4, Result: lifetime.Measured,
-		Lower: 28 * time.Second, Upper: 31 * time.Second, Method: "response-port"}
+		Lower: 28 * time.Second, Upper: 31 * time.Second, Method: lifetime.MethodResponsePort}
 	for _, tc := range []struct {
 		name string
 		l    *lifetime.Result

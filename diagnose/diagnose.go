@@ -22,15 +22,18 @@ import (
 	"github.com/pion/transport/v4/stdnet"
 )
 
-// Names of the checks, as shown in progress and in the report.
+// CheckName names one check, as shown in progress and in the report.
+type CheckName string
+
+// The checks.
 const (
-	CheckType     = "nat-type"
-	CheckPortmap  = "port-mapping"
-	CheckIPv6     = "ipv6"
-	CheckTCP      = "tcp"
-	CheckServers  = "servers"
-	CheckLocal    = "local"
-	CheckLifetime = "binding-lifetime"
+	CheckType     CheckName = "nat-type"
+	CheckPortmap  CheckName = "port-mapping"
+	CheckIPv6     CheckName = "ipv6"
+	CheckTCP      CheckName = "tcp"
+	CheckServers  CheckName = "servers"
+	CheckLocal    CheckName = "local"
+	CheckLifetime CheckName = "binding-lifetime"
 )
 
 // Status of a finished check.
@@ -63,12 +66,12 @@ type Options struct {
 	// creates (and deletes) a mapping on the router.
 	NoPortmap bool
 	// Start announces a check; nil announces nothing.
-	Start func(name string) Step
+	Start func(name CheckName) Step
 }
 
 // Check is one check's outcome.
 type Check struct {
-	Name    string
+	Name    CheckName
 	Status  Status
 	Note    string // a short result, or why it failed
 	Elapsed time.Duration
@@ -78,7 +81,7 @@ type Check struct {
 type Local struct {
 	Interfaces []nat.HostAddr
 	Gateway    portmap.Gateway // default route; zero when none was found
-	GatewayErr string
+	GatewayErr error           // why no default route was found
 	// InternetIface is the interface whose address the route to the
 	// primary STUN server uses; "" when unknown.
 	InternetIface string
@@ -99,7 +102,7 @@ type Result struct {
 }
 
 // Check returns the outcome of the named check.
-func (r *Result) Check(name string) (Check, bool) {
+func (r *Result) Check(name CheckName) (Check, bool) {
 	for _, c := range r.Checks {
 		if c.Name == name {
 			return c, true
@@ -144,7 +147,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		c, err := probe.CheckIPv6(ctx, probe.IPv6Options{Servers: o.Servers})
 		r.set(func() { res.IPv6 = c })
 		if c != nil {
-			return "STUN over IPv6: " + c.STUN + ", path " + c.Path, err
+			return "STUN over IPv6: " + string(c.STUN) + ", path " + string(c.Path), err
 		}
 		return "", err
 	})
@@ -168,7 +171,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			l, err := lifetime.Measure(ctx, lifetime.Options{Servers: o.Servers, Family: stunclient.IPv4, Max: o.LifetimeMax})
 			r.set(func() { res.Lifetime = l })
 			if l != nil {
-				return l.Result, err
+				return string(l.Result), err
 			}
 			return "", err
 		})
@@ -203,19 +206,19 @@ func (r *runner) set(f func()) {
 	f()
 }
 
-func (r *runner) step(name string) Step {
+func (r *runner) step(name CheckName) Step {
 	if r.o.Start == nil {
 		return nopStep{}
 	}
 	return r.o.Start(name)
 }
 
-func (r *runner) run(name string, f func(context.Context) (string, error)) {
+func (r *runner) run(name CheckName, f func(context.Context) (string, error)) {
 	r.runWith(name, r.ctx, f)
 }
 
 // runWith runs f in its own goroutine under ctx and files its outcome.
-func (r *runner) runWith(name string, ctx context.Context, f func(context.Context) (string, error)) {
+func (r *runner) runWith(name CheckName, ctx context.Context, f func(context.Context) (string, error)) {
 	step := r.step(name)
 	r.wg.Add(1)
 	go func() {
@@ -240,7 +243,7 @@ func (r *runner) runWith(name string, ctx context.Context, f func(context.Contex
 	}()
 }
 
-func (r *runner) skip(name, why string) {
+func (r *runner) skip(name CheckName, why string) {
 	r.step(name).Skip(why)
 	r.set(func() { r.res.Checks = append(r.res.Checks, Check{Name: name, Status: StatusSkipped, Note: why}) })
 }
@@ -259,9 +262,7 @@ func (r *runner) local() (string, error) {
 	r.set(func() {
 		r.res.Local.Interfaces = ifs
 		r.res.Local.Gateway = gw
-		if gwErr != nil {
-			r.res.Local.GatewayErr = gwErr.Error()
-		}
+		r.res.Local.GatewayErr = gwErr
 	})
 	if gwErr != nil {
 		return fmt.Sprintf("%d addresses, no default route", len(ifs)), nil
@@ -303,7 +304,7 @@ func serversNote(cs []probe.ServerCheck) string {
 }
 
 // checkOrder is the order of checks in a report.
-var checkOrder = []string{CheckType, CheckPortmap, CheckIPv6, CheckTCP, CheckLifetime, CheckServers, CheckLocal}
+var checkOrder = []CheckName{CheckType, CheckPortmap, CheckIPv6, CheckTCP, CheckLifetime, CheckServers, CheckLocal}
 
 // orderChecks puts checks in report order (they finish in any order).
 func orderChecks(cs []Check) {

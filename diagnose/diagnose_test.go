@@ -21,15 +21,15 @@ func TestRunReportsEveryCheck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var started []string
+	var started []CheckName
 	res, err := Run(context.Background(), Options{
 		Servers: []stunclient.Server{s}, Timeout: 2 * time.Second, NoPortmap: true,
-		Start: func(name string) Step { started = append(started, name); return nopStep{} },
+		Start: func(name CheckName) Step { started = append(started, name); return nopStep{} },
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]Status{
+	want := map[CheckName]Status{
 		CheckType: StatusDone, CheckPortmap: StatusSkipped, CheckIPv6: StatusDone, CheckTCP: StatusFailed,
 		CheckLifetime: StatusSkipped, CheckServers: StatusDone, CheckLocal: StatusDone,
 	}

@@ -32,7 +32,7 @@ type PortmapOptions struct {
 type PortmapResult struct {
 	Report     *portmap.Report
 	STUNMapped netip.Addr // invalid when STUN was not asked or failed
-	STUNError  string     // why STUNMapped is missing; "" when not asked
+	STUNErr    error      // why STUNMapped is missing; nil when not asked
 	Elapsed    time.Duration
 }
 
@@ -60,7 +60,7 @@ func Portmap(ctx context.Context, o PortmapOptions) (*PortmapResult, error) {
 		wg.Go(func() {
 			w, err := whoami(stunCtx, probe.WhoAmIOptions{Servers: o.Servers, Family: stunclient.IPv4})
 			if err != nil {
-				res.STUNError = err.Error()
+				res.STUNErr = err
 				return
 			}
 			res.STUNMapped = w.Public.Addr()

@@ -38,7 +38,7 @@ func TestPortmapWithSTUN(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Report != rep || res.STUNMapped != netip.MustParseAddr("203.0.113.2") || res.STUNError != "" || res.Elapsed <= 0 {
+	if res.Report != rep || res.STUNMapped != netip.MustParseAddr("203.0.113.2") || res.STUNErr != nil || res.Elapsed <= 0 {
 		t.Errorf("result %+v", res)
 	}
 	if checkLeft > 5*time.Second || checkLeft < 4*time.Second || stunLeft > 2*time.Second || stunLeft < time.Second {
@@ -84,7 +84,7 @@ func TestPortmapNoSTUN(t *testing.T) {
 			return nil, nil
 		},
 	})
-	if err != nil || res.STUNMapped.IsValid() || res.STUNError != "" {
+	if err != nil || res.STUNMapped.IsValid() || res.STUNErr != nil {
 		t.Errorf("result %+v, err %v", res, err)
 	}
 }

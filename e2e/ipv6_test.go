@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/natcheck/natcheck/internal/stuntest"
+	"github.com/natcheck/natcheck/internal/tri"
 	"github.com/natcheck/natcheck/lab"
 	"github.com/natcheck/natcheck/report"
 )
@@ -48,7 +49,7 @@ func TestIPv6RoutedOrTranslated(t *testing.T) {
 			b := testServer6(t, l, v6.ServerIPs[1])
 			j := ipv6JSON(t, natcheck(t, l, "ipv6", "--json", "-s", a.String(), "-s", b.String()))
 			translated := tc.mode != lab.IPv6Routed
-			if j.STUN != "works" || j.Translated == nil || *j.Translated != translated {
+			if j.STUN != "works" || j.Translated != tri.Of(translated) {
 				t.Fatalf("stun %q path %q translated %v; want works, translated=%v", j.STUN, j.Path, j.Translated, translated)
 			}
 			if j.PublicIP != v6.PublicIP.String() || j.LocalIP != v6.ClientIP.String() {
@@ -61,11 +62,11 @@ func TestIPv6RoutedOrTranslated(t *testing.T) {
 			if !slices.Contains(list, v6.ClientIP.String()) {
 				t.Errorf("the client's %s is missing from global %v / ula %v", v6.ClientIP, j.GlobalAddresses, j.ULAAddresses)
 			}
-			if translated && (j.PortPreserved == nil || j.Path != "translated") {
+			if translated && (j.PortPreserved == tri.Unknown || j.Path != "translated") {
 				t.Errorf("translated path without port judgement: %+v", j)
 			}
 			// Prefix translation keeps ports (and the interface identifier).
-			if tc.mode == lab.IPv6NPT && (j.PortPreserved == nil || !*j.PortPreserved) {
+			if tc.mode == lab.IPv6NPT && j.PortPreserved != tri.Yes {
 				t.Errorf("NPTv6 changed the port: %+v", j)
 			}
 			plain := natcheck(t, l, "ipv6", "-s", a.String())
@@ -81,7 +82,7 @@ func TestIPv6Unusable(t *testing.T) {
 	l := lab.New(t, lab.Options{Kind: lab.PortRestrictedCone})
 	r := natcheck(t, l, "ipv6", "--json", "--timeout", "1s", "-s", "[2001:db8:ff::10]:3478")
 	j := ipv6JSON(t, r)
-	if r.code != 3 || j.STUN != "no-route" || j.Path != "unknown" || j.Translated != nil {
+	if r.code != 3 || j.STUN != "no-route" || j.Path != "unknown" || j.Translated != tri.Unknown {
 		t.Errorf("exit %d stun %q path %q translated %v; want 3, no-route, unknown, null", r.code, j.STUN, j.Path, j.Translated)
 	}
 	if r.elapsed > 1500_000_000 {

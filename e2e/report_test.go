@@ -35,7 +35,7 @@ func serveBoth(t *testing.T, l *lab.Lab, v6 *lab.IPv6) {
 func checkStatuses(t *testing.T, f report.FullJSON, want map[string]string) {
 	t.Helper()
 	for _, c := range f.Checks {
-		if w, ok := want[c.Name]; ok && c.Status != w {
+		if w, ok := want[string(c.Name)]; ok && string(c.Status) != w {
 			t.Errorf("check %s: %s (%s), want %s", c.Name, c.Status, c.Note, w)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/natcheck/natcheck/internal/tri"
 	"github.com/natcheck/natcheck/lab"
 	"github.com/natcheck/natcheck/probe/nat"
 	"github.com/natcheck/natcheck/report"
@@ -33,7 +34,7 @@ func TestTCPMappingBehaviour(t *testing.T) {
 			if err := json.Unmarshal([]byte(r.stdout), &j); err != nil || r.code != 0 {
 				t.Fatalf("exit %d, stdout not JSON (%v): %s", r.code, err, r.stdout)
 			}
-			if j.Mapping != tc.want || j.EndpointIndependent == nil || *j.EndpointIndependent != tc.eim {
+			if j.Mapping != tc.want || j.EndpointIndependent != tri.Of(tc.eim) {
 				t.Fatalf("mapping %q eim %v (%s); want %q", j.Mapping, j.EndpointIndependent, j.Reason, tc.want)
 			}
 			if len(j.Tests) != 3 || j.Tests[1].To != netip.AddrPortFrom(l.ServerIPs[1], 3478).String() {
@@ -59,7 +60,7 @@ func TestTCPWorksWhereUDPIsBlocked(t *testing.T) {
 		t.Errorf("servers %+v; want one TCP answer showing %s", j.Servers, l.PublicIP)
 	}
 	// One server without OTHER-ADDRESS cannot name the mapping: unknown.
-	if j.Mapping != "unknown" || j.EndpointIndependent != nil || j.Reason == "" {
+	if j.Mapping != "unknown" || j.EndpointIndependent != tri.Unknown || j.Reason == "" {
 		t.Errorf("mapping %q eim %v reason %q", j.Mapping, j.EndpointIndependent, j.Reason)
 	}
 }

@@ -1,9 +1,12 @@
 package portmap
 
 import (
+	"errors"
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/natcheck/natcheck/internal/tri"
 )
@@ -50,5 +53,24 @@ func TestDoubleNAT(t *testing.T) {
 		if got, why := DoubleNAT(gw, stun); got != tc.want || why == "" {
 			t.Errorf("DoubleNAT(%s, %s) = %v (%q), want %v", tc.gw, tc.stun, got, why, tc.want)
 		}
+	}
+}
+
+// Several failures of one protocol read as one line, and each still
+// matches errors.Is.
+func TestFailJoinsErrors(t *testing.T) {
+	c := &checker{res: &Result{}}
+	c.fail(nil)
+	if c.res.Err != nil {
+		t.Fatalf("nil failure recorded: %v", c.res.Err)
+	}
+	c.fail(fmt.Errorf("external address: %w", ErrRefused))
+	c.fail(errNoAnswer{wait: time.Second, tries: 3})
+	want := "external address: " + ErrRefused.Error() + "; no answer in 1s (3 transmissions)"
+	if c.res.Err.Error() != want {
+		t.Errorf("text %q, want %q", c.res.Err, want)
+	}
+	if !errors.Is(c.res.Err, ErrRefused) || !errors.Is(c.res.Err, ErrNoAnswer) {
+		t.Errorf("errors.Is lost a cause: %v", c.res.Err)
 	}
 }

@@ -292,7 +292,7 @@ func TestCheckNATPMPAnswers(t *testing.T) {
 				t.Fatal(err)
 			}
 			r, _ := rep.Result(NATPMP)
-			if r.Supported != tc.supported || r.MappingAdded != tc.added || r.MappingDeleted != tc.del || r.Err != tc.err {
+			if r.Supported != tc.supported || r.MappingAdded != tc.added || r.MappingDeleted != tc.del || r.Err == nil || r.Err.Error() != tc.err {
 				t.Errorf("%+v; want supported %v added %v deleted %v, error %q", r, tc.supported, tc.added, tc.del, tc.err)
 			}
 			if len(g.live()) != 0 {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -45,7 +46,7 @@ type Result struct {
 	MappingAdded, MappingDeleted tri.Bool
 	InternalPort, ExternalPort   uint16        // of the test mapping
 	Lifetime                     time.Duration // granted lifetime of the test mapping
-	Err                          string        // the first failure, "" if none
+	Err                          error         // the failures, in order; nil if none
 	Timings                      Timings
 }
 
@@ -194,16 +195,38 @@ func (c *checker) run(ctx context.Context, p Protocol) {
 	}
 }
 
-// fail records a failure; several are joined in order with "; ".
+// fail records a failure; several are joined in order (see joinedErr).
 func (c *checker) fail(err error) {
 	switch {
 	case err == nil:
-	case c.res.Err == "":
-		c.res.Err = err.Error()
+	case c.res.Err == nil:
+		c.res.Err = err
 	default:
-		c.res.Err += "; " + err.Error()
+		j, ok := c.res.Err.(joinedErr)
+		if !ok {
+			j = joinedErr{c.res.Err}
+		}
+		c.res.Err = append(j, err)
 	}
 }
+
+// joinedErr is several failures of one protocol's test, in order. Its text
+// joins theirs with "; " (errors.Join would use newlines); errors.Is and
+// errors.As see each of them.
+type joinedErr []error
+
+func (j joinedErr) Error() string {
+	var b strings.Builder
+	for i, err := range j {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(err.Error())
+	}
+	return b.String()
+}
+
+func (j joinedErr) Unwrap() []error { return j }
 
 // deleted records how a NAT-PMP or PCP deletion of the test mapping went
 // (err from the gateway's answer). A confirmed deletion counts when the

@@ -21,7 +21,7 @@ func TestCheckFakeGatewayAllProtocols(t *testing.T) {
 	}
 	for _, r := range rep.Results {
 		if r.Supported != tri.Yes || r.ExternalIP != g.external || r.MappingAdded != tri.Yes ||
-			r.MappingDeleted != tri.Yes || r.Err != "" || r.ExternalPort == 0 {
+			r.MappingDeleted != tri.Yes || r.Err != nil || r.ExternalPort == 0 {
 			t.Errorf("%s: %+v; want supported, external %s, mapping added and deleted", r.Protocol, r, g.external)
 		}
 	}
@@ -64,7 +64,7 @@ func TestCheckNothingListeningIsNo(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, r := range rep.Results {
-		if r.Supported != tri.No || r.MappingAdded != tri.Unknown || r.Err == "" {
+		if r.Supported != tri.No || r.MappingAdded != tri.Unknown || r.Err == nil {
 			t.Errorf("%s: %+v; want not supported with a reason", r.Protocol, r)
 		}
 	}
@@ -123,7 +123,7 @@ func TestCheckGatewayWithPrivateWAN(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, r := range rep.Results {
-		if r.Supported != tri.Yes || r.MappingAdded != tri.No || r.MappingDeleted != tri.Unknown || r.Err == "" {
+		if r.Supported != tri.Yes || r.MappingAdded != tri.No || r.MappingDeleted != tri.Unknown || r.Err == nil {
 			t.Errorf("%s: %+v; want supported, mapping refused with a reason", r.Protocol, r)
 		}
 	}

@@ -433,7 +433,7 @@ func validOther(prim, o netip.AddrPort) bool {
 }
 
 // exchange runs one paced test on an existing socket.
-func (r *typeRun) exchange(ctx context.Context, c *stunclient.Conn, name string, to netip.AddrPort, change nat.ChangeFlags, expect netip.AddrPort) nat.TestResult {
+func (r *typeRun) exchange(ctx context.Context, c *stunclient.Conn, name nat.TestName, to netip.AddrPort, change nat.ChangeFlags, expect netip.AddrPort) nat.TestResult {
 	var accept func(netip.AddrPort) bool
 	if change != 0 {
 		// Accept a reply from anywhere: where it came from is the finding.
@@ -465,11 +465,11 @@ func (r *typeRun) windowEnd() time.Time {
 // (filterPortLo-filterPortHi), where no earlier natcheck socket ever
 // contacted the alternate address: NAT state left by an earlier run cannot
 // open their filter and fake a reply either.
-func (r *typeRun) fresh(ctx context.Context, name string, to netip.AddrPort, change nat.ChangeFlags, expect netip.AddrPort) nat.TestResult {
+func (r *typeRun) fresh(ctx context.Context, name nat.TestName, to netip.AddrPort, change nat.ChangeFlags, expect netip.AddrPort) nat.TestResult {
 	return r.pair(func() nat.TestResult {
 		c, err := r.listenFilterPort(ctx)
 		if err != nil {
-			return nat.TestResult{Name: name, To: to, Change: change, Expect: expect, Err: err.Error()}
+			return nat.TestResult{Name: name, To: to, Change: change, Expect: expect, Err: err}
 		}
 		defer c.Close()
 		return r.exchange(ctx, c, name, to, change, expect)
@@ -519,7 +519,7 @@ func (r *typeRun) listenFilterPort(ctx context.Context) (*stunclient.Conn, error
 func (r *typeRun) verify(ctx context.Context, prim, other netip.AddrPort) nat.TestResult {
 	c, err := stunclient.Listen(ctx, r.cfg.Net, r.cfg.Family, wildcard(r.cfg.Family))
 	if err != nil {
-		return nat.TestResult{Name: nat.TestFilterVerify, To: prim, Expect: other, Err: err.Error()}
+		return nat.TestResult{Name: nat.TestFilterVerify, To: prim, Expect: other, Err: err}
 	}
 	defer c.Close()
 	opened := make(chan nat.TestResult, 1)
@@ -530,17 +530,20 @@ func (r *typeRun) verify(ctx context.Context, prim, other netip.AddrPort) nat.Te
 	}
 	t := r.exchange(ctx, c, nat.TestFilterVerify, prim, nat.ChangeIP|nat.ChangePort, other)
 	if open := <-opened; !t.Replied && !open.Replied {
-		t.Err = "OTHER-ADDRESS did not answer either"
+		t.Err = errOtherSilent
 	}
 	return t
 }
 
+// errOtherSilent is the verify test's error when neither leg got a reply.
+var errOtherSilent = errors.New("OTHER-ADDRESS did not answer either")
+
 // result turns an engine answer into a test observation.
-func result(name string, local, to netip.AddrPort, change nat.ChangeFlags, resp stunclient.Response, n int, err error) nat.TestResult {
+func result(name nat.TestName, local, to netip.AddrPort, change nat.ChangeFlags, resp stunclient.Response, n int, err error) nat.TestResult {
 	t := nat.TestResult{Name: name, Local: local, To: to, Change: change, Attempts: n}
 	if err != nil {
 		if !errors.Is(err, stunclient.ErrNoResponse) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
-			t.Err = err.Error()
+			t.Err = err
 		}
 		return t
 	}
@@ -580,8 +583,8 @@ func maxRTT(ts []nat.TestResult) time.Duration {
 // summary is one progress line for --verbose.
 func summary(t nat.TestResult) string {
 	switch {
-	case t.Err != "":
-		return fmt.Sprintf("%s: %s", t.Name, t.Err)
+	case t.Err != nil:
+		return fmt.Sprintf("%s: %v", t.Name, t.Err)
 	case !t.Replied:
 		return fmt.Sprintf("%s: no reply from %s after %d copies", t.Name, t.To, t.Attempts)
 	default:

@@ -2,6 +2,7 @@ package probe
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/netip"
 	"time"
@@ -10,6 +11,10 @@ import (
 	"github.com/natcheck/natcheck/probe/stunclient"
 	"github.com/pion/stun/v3"
 )
+
+// errNoOwnMapping is the hairpin test's error when the first socket's
+// binding got no usable answer.
+var errNoOwnMapping = errors.New("the socket's own mapping could not be learnt")
 
 // hairpin tests whether the NAT loops a datagram sent to a public mapping
 // back inside. Socket A learns its own mapping from the primary server;
@@ -25,13 +30,13 @@ func (r *typeRun) hairpin(ctx context.Context, prim netip.AddrPort) nat.TestResu
 	}
 	a, err := r.cfg.Net.ListenPacket(network, wildcard(r.cfg.Family))
 	if err != nil {
-		t.Err = err.Error()
+		t.Err = err
 		return t
 	}
 	defer a.Close()
 	b, err := r.cfg.Net.ListenPacket(network, wildcard(r.cfg.Family))
 	if err != nil {
-		t.Err = err.Error()
+		t.Err = err
 		return t
 	}
 	defer b.Close()
@@ -46,16 +51,16 @@ func (r *typeRun) hairpin(ctx context.Context, prim netip.AddrPort) nat.TestResu
 
 	mapped, ok := r.rawBinding(ctx, a, prim)
 	if !ok {
-		t.Err = "the socket's own mapping could not be learnt"
+		t.Err = errNoOwnMapping
 		if err := ctx.Err(); err != nil {
-			t.Err = err.Error()
+			t.Err = err
 		}
 		return t
 	}
 	t.To = mapped
 	req, err := stunclient.BuildRequest(0)
 	if err != nil {
-		t.Err = err.Error()
+		t.Err = err
 		return t
 	}
 	// The hairpinned path never leaves the NAT, so its round trip is a

@@ -6,37 +6,45 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/natcheck/natcheck/internal/tri"
 	"github.com/natcheck/natcheck/probe/nat"
 	"github.com/natcheck/natcheck/probe/stunclient"
 	"github.com/pion/transport/v4"
 )
 
-// STUN over IPv6, as CheckIPv6 found it.
+// IPv6Status is how STUN over IPv6 went, as CheckIPv6 found it.
+type IPv6Status string
+
+// The outcomes of STUN over IPv6.
 const (
-	IPv6Works    = "works"     // a server answered over IPv6
-	IPv6NoAnswer = "no-answer" // servers were asked, none answered
-	IPv6NoRoute  = "no-route"  // the host could not send IPv6 (no address or route)
-	IPv6NoServer = "no-server" // no server has an IPv6 address
+	IPv6Works    IPv6Status = "works"     // a server answered over IPv6
+	IPv6NoAnswer IPv6Status = "no-answer" // servers were asked, none answered
+	IPv6NoRoute  IPv6Status = "no-route"  // the host could not send IPv6 (no address or route)
+	IPv6NoServer IPv6Status = "no-server" // no server has an IPv6 address
 )
 
-// How the IPv6 path treats the host's address.
+// IPv6Path is how the IPv6 path treats the host's address.
+type IPv6Path string
+
+// The IPv6 paths.
 const (
-	PathRouted     = "routed"     // servers see one of the host's own addresses
-	PathTranslated = "translated" // servers see another address: NAT66 or NPTv6
-	PathUnknown    = "unknown"    // STUN over IPv6 did not work
+	PathRouted     IPv6Path = "routed"     // servers see one of the host's own addresses
+	PathTranslated IPv6Path = "translated" // servers see another address: NAT66 or NPTv6
+	PathUnknown    IPv6Path = "unknown"    // STUN over IPv6 did not work
 )
 
 // IPv6Check is the host's IPv6 picture.
 type IPv6Check struct {
 	Global []netip.Addr // the host's global unicast addresses
 	ULA    []netip.Addr // the host's unique local addresses (fc00::/7)
-	STUN   string       // IPv6Works, IPv6NoAnswer, IPv6NoRoute, IPv6NoServer
-	Path   string       // PathRouted, PathTranslated, PathUnknown
+	STUN   IPv6Status
+	Path   IPv6Path
 	Public netip.AddrPort
 	Local  netip.AddrPort // the route's source address and the socket's port
-	// PortPreserved is set when translated: whether the mapped port is
-	// the socket's (stateless NPTv6 always keeps it; NAT66 may not).
-	PortPreserved *bool
+	// PortPreserved is decided when translated: whether the mapped port
+	// is the socket's (stateless NPTv6 always keeps it; NAT66 may not).
+	// It is tri.Unknown otherwise.
+	PortPreserved tri.Bool
 	WhoAmI        *WhoAmI // the STUN exchange behind the answer
 	Err           error   // why STUN did not work
 	Elapsed       time.Duration
@@ -78,8 +86,7 @@ func CheckIPv6(ctx context.Context, o IPv6Options) (*IPv6Check, error) {
 	c.Path = PathRouted
 	if w.NAT {
 		c.Path = PathTranslated
-		kept := w.Public.Port() == w.Local.Port()
-		c.PortPreserved = &kept
+		c.PortPreserved = tri.Of(w.Public.Port() == w.Local.Port())
 	}
 	return c, nil
 }
@@ -103,7 +110,7 @@ func splitIPv6(addrs []nat.HostAddr) (global, ula []netip.Addr) {
 
 // ipv6Failure tells why no server answered over IPv6: none had an IPv6
 // address, the host could not send (network unreachable), or silence.
-func ipv6Failure(w *WhoAmI) string {
+func ipv6Failure(w *WhoAmI) IPv6Status {
 	if w == nil || len(w.Servers) == 0 {
 		return IPv6NoAnswer
 	}

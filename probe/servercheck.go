@@ -27,8 +27,16 @@ type ServerCheck struct {
 	// changed reply from the wrong place), "absent" (it answered without
 	// OTHER-ADDRESS) or "unknown" (it never answered).
 	RFC5780 nat.RFC5780
-	Err     string
+	Err     error // why it did not answer; nil when it did
 }
+
+// errSilent is a server check's error when the binding got no reply: it
+// reads "no answer" and unwraps to the cause (stunclient.ErrNoResponse,
+// or the context's error), if any.
+type errSilent struct{ cause error }
+
+func (errSilent) Error() string   { return "no answer" }
+func (e errSilent) Unwrap() error { return e.cause }
 
 // CheckServers probes every server at once, each from its own sockets,
 // with the binding and verify tests of `natcheck type`, under the
@@ -40,7 +48,7 @@ func CheckServers(ctx context.Context, n transport.Net, f stunclient.Family, ser
 	if err != nil {
 		out := make([]ServerCheck, len(servers))
 		for i, s := range servers {
-			out[i] = ServerCheck{Server: s, RFC5780: nat.RFC5780Unknown, Err: err.Error()}
+			out[i] = ServerCheck{Server: s, RFC5780: nat.RFC5780Unknown, Err: err}
 		}
 		return out
 	}
@@ -59,7 +67,7 @@ func CheckServers(ctx context.Context, n transport.Net, f stunclient.Family, ser
 	for i, r := range rs {
 		out[i] = r.Value
 		if err := r.State.Err(); err != nil && !out[i].Replied {
-			out[i].Err = err.Error()
+			out[i].Err = err
 		}
 	}
 	return out
@@ -83,7 +91,7 @@ func checkServer(ctx context.Context, n transport.Net, f stunclient.Family, s st
 	sc := ServerCheck{Server: s, RFC5780: nat.RFC5780Unknown}
 	addrs, err := s.Resolve(ctx, f)
 	if err != nil {
-		sc.Err = err.Error()
+		sc.Err = err
 		return sc
 	}
 	sc.Address = addrs[0]
@@ -95,7 +103,7 @@ func checkServer(ctx context.Context, n transport.Net, f stunclient.Family, s st
 	r := &typeRun{cfg: &cfg, deadline: deadline}
 	c, err := stunclient.Listen(ctx, n, f, wildcard(f))
 	if err != nil {
-		sc.Err = err.Error()
+		sc.Err = err
 		return sc
 	}
 	defer c.Close()
@@ -104,8 +112,8 @@ func checkServer(ctx context.Context, n transport.Net, f stunclient.Family, s st
 	bind := result(nat.TestBinding, c.LocalAddr(), sc.Address, 0, resp, sent, err)
 	if !bind.Replied {
 		sc.Err = bind.Err
-		if sc.Err == "" {
-			sc.Err = "no answer"
+		if sc.Err == nil {
+			sc.Err = errSilent{err}
 		}
 		return sc
 	}

@@ -2,11 +2,12 @@ package probe
 
 import (
 	"context"
-	"strings"
+	"errors"
 	"testing"
 	"time"
 
 	"github.com/natcheck/natcheck/internal/stuntest"
+	"github.com/natcheck/natcheck/probe/gather"
 	"github.com/natcheck/natcheck/probe/nat"
 	"github.com/natcheck/natcheck/probe/stunclient"
 	"github.com/pion/transport/v4/vnet"
@@ -55,7 +56,7 @@ func TestCheckServersPlainAndDead(t *testing.T) {
 		if !p.Replied || p.RFC5780 != nat.RFC5780Absent || p.RTT <= 0 {
 			t.Errorf("plain server: %+v", p)
 		}
-		if d.Replied || d.RFC5780 != nat.RFC5780Unknown || !strings.Contains(d.Err, "grace") {
+		if d.Replied || d.RFC5780 != nat.RFC5780Unknown || !errors.Is(d.Err, gather.ErrGaveUp) {
 			t.Errorf("dead server: %+v; want no answer within the grace period, rfc5780 unknown", d)
 		}
 	}
@@ -66,7 +67,7 @@ func TestCheckServersAllDeadIsUnknown(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	got := CheckServers(ctx, nil, stunclient.IPv4, []stunclient.Server{serverAt(t, dead)})
-	if got[0].Replied || got[0].RFC5780 != nat.RFC5780Unknown || got[0].Err == "" {
+	if got[0].Replied || got[0].RFC5780 != nat.RFC5780Unknown || got[0].Err == nil {
 		t.Errorf("dead server: %+v; want no answer, rfc5780 unknown", got[0])
 	}
 }

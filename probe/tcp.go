@@ -40,7 +40,7 @@ func (r *typeRun) tcpBinding(ctx context.Context, to netip.AddrPort) nat.TestRes
 
 	c, err := d.Dial(network, to.String())
 	if err != nil {
-		t.Err = err.Error()
+		t.Err = err
 		return t
 	}
 	defer c.Close()
@@ -50,7 +50,7 @@ func (r *typeRun) tcpBinding(ctx context.Context, to netip.AddrPort) nat.TestRes
 	t.Local = stunclient.AddrPortOf(c.LocalAddr())
 	resp, err := stunclient.StreamBinding(c, to)
 	if err != nil {
-		t.Err = err.Error()
+		t.Err = err
 		return t
 	}
 	// From before the dial: this RTT includes the TCP handshake.

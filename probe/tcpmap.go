@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/natcheck/natcheck/internal/tri"
 	"github.com/natcheck/natcheck/probe/gather"
 	"github.com/natcheck/natcheck/probe/nat"
 	"github.com/natcheck/natcheck/probe/stunclient"
@@ -28,9 +29,9 @@ type TCPMapping struct {
 	// Mapping is EndpointIndependent, AddressDependent,
 	// AddressAndPortDependent or nat.MappingUnknown, as Verdict.Mapping for UDP.
 	Mapping nat.Mapping
-	// EndpointIndependent is nil when not tested; false may come with an
-	// unknown Mapping when no second port of the server could be tried.
-	EndpointIndependent *bool
+	// EndpointIndependent is tri.Unknown when not tested; No may come with
+	// an unknown Mapping when no second port of the server could be tried.
+	EndpointIndependent tri.Bool
 	Local               netip.AddrPort                // the one local port every test connection used
 	Servers             []stunclient.TCPBindingResult // one plain binding per server, from fresh ports
 	Tests               []stunclient.TCPBindingResult // from the shared local port
@@ -87,7 +88,7 @@ func RunTCPMapping(ctx context.Context, o TCPMappingOptions) (*TCPMapping, error
 	// The primary and the other destinations are connected at once: through
 	// loss, each connection set-up may wait for a SYN retransmission (1 s),
 	// and doing them one after another would double that.
-	m.Tests = tcpFromPort(ctx, o.Family, laddr, append([]tcpDest{{"primary", primary.To}}, dests...))
+	m.Tests = tcpFromPort(ctx, o.Family, laddr, append([]tcpDest{{nat.TCPPrimary, primary.To}}, dests...))
 	first := m.Tests[0]
 	if !first.OK() {
 		m.Reason = "the primary server did not answer from the shared local port: " + errString(first.Err)
@@ -125,13 +126,13 @@ func tcpProbeAll(ctx context.Context, o TCPMappingOptions) []stunclient.TCPBindi
 		tasks[i] = func(ctx context.Context, answered func(gather.Answer)) stunclient.TCPBindingResult {
 			addrs, err := s.Resolve(ctx, o.Family)
 			if err != nil {
-				return stunclient.TCPBindingResult{Name: "probe", Err: err}
+				return stunclient.TCPBindingResult{Name: nat.TCPProbe, Err: err}
 			}
 			r, c := stunclient.TCPBinding(ctx, o.Family, netip.AddrPort{}, addrs[0])
 			if c != nil {
 				c.Close()
 			}
-			r.Name = "probe"
+			r.Name = nat.TCPProbe
 			if r.OK() {
 				answered(gather.Answer{RTT: r.RTT})
 			}
@@ -170,7 +171,7 @@ func primaryReady(rs []gather.Result[stunclient.TCPBindingResult]) bool {
 
 // tcpDest is one destination of the mapping test.
 type tcpDest struct {
-	name string
+	name nat.TestName
 	to   netip.AddrPort
 }
 
@@ -181,13 +182,13 @@ type tcpDest struct {
 func tcpDestinations(primary stunclient.TCPBindingResult, others []stunclient.TCPBindingResult) []tcpDest {
 	if o := primary.Other; o.IsValid() && o.Addr() != primary.To.Addr() {
 		return []tcpDest{
-			{"alt-ip", netip.AddrPortFrom(o.Addr(), primary.To.Port())},
-			{"alt-ip-port", o},
+			{nat.TCPAltIP, netip.AddrPortFrom(o.Addr(), primary.To.Port())},
+			{nat.TCPAltIPPort, o},
 		}
 	}
 	for _, r := range others {
 		if r.To.Addr() != primary.To.Addr() {
-			return []tcpDest{{"other-server", r.To}}
+			return []tcpDest{{nat.TCPOtherServer, r.To}}
 		}
 	}
 	return nil
@@ -218,7 +219,7 @@ func tcpFromPort(ctx context.Context, f stunclient.Family, laddr netip.AddrPort,
 // judge names the mapping behaviour from the tests, never guessing: a
 // missing answer leaves it unknown.
 func (m *TCPMapping) judge() {
-	get := func(name string) *stunclient.TCPBindingResult {
+	get := func(name nat.TestName) *stunclient.TCPBindingResult {
 		for i := range m.Tests {
 			if m.Tests[i].Name == name {
 				return &m.Tests[i]
@@ -226,37 +227,36 @@ func (m *TCPMapping) judge() {
 		}
 		return nil
 	}
-	first := get("primary")
+	first := get(nat.TCPPrimary)
 	for _, t := range m.Tests {
 		if t.Err == nil && t.Local.Port() != first.Local.Port() {
 			m.Reason = "the system did not keep the shared local port"
 			return
 		}
 	}
-	no, yes := false, true
-	if other := get("other-server"); other != nil {
+	if other := get(nat.TCPOtherServer); other != nil {
 		if !other.OK() {
 			m.Reason = "the second server did not answer from the shared port: " + errString(other.Err)
 			return
 		}
 		if other.Mapped == first.Mapped {
-			m.Mapping, m.EndpointIndependent = nat.EndpointIndependent, &yes
+			m.Mapping, m.EndpointIndependent = nat.EndpointIndependent, tri.Yes
 			return
 		}
-		m.EndpointIndependent = &no
+		m.EndpointIndependent = tri.No
 		m.Reason = "mapping changes with the destination; telling address from address-and-port dependence needs a server with OTHER-ADDRESS"
 		return
 	}
-	altIP, altPort := get("alt-ip"), get("alt-ip-port")
+	altIP, altPort := get(nat.TCPAltIP), get(nat.TCPAltIPPort)
 	if altIP == nil || !altIP.OK() {
 		m.Reason = "the server's alternate address did not answer over TCP"
 		return
 	}
 	if altIP.Mapped == first.Mapped {
-		m.Mapping, m.EndpointIndependent = nat.EndpointIndependent, &yes
+		m.Mapping, m.EndpointIndependent = nat.EndpointIndependent, tri.Yes
 		return
 	}
-	m.EndpointIndependent = &no
+	m.EndpointIndependent = tri.No
 	switch {
 	case altPort == nil || !altPort.OK():
 		m.Reason = "the server's OTHER-ADDRESS did not answer over TCP"

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/natcheck/natcheck/internal/tri"
 	"github.com/natcheck/natcheck/probe/nat"
 	"github.com/natcheck/natcheck/probe/stunclient"
 	"github.com/pion/stun/v3"
@@ -135,7 +136,7 @@ func TestTCPMappingBehaviours(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := runTCPMapping(t, rfc5780TCP(t, tc.mapped))
-			if m.Mapping != tc.want || m.EndpointIndependent == nil || *m.EndpointIndependent != tc.eim {
+			if m.Mapping != tc.want || m.EndpointIndependent != tri.Of(tc.eim) {
 				t.Fatalf("mapping %q eim %v (%s); want %q %v", m.Mapping, m.EndpointIndependent, m.Reason, tc.want, tc.eim)
 			}
 			if len(m.Tests) != 3 {
@@ -163,7 +164,7 @@ func TestTCPMappingWithTwoPlainServers(t *testing.T) {
 	a2 := startTCPServer(t, "127.0.0.1:0", netip.AddrPort{}, dep)
 	b2 := startTCPServer(t, "127.0.0.2:0", netip.AddrPort{}, dep)
 	m = runTCPMapping(t, serverAt(t, a2.addr), serverAt(t, b2.addr))
-	if m.Mapping != nat.MappingUnknown || m.EndpointIndependent == nil || *m.EndpointIndependent || m.Reason == "" {
+	if m.Mapping != nat.MappingUnknown || m.EndpointIndependent != tri.No || m.Reason == "" {
 		t.Errorf("mapping %q eim %v reason %q; want unknown, false, a reason", m.Mapping, m.EndpointIndependent, m.Reason)
 	}
 }
@@ -219,7 +220,7 @@ func TestTCPMappingSilentFirstServer(t *testing.T) {
 func TestTCPMappingOneServerIsUnknown(t *testing.T) {
 	a := startTCPServer(t, "127.0.0.1:0", netip.AddrPort{}, nil)
 	m := runTCPMapping(t, serverAt(t, a.addr))
-	if m.Mapping != nat.MappingUnknown || m.EndpointIndependent != nil || m.Reason == "" || !m.Servers[0].OK() {
+	if m.Mapping != nat.MappingUnknown || m.EndpointIndependent != tri.Unknown || m.Reason == "" || !m.Servers[0].OK() {
 		t.Errorf("mapping %q eim %v reason %q servers %+v", m.Mapping, m.EndpointIndependent, m.Reason, m.Servers)
 	}
 }
@@ -285,8 +286,8 @@ func TestStreamBindingReplies(t *testing.T) {
 			}
 			run := &typeRun{cfg: &TypeConfig{Net: n, Family: stunclient.IPv4}, deadline: time.Now().Add(2 * time.Second)}
 			got := run.tcpBinding(context.Background(), to)
-			if got.Replied != c.ok || (got.Err == "") != c.ok {
-				t.Fatalf("replied %v, err %q; want replied %v", got.Replied, got.Err, c.ok)
+			if got.Replied != c.ok || (got.Err == nil) != c.ok {
+				t.Fatalf("replied %v, err %v; want replied %v", got.Replied, got.Err, c.ok)
 			}
 			if c.ok && got.XORMapped != netip.MustParseAddrPort("203.0.113.2:4000") {
 				t.Errorf("XOR-MAPPED-ADDRESS %v, want 203.0.113.2:4000", got.XORMapped)

@@ -2,6 +2,7 @@ package report
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -40,10 +41,10 @@ type FullJSON struct {
 
 // CheckJSON is one check's outcome.
 type CheckJSON struct {
-	Name      string  `json:"name"`
-	Status    string  `json:"status"`
-	Note      string  `json:"note,omitempty"`
-	ElapsedMs float64 `json:"elapsed_ms"`
+	Name      diagnose.CheckName `json:"name"`
+	Status    diagnose.Status    `json:"status"`
+	Note      string             `json:"note,omitempty"`
+	ElapsedMs float64            `json:"elapsed_ms"`
 }
 
 // LocalJSON is the host's own picture.
@@ -75,7 +76,7 @@ func NewFullJSON(in FullInput) FullJSON {
 		ReportElapsedMs: Millis(r.Elapsed),
 	}
 	for _, c := range r.Checks {
-		out.Checks = append(out.Checks, CheckJSON{Name: c.Name, Status: string(c.Status), Note: c.Note, ElapsedMs: Millis(c.Elapsed)})
+		out.Checks = append(out.Checks, CheckJSON{Name: c.Name, Status: c.Status, Note: c.Note, ElapsedMs: Millis(c.Elapsed)})
 	}
 	if r.Portmap != nil {
 		pm := NewPortmapJSON(portmapInput(r))
@@ -116,18 +117,23 @@ func typeJSONOrUnknown(r *diagnose.Result) TypeJSON {
 	}
 }
 
+// errNoSTUNMapped is the port-mapping section's STUN error in a report:
+// the NAT type check, not a STUN question of its own, gives the public
+// address.
+var errNoSTUNMapped = errors.New("no STUN-mapped address (see the NAT type check)")
+
 func portmapInput(r *diagnose.Result) PortmapInput {
 	in := PortmapInput{Report: r.Portmap, Elapsed: r.Portmap.Elapsed}
 	if r.Type != nil && r.Type.Public.IsValid() {
 		in.STUNMapped = r.Type.Public.Addr()
 	} else {
-		in.STUNError = "no STUN-mapped address (see the NAT type check)"
+		in.STUNErr = errNoSTUNMapped
 	}
 	return in
 }
 
 func localJSON(l diagnose.Local) LocalJSON {
-	out := LocalJSON{Interfaces: []InterfaceJSON{}, GatewayIface: l.Gateway.Iface, GatewayError: l.GatewayErr, InternetIface: l.InternetIface}
+	out := LocalJSON{Interfaces: []InterfaceJSON{}, GatewayIface: l.Gateway.Iface, GatewayError: errText(l.GatewayErr), InternetIface: l.InternetIface}
 	if l.Gateway.Addr.IsValid() {
 		out.Gateway = l.Gateway.Addr.String()
 	}
@@ -151,7 +157,7 @@ type section struct {
 func sections(in FullInput, verbose bool) []section {
 	r := in.Result
 	var out []section
-	add := func(title, check string, ran bool, render func(io.Writer) error, summary func() string) {
+	add := func(title string, check diagnose.CheckName, ran bool, render func(io.Writer) error, summary func() string) {
 		s := section{title: title}
 		var b bytes.Buffer
 		if ran {
@@ -185,13 +191,13 @@ func sections(in FullInput, verbose bool) []section {
 }
 
 // failed reports whether the named check failed or ran out of time.
-func failed(r *diagnose.Result, name string) bool {
+func failed(r *diagnose.Result, name diagnose.CheckName) bool {
 	c, ok := r.Check(name)
 	return ok && (c.Status == diagnose.StatusFailed || c.Status == diagnose.StatusTimeout)
 }
 
 // notRun says why a check has no findings.
-func notRun(r *diagnose.Result, name string) string {
+func notRun(r *diagnose.Result, name diagnose.CheckName) string {
 	c, ok := r.Check(name)
 	if !ok {
 		return "not run"

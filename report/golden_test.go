@@ -47,8 +47,6 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/ w
 func ap(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
 func ip(s string) netip.Addr     { return netip.MustParseAddr(s) }
 func ms(f float64) time.Duration { return time.Duration(f * float64(time.Millisecond)) }
-func yes() *bool                 { b := true; return &b }
-func no() *bool                  { b := false; return &b }
 
 func server(input string) stunclient.Server {
 	s, err := stunclient.ParseServer(input)
@@ -173,7 +171,7 @@ func fxTypeSymmetric() *probe.TypeResult {
 				From: ap("198.51.100.30:3478"), RTT: ms(31.15), Attempts: 2, XORMapped: ap("203.0.113.2:61023")},
 			{Name: nat.TestServer, Local: ap("0.0.0.0:40100"), To: ap("203.0.113.99:3478"), Attempts: 4},
 			{Name: nat.TestHairpin, Local: ap("0.0.0.0:40101"), To: ap("203.0.113.2:61022"),
-				Err: "listen udp4 0.0.0.0:0: socket: too many open files"},
+				Err: errors.New("listen udp4 0.0.0.0:0: socket: too many open files")},
 		},
 	}
 	return &probe.TypeResult{Observations: o, Verdict: nat.Classify(o),
@@ -207,7 +205,7 @@ func fxPortmap() PortmapInput {
 					ExternalIP: ip("203.0.113.2"), MappingAdded: tri.Yes, MappingDeleted: tri.Yes,
 					InternalPort: 56921, ExternalPort: 56921, Lifetime: 60 * time.Second,
 					Timings: portmap.Timings{Discover: ms(82.1), ExternalIP: ms(30.2), Add: ms(30.4), Delete: ms(25), Total: ms(248.3)}},
-				{Protocol: portmap.NATPMP, Supported: tri.No, Err: "refused (ICMP port unreachable): no server on the gateway",
+				{Protocol: portmap.NATPMP, Supported: tri.No, Err: errors.New("refused (ICMP port unreachable): no server on the gateway"),
 					Timings: portmap.Timings{Discover: ms(0.6), Total: ms(0.7)}},
 			},
 			Elapsed: ms(248.9),
@@ -227,19 +225,19 @@ func fxPortmapDoubleNAT() PortmapInput {
 			Results: []portmap.Result{
 				{Protocol: portmap.UPnP, Supported: tri.Yes, Server: "Debian/6.18.44 UPnP/1.1 MiniUPnPd/2.3.1",
 					MappingAdded: tri.Yes, MappingDeleted: tri.No, InternalPort: 40400, ExternalPort: 40400,
-					Err:     "GetExternalIPAddress: empty address; DeletePortMapping: no answer in 1s (3 transmissions)",
+					Err:     errors.New("GetExternalIPAddress: empty address; DeletePortMapping: no answer in 1s (3 transmissions)"),
 					Timings: portmap.Timings{Discover: ms(41.7), ExternalIP: ms(12.3), Add: ms(14.1), Total: ms(1081.2)}},
 				{Protocol: portmap.NATPMP, Supported: tri.Yes, Server: "epoch 1204", MappingAdded: tri.No,
-					Err:     "external address: result 3 (network failure)",
+					Err:     errors.New("external address: result 3 (network failure)"),
 					Timings: portmap.Timings{Discover: ms(1.9), Total: ms(2.3)}},
 				{Protocol: portmap.PCP, Supported: tri.Yes, Server: "version 2, epoch 1204", ExternalIP: ip("100.64.0.2"),
-					MappingAdded: tri.No, Err: "MAP: result 8 (NO_RESOURCES)",
+					MappingAdded: tri.No, Err: errors.New("MAP: result 8 (NO_RESOURCES)"),
 					Timings: portmap.Timings{Discover: ms(1.2), Add: ms(1.4), Total: ms(2.8)}},
 			},
 			Elapsed: ms(1081.5),
 		},
-		STUNError: "no STUN server answered (203.0.113.10: no-answer)",
-		Elapsed:   ms(1085.4),
+		STUNErr: errors.New("no STUN server answered (203.0.113.10: no-answer)"),
+		Elapsed: ms(1085.4),
 	}
 }
 
@@ -247,7 +245,7 @@ func fxPortmapDoubleNAT() PortmapInput {
 func fxIPv6Translated() *probe.IPv6Check {
 	return &probe.IPv6Check{
 		ULA: []netip.Addr{ip("fd00:1::2")}, STUN: probe.IPv6Works, Path: probe.PathTranslated,
-		Public: ap("[2001:db8:ff::2]:51078"), Local: ap("[fd00:1::2]:51078"), PortPreserved: yes(),
+		Public: ap("[2001:db8:ff::2]:51078"), Local: ap("[fd00:1::2]:51078"), PortPreserved: tri.Yes,
 		Elapsed: ms(6.7),
 		WhoAmI: &probe.WhoAmI{Family: stunclient.IPv6, Public: ap("[2001:db8:ff::2]:51078"), Local: ap("[fd00:1::2]:51078"),
 			NAT: true, Agreed: 1, Elapsed: ms(6.7),
@@ -284,15 +282,15 @@ func fxIPv6NoRoute() *probe.IPv6Check {
 // fxTCP is the run quoted in docs/tcp.md.
 func fxTCP() *probe.TCPMapping {
 	return &probe.TCPMapping{
-		Family: stunclient.IPv4, Mapping: nat.EndpointIndependent, EndpointIndependent: yes(),
+		Family: stunclient.IPv4, Mapping: nat.EndpointIndependent, EndpointIndependent: tri.Yes,
 		Local: ap("192.168.1.2:42085"), Elapsed: ms(6.2),
-		Servers: []stunclient.TCPBindingResult{{Name: "probe", To: ap("203.0.113.10:3478"), Local: ap("192.168.1.2:46112"),
+		Servers: []stunclient.TCPBindingResult{{Name: nat.TCPProbe, To: ap("203.0.113.10:3478"), Local: ap("192.168.1.2:46112"),
 			Mapped: ap("203.0.113.2:46112"), Other: ap("203.0.113.11:3479"), RTT: ms(0.9)}},
 		Tests: []stunclient.TCPBindingResult{
-			{Name: "primary", To: ap("203.0.113.10:3478"), Local: ap("192.168.1.2:42085"), Mapped: ap("203.0.113.2:42085"),
+			{Name: nat.TCPPrimary, To: ap("203.0.113.10:3478"), Local: ap("192.168.1.2:42085"), Mapped: ap("203.0.113.2:42085"),
 				Other: ap("203.0.113.11:3479"), RTT: ms(0.8)},
-			{Name: "alt-ip", To: ap("203.0.113.11:3478"), Local: ap("192.168.1.2:42085"), Mapped: ap("203.0.113.2:42085"), RTT: ms(0.7)},
-			{Name: "alt-ip-port", To: ap("203.0.113.11:3479"), Local: ap("192.168.1.2:42085"), Mapped: ap("203.0.113.2:42085"), RTT: ms(0.7)},
+			{Name: nat.TCPAltIP, To: ap("203.0.113.11:3478"), Local: ap("192.168.1.2:42085"), Mapped: ap("203.0.113.2:42085"), RTT: ms(0.7)},
+			{Name: nat.TCPAltIPPort, To: ap("203.0.113.11:3479"), Local: ap("192.168.1.2:42085"), Mapped: ap("203.0.113.2:42085"), RTT: ms(0.7)},
 		},
 	}
 }
@@ -302,18 +300,18 @@ func fxTCP() *probe.TCPMapping {
 // dead server timed out.
 func fxTCPOtherServer() *probe.TCPMapping {
 	return &probe.TCPMapping{
-		Family: stunclient.IPv4, Mapping: nat.MappingUnknown, EndpointIndependent: no(),
+		Family: stunclient.IPv4, Mapping: nat.MappingUnknown, EndpointIndependent: tri.No,
 		Local: ap("192.168.1.2:39001"), Elapsed: ms(1312.5),
 		Reason: "198.51.100.30:3478 saw another mapping than 198.51.100.20:3478; no second port of one server to tell address from address-and-port dependence",
 		Servers: []stunclient.TCPBindingResult{
-			{Name: "probe", To: ap("198.51.100.20:3478"), Local: ap("192.168.1.2:51200"), Mapped: ap("203.0.113.2:20117"), RTT: ms(24.4)},
-			{Name: "probe", To: ap("198.51.100.30:3478"), Local: ap("192.168.1.2:51201"), Mapped: ap("203.0.113.2:20118"), RTT: ms(31.6)},
-			{Name: "probe", To: ap("203.0.113.99:3478"), Local: ap("192.168.1.2:51202"),
+			{Name: nat.TCPProbe, To: ap("198.51.100.20:3478"), Local: ap("192.168.1.2:51200"), Mapped: ap("203.0.113.2:20117"), RTT: ms(24.4)},
+			{Name: nat.TCPProbe, To: ap("198.51.100.30:3478"), Local: ap("192.168.1.2:51201"), Mapped: ap("203.0.113.2:20118"), RTT: ms(31.6)},
+			{Name: nat.TCPProbe, To: ap("203.0.113.99:3478"), Local: ap("192.168.1.2:51202"),
 				Err: errors.New("no answer within the grace period after another server's")},
 		},
 		Tests: []stunclient.TCPBindingResult{
-			{Name: "primary", To: ap("198.51.100.20:3478"), Local: ap("192.168.1.2:39001"), Mapped: ap("203.0.113.2:20119"), RTT: ms(24.9)},
-			{Name: "other-server", To: ap("198.51.100.30:3478"), Local: ap("192.168.1.2:39001"), Mapped: ap("203.0.113.2:20120"), RTT: ms(31.2)},
+			{Name: nat.TCPPrimary, To: ap("198.51.100.20:3478"), Local: ap("192.168.1.2:39001"), Mapped: ap("203.0.113.2:20119"), RTT: ms(24.9)},
+			{Name: nat.TCPOtherServer, To: ap("198.51.100.30:3478"), Local: ap("192.168.1.2:39001"), Mapped: ap("203.0.113.2:20120"), RTT: ms(31.2)},
 		},
 	}
 }
@@ -363,17 +361,17 @@ func fxServerChecks() []probe.ServerCheck {
 	s := fxServers()
 	return []probe.ServerCheck{
 		{Server: s[0], Address: ap("203.0.113.10:3478"), Replied: true, RTT: ms(52.4), Mapped: ap("203.0.113.2:40123"),
-			Other: ap("203.0.113.11:3479"), RFC5780: "verified"},
+			Other: ap("203.0.113.11:3479"), RFC5780: nat.RFC5780Verified},
 		{Server: s[1], Address: ap("203.0.113.20:3478"), Replied: true, RTT: ms(61.07), Mapped: ap("203.0.113.2:40124"),
-			Other: ap("203.0.113.21:3479"), RFC5780: "advertised"},
+			Other: ap("203.0.113.21:3479"), RFC5780: nat.RFC5780Advertised},
 		{Server: s[2], Address: ap("198.51.100.20:3478"), Replied: true, RTT: ms(24.45), Mapped: ap("203.0.113.2:40125"),
-			RFC5780: "absent"},
+			RFC5780: nat.RFC5780Absent},
 		{Server: s[3], Address: ap("203.0.113.30:3478"), Replied: true, RTT: ms(55.9), Mapped: ap("203.0.113.2:40126"),
-			Other: ap("203.0.113.30:3479"), RFC5780: "invalid"},
+			Other: ap("203.0.113.30:3479"), RFC5780: nat.RFC5780Invalid},
 		{Server: s[4], Address: ap("203.0.113.99:3478"), RFC5780: nat.RFC5780Unknown,
-			Err: "no answer within the grace period after another server's"},
+			Err: errors.New("no answer within the grace period after another server's")},
 		{Server: s[5], Address: ap("[2001:db8:ff::10]:3478"), Replied: true, RTT: ms(1.2), Mapped: ap("[2001:db8:ff::2]:51090"),
-			Other: ap("[2001:db8:ff::11]:3479"), RFC5780: "verified"},
+			Other: ap("[2001:db8:ff::11]:3479"), RFC5780: nat.RFC5780Verified},
 	}
 }
 
@@ -439,17 +437,17 @@ func fxReportFailed() FullInput {
 			TCP: &probe.TCPMapping{Family: stunclient.IPv4, Mapping: nat.MappingUnknown, Elapsed: ms(5000.3),
 				Reason: "no server answered over TCP",
 				Servers: []stunclient.TCPBindingResult{
-					{Name: "probe", To: ap("203.0.113.10:3478"), Err: errors.New("dial tcp4 0.0.0.0:0->203.0.113.10:3478: i/o timeout")},
-					{Name: "probe", To: ap("203.0.113.99:3478"), Err: errors.New("dial tcp4 0.0.0.0:0->203.0.113.99:3478: i/o timeout")},
+					{Name: nat.TCPProbe, To: ap("203.0.113.10:3478"), Err: errors.New("dial tcp4 0.0.0.0:0->203.0.113.10:3478: i/o timeout")},
+					{Name: nat.TCPProbe, To: ap("203.0.113.99:3478"), Err: errors.New("dial tcp4 0.0.0.0:0->203.0.113.99:3478: i/o timeout")},
 				},
 				Tests: []stunclient.TCPBindingResult{}},
 			Servers: []probe.ServerCheck{
-				{Server: s[0], Address: ap("203.0.113.10:3478"), RFC5780: nat.RFC5780Unknown, Err: "no answer"},
-				{Server: s[1], Address: ap("203.0.113.99:3478"), RFC5780: nat.RFC5780Unknown, Err: "no answer"},
+				{Server: s[0], Address: ap("203.0.113.10:3478"), RFC5780: nat.RFC5780Unknown, Err: errors.New("no answer")},
+				{Server: s[1], Address: ap("203.0.113.99:3478"), RFC5780: nat.RFC5780Unknown, Err: errors.New("no answer")},
 			},
 			Local: diagnose.Local{
 				Interfaces: []nat.HostAddr{{Addr: ip("127.0.0.1"), Iface: "lo"}, {Addr: ip("100.72.14.9"), Iface: "wwan0"}},
-				GatewayErr: "no IPv4 default route in /proc/net/route",
+				GatewayErr: errors.New("no IPv4 default route in /proc/net/route"),
 			},
 			Checks: []diagnose.Check{
 				{Name: diagnose.CheckType, Status: diagnose.StatusFailed, Note: "no STUN server answered", Elapsed: ms(5000.6)},

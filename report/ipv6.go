@@ -7,25 +7,26 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/natcheck/natcheck/internal/tri"
 	"github.com/natcheck/natcheck/probe"
 )
 
 // IPv6JSON is the JSON form of `natcheck ipv6`.
 type IPv6JSON struct {
-	SchemaVersion   int          `json:"schema_version"`
-	GlobalAddresses []string     `json:"global_addresses"`
-	ULAAddresses    []string     `json:"ula_addresses"`
-	STUN            string       `json:"stun"`       // works, no-answer, no-route, no-server
-	Path            string       `json:"path"`       // routed, translated, unknown
-	Translated      *bool        `json:"translated"` // null when unknown
-	PublicIP        string       `json:"public_ip,omitempty"`
-	PublicPort      int          `json:"public_port,omitempty"`
-	LocalIP         string       `json:"local_ip,omitempty"`
-	LocalPort       int          `json:"local_port,omitempty"`
-	PortPreserved   *bool        `json:"port_preservation"` // null unless translated
-	Error           string       `json:"error,omitempty"`
-	ElapsedMs       float64      `json:"elapsed_ms"`
-	Servers         []ServerJSON `json:"servers"`
+	SchemaVersion   int              `json:"schema_version"`
+	GlobalAddresses []string         `json:"global_addresses"`
+	ULAAddresses    []string         `json:"ula_addresses"`
+	STUN            probe.IPv6Status `json:"stun"`       // works, no-answer, no-route, no-server
+	Path            probe.IPv6Path   `json:"path"`       // routed, translated, unknown
+	Translated      tri.Bool         `json:"translated"` // null when unknown
+	PublicIP        string           `json:"public_ip,omitempty"`
+	PublicPort      int              `json:"public_port,omitempty"`
+	LocalIP         string           `json:"local_ip,omitempty"`
+	LocalPort       int              `json:"local_port,omitempty"`
+	PortPreserved   tri.Bool         `json:"port_preservation"` // null unless translated
+	Error           string           `json:"error,omitempty"`
+	ElapsedMs       float64          `json:"elapsed_ms"`
+	Servers         []ServerJSON     `json:"servers"`
 }
 
 // NewIPv6JSON converts a check to its JSON form.
@@ -41,8 +42,7 @@ func NewIPv6JSON(c *probe.IPv6Check) IPv6JSON {
 		Servers:         []ServerJSON{},
 	}
 	if c.Path != probe.PathUnknown {
-		t := c.Path == probe.PathTranslated
-		out.Translated = &t
+		out.Translated = tri.Of(c.Path == probe.PathTranslated)
 	}
 	if c.Public.IsValid() {
 		out.PublicIP, out.PublicPort = c.Public.Addr().String(), int(c.Public.Port())
@@ -69,7 +69,7 @@ func addrStrings(as []netip.Addr) []string {
 func IPv6Line(c *probe.IPv6Check) string {
 	switch {
 	case c.STUN != probe.IPv6Works:
-		why := map[string]string{
+		why := map[probe.IPv6Status]string{
 			probe.IPv6NoAnswer: "no STUN server answered over IPv6",
 			probe.IPv6NoRoute:  "this host cannot send IPv6 to the servers (no address or route)",
 			probe.IPv6NoServer: "no STUN server has an IPv6 address",
@@ -94,8 +94,8 @@ func IPv6Text(out io.Writer, c *probe.IPv6Check, verbose bool) error {
 		fmt.Fprintf(tw, "public address\t%s\n", c.Public)
 		fmt.Fprintf(tw, "local address\t%s\n", c.Local)
 	}
-	if c.PortPreserved != nil {
-		fmt.Fprintf(tw, "port preserved\t%v\n", *c.PortPreserved)
+	if c.PortPreserved != tri.Unknown {
+		fmt.Fprintf(tw, "port preserved\t%v\n", c.PortPreserved == tri.Yes)
 	}
 	fmt.Fprintf(tw, "time\t%s\n", FormatDuration(c.Elapsed))
 	if c.WhoAmI != nil {

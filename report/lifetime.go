@@ -15,10 +15,10 @@ import (
 type LifetimeJSON struct {
 	SchemaVersion  int                  `json:"schema_version"`
 	Family         string               `json:"family"`
-	Method         string               `json:"method"`
+	Method         lifetime.Method      `json:"method"`
 	Established    bool                 `json:"established"` // mappings exchanged twice before idling
 	Server         string               `json:"server,omitempty"`
-	Result         string               `json:"result"`
+	Result         lifetime.Outcome     `json:"result"`
 	LowerMs        *float64             `json:"lower_ms"`
 	UpperMs        *float64             `json:"upper_ms"`
 	EstimateMs     *float64             `json:"estimate_ms"`
@@ -43,11 +43,11 @@ type LifetimeServerJSON struct {
 
 // LifetimeProbeJSON is one idle mapping.
 type LifetimeProbeJSON struct {
-	Round         int      `json:"round"`
-	TargetMs      float64  `json:"target_ms"`
-	IdleMs        *float64 `json:"idle_ms"` // null unless alive or expired
-	State         string   `json:"state"`
-	MappedAddress string   `json:"mapped_address,omitempty"`
+	Round         int                 `json:"round"`
+	TargetMs      float64             `json:"target_ms"`
+	IdleMs        *float64            `json:"idle_ms"` // null unless alive or expired
+	State         lifetime.ProbeState `json:"state"`
+	MappedAddress string              `json:"mapped_address,omitempty"`
 }
 
 // NewLifetimeJSON converts a measurement to its JSON form.
@@ -72,8 +72,8 @@ func NewLifetimeJSON(l *lifetime.Result) LifetimeJSON {
 	out.UpperMs = optMillis(l.Upper)
 	out.EstimateMs = optMillis(l.Estimate())
 	for _, s := range l.Servers {
-		j := LifetimeServerJSON{Server: s.Server.Input, ResponsePort: s.Support, ErrorCode: s.ErrorCode}
-		if j.ResponsePort == "" {
+		j := LifetimeServerJSON{Server: s.Server.Input, ResponsePort: string(s.Support), ErrorCode: s.ErrorCode}
+		if s.Support == lifetime.RPNotChecked {
 			j.ResponsePort = "not-checked"
 		}
 		if s.Address.IsValid() {
@@ -163,8 +163,8 @@ func LifetimeText(out io.Writer, l *lifetime.Result, verbose bool) error {
 	fmt.Fprintf(tw, "time\t%s\n", FormatDuration(l.Elapsed))
 	fmt.Fprintf(tw, "servers\t\n")
 	for _, s := range l.Servers {
-		support := s.Support
-		if support == "" {
+		support := string(s.Support)
+		if s.Support == lifetime.RPNotChecked {
 			support = "not checked"
 		}
 		line := "RESPONSE-PORT " + support

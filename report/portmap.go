@@ -17,7 +17,7 @@ import (
 type PortmapInput struct {
 	Report     *portmap.Report
 	STUNMapped netip.Addr // invalid when STUN was not asked or failed
-	STUNError  string     // why STUNMapped is missing, "" if not asked
+	STUNErr    error      // why STUNMapped is missing, nil if not asked
 	Elapsed    time.Duration
 }
 
@@ -103,7 +103,7 @@ func protocolJSON(r portmap.Result) *PortmapProtocolJSON {
 		InternalPort:   int(r.InternalPort),
 		ExternalPort:   int(r.ExternalPort),
 		LifetimeS:      int(r.Lifetime / time.Second),
-		Error:          r.Err,
+		Error:          errText(r.Err),
 		Timings: PortmapTimingsJSON{
 			DiscoverMs:   optMillis(r.Timings.Discover),
 			ExternalIPMs: optMillis(r.Timings.ExternalIP),
@@ -122,7 +122,7 @@ func doubleNATJSON(in PortmapInput) DoubleNATJSON {
 		Reason:            reason,
 		GatewayExternalIP: addrString(gw),
 		STUNMappedIP:      addrString(in.STUNMapped),
-		STUNError:         in.STUNError,
+		STUNError:         errText(in.STUNErr),
 	}
 }
 
@@ -169,8 +169,8 @@ func PortmapText(out io.Writer, in PortmapInput, verbose bool) error {
 			fmt.Fprintf(tw, "\t%s\n", t)
 		}
 	}
-	if verbose && in.STUNError != "" {
-		fmt.Fprintf(tw, "STUN\t%s\n", in.STUNError)
+	if verbose && in.STUNErr != nil {
+		fmt.Fprintf(tw, "STUN\t%s\n", in.STUNErr)
 	}
 	fmt.Fprintf(tw, "time\t%s\n", FormatDuration(in.Elapsed))
 	return tw.Flush()
@@ -202,8 +202,8 @@ func protocolLine(r portmap.Result) string {
 	case r.MappingAdded == tri.No:
 		parts = append(parts, "mapping refused")
 	}
-	if r.Err != "" {
-		parts = append(parts, "("+r.Err+")")
+	if r.Err != nil {
+		parts = append(parts, "("+r.Err.Error()+")")
 	}
 	parts = append(parts, FormatDuration(r.Timings.Total))
 	return strings.Join(parts, "  ")

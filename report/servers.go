@@ -6,6 +6,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/natcheck/natcheck/internal/tri"
 	"github.com/natcheck/natcheck/probe"
 	"github.com/natcheck/natcheck/probe/nat"
 	"github.com/natcheck/natcheck/probe/stunclient"
@@ -25,7 +26,7 @@ type ServerCheckJSON struct {
 	Host          string      `json:"host"`
 	Port          int         `json:"port"`
 	Address       string      `json:"address,omitempty"`
-	Reachable     *bool       `json:"reachable"`
+	Reachable     tri.Bool    `json:"reachable"` // null when not probed
 	RTTMs         *float64    `json:"rtt_ms"`
 	MappedAddress string      `json:"mapped_address,omitempty"`
 	OtherAddress  string      `json:"other_address,omitempty"`
@@ -40,8 +41,7 @@ func NewServersJSON(f stunclient.Family, servers []stunclient.Server, checks []p
 		j := ServerCheckJSON{Server: s.Input, Host: s.Host, Port: s.Port}
 		if checks != nil {
 			c := checks[i]
-			reachable := c.Replied
-			j.Reachable = &reachable
+			j.Reachable = tri.Of(c.Replied)
 			if c.Address.IsValid() {
 				j.Address = c.Address.String()
 			}
@@ -52,7 +52,7 @@ func NewServersJSON(f stunclient.Family, servers []stunclient.Server, checks []p
 			if c.Other.IsValid() {
 				j.OtherAddress = c.Other.String()
 			}
-			j.RFC5780, j.Error = c.RFC5780, c.Err
+			j.RFC5780, j.Error = c.RFC5780, errText(c.Err)
 		}
 		doc.Servers = append(doc.Servers, j)
 	}
@@ -73,7 +73,7 @@ func ServersText(out io.Writer, servers []stunclient.Server, checks []probe.Serv
 	fmt.Fprintln(tw, "SERVER\tADDRESS\tRTT\tRFC 5780\tNOTE")
 	for i, s := range servers {
 		c := checks[i]
-		rtt, note := "-", c.Err
+		rtt, note := "-", errText(c.Err)
 		if c.Replied {
 			rtt = FormatDuration(c.RTT)
 			note = ""

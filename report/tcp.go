@@ -6,6 +6,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/natcheck/natcheck/internal/tri"
 	"github.com/natcheck/natcheck/probe"
 	"github.com/natcheck/natcheck/probe/nat"
 	"github.com/natcheck/natcheck/probe/stunclient"
@@ -16,7 +17,7 @@ type TCPMappingJSON struct {
 	SchemaVersion       int              `json:"schema_version"`
 	Family              string           `json:"family"`
 	Mapping             nat.Mapping      `json:"mapping"`              // endpoint-independent, address-dependent, address-and-port-dependent, unknown
-	EndpointIndependent *bool            `json:"endpoint_independent"` // null when not tested
+	EndpointIndependent tri.Bool         `json:"endpoint_independent"` // null when not tested
 	LocalAddress        string           `json:"local_address,omitempty"`
 	Reason              string           `json:"reason,omitempty"`
 	ElapsedMs           float64          `json:"elapsed_ms"`
@@ -26,13 +27,13 @@ type TCPMappingJSON struct {
 
 // TCPBindingJSON is one Binding over TCP.
 type TCPBindingJSON struct {
-	Name          string   `json:"name"`
-	To            string   `json:"to_address,omitempty"`
-	Local         string   `json:"local_address,omitempty"`
-	MappedAddress string   `json:"mapped_address,omitempty"`
-	OtherAddress  string   `json:"other_address,omitempty"`
-	RTTMs         *float64 `json:"rtt_ms"`
-	Error         string   `json:"error,omitempty"`
+	Name          nat.TestName `json:"name"`
+	To            string       `json:"to_address,omitempty"`
+	Local         string       `json:"local_address,omitempty"`
+	MappedAddress string       `json:"mapped_address,omitempty"`
+	OtherAddress  string       `json:"other_address,omitempty"`
+	RTTMs         *float64     `json:"rtt_ms"`
+	Error         string       `json:"error,omitempty"`
 }
 
 // NewTCPMappingJSON converts a TCP mapping test to its JSON form.
@@ -83,7 +84,7 @@ func TCPMappingLine(m *probe.TCPMapping) string {
 	switch {
 	case m.Mapping != nat.MappingUnknown:
 		return "TCP mapping: " + string(m.Mapping)
-	case m.EndpointIndependent != nil && !*m.EndpointIndependent:
+	case m.EndpointIndependent == tri.No:
 		return "TCP mapping: not endpoint-independent" + parenthesised(m.Reason)
 	default:
 		return "TCP mapping: unknown" + parenthesised(m.Reason)

@@ -51,20 +51,20 @@ type HopJSON struct {
 
 // TestJSON is the raw observation of one test.
 type TestJSON struct {
-	Name         string   `json:"name"`
-	Local        string   `json:"local_address,omitempty"`
-	To           string   `json:"to_address,omitempty"`
-	Change       string   `json:"change,omitempty"`
-	Expect       string   `json:"expected_from_address,omitempty"`
-	Replied      bool     `json:"replied"`
-	From         string   `json:"from_address,omitempty"`
-	RTTMs        *float64 `json:"rtt_ms"`
-	Attempts     int      `json:"attempts"`
-	XORMapped    string   `json:"xor_mapped_address,omitempty"`
-	Mapped       string   `json:"mapped_address,omitempty"`
-	OtherAddress string   `json:"other_address,omitempty"`
-	ErrorCode    int      `json:"error_code,omitempty"`
-	Error        string   `json:"error,omitempty"`
+	Name         nat.TestName `json:"name"`
+	Local        string       `json:"local_address,omitempty"`
+	To           string       `json:"to_address,omitempty"`
+	Change       string       `json:"change,omitempty"`
+	Expect       string       `json:"expected_from_address,omitempty"`
+	Replied      bool         `json:"replied"`
+	From         string       `json:"from_address,omitempty"`
+	RTTMs        *float64     `json:"rtt_ms"`
+	Attempts     int          `json:"attempts"`
+	XORMapped    string       `json:"xor_mapped_address,omitempty"`
+	Mapped       string       `json:"mapped_address,omitempty"`
+	OtherAddress string       `json:"other_address,omitempty"`
+	ErrorCode    int          `json:"error_code,omitempty"`
+	Error        string       `json:"error,omitempty"`
 }
 
 // NewTypeJSON converts a behaviour run to its JSON form.
@@ -101,7 +101,7 @@ func testJSON(t nat.TestResult) TestJSON {
 	j := TestJSON{Name: t.Name, Local: addrOrEmpty(t.Local), To: addrOrEmpty(t.To), Change: changeName(t.Change),
 		Expect: addrOrEmpty(t.Expect), Replied: t.Replied, From: addrOrEmpty(t.From), Attempts: t.Attempts,
 		XORMapped: addrOrEmpty(t.XORMapped), Mapped: addrOrEmpty(t.Mapped), OtherAddress: addrOrEmpty(t.OtherAddress),
-		ErrorCode: t.ErrorCode, Error: t.Err}
+		ErrorCode: t.ErrorCode, Error: errText(t.Err)}
 	if t.Replied {
 		j.RTTMs = optMillis(t.RTT)
 	}
@@ -211,8 +211,8 @@ func testLine(t nat.TestResult) string {
 			parts = append(parts, "saw "+AddrString(t.XORMapped))
 		}
 	}
-	if t.Err != "" {
-		parts = append(parts, "("+t.Err+")")
+	if t.Err != nil {
+		parts = append(parts, "("+t.Err.Error()+")")
 	}
 	return strings.Join(parts, "  ")
 }

@@ -36,12 +36,12 @@ type WhoAmIJSON struct {
 
 // ServerJSON is one server's part in a run.
 type ServerJSON struct {
-	Server        string   `json:"server"`
-	Address       string   `json:"address,omitempty"`
-	Status        string   `json:"status"`
-	RTTMs         *float64 `json:"rtt_ms"`
-	MappedAddress string   `json:"mapped_address,omitempty"`
-	Error         string   `json:"error,omitempty"`
+	Server        string       `json:"server"`
+	Address       string       `json:"address,omitempty"`
+	Status        probe.Status `json:"status"`
+	RTTMs         *float64     `json:"rtt_ms"`
+	MappedAddress string       `json:"mapped_address,omitempty"`
+	Error         string       `json:"error,omitempty"`
 }
 
 // NewWhoAmIJSON converts a probe result to its JSON form.
@@ -67,7 +67,7 @@ func NewWhoAmIJSON(w *probe.WhoAmI) WhoAmIJSON {
 func ServersJSON(rs []probe.ServerResult) []ServerJSON {
 	out := make([]ServerJSON, 0, len(rs))
 	for _, r := range rs {
-		s := ServerJSON{Server: r.Server.Input, Status: string(r.Status)}
+		s := ServerJSON{Server: r.Server.Input, Status: r.Status}
 		if r.Address.IsValid() {
 			s.Address = r.Address.String()
 		}
@@ -100,6 +100,15 @@ func optMillis(d time.Duration) *float64 {
 		return nil
 	}
 	return msPtr(d)
+}
+
+// errText is err's text for a report, or "" for nil: results carry
+// errors, and only the renderers turn them into text.
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
 }
 
 // WriteJSON writes v as one indented JSON object and a newline.

@@ -17,13 +17,16 @@ import (
 	"github.com/pion/transport/v4"
 )
 
-// Methods by which Measure tests a mapping.
+// Method is how Measure tests a mapping.
+type Method string
+
+// The methods.
 const (
 	// MethodResponsePort is RFC 5780 section 4.6: a second socket asks the
 	// server to answer to the idle socket's mapping through RESPONSE-PORT,
 	// so the idle socket itself never sends (and never refreshes its
 	// mapping) until the answer tells whether the mapping lives.
-	MethodResponsePort = "rfc5780-response-port"
+	MethodResponsePort Method = "rfc5780-response-port"
 	// MethodPortChange is the fallback for servers without
 	// RESPONSE-PORT behind a NAT that does not keep ports: the idle socket
 	// asks the server again; a different mapped address means the old
@@ -31,31 +34,44 @@ const (
 	// mapping gets another port, which holds for random and sequential
 	// port allocation, not for NATs that derive the port from the internal
 	// endpoint.
-	MethodPortChange = "mapped-port-change"
+	MethodPortChange Method = "mapped-port-change"
 )
 
-// Results of a lifetime measurement.
+// Outcome is what a lifetime measurement found (Result.Result).
+type Outcome string
+
+// The outcomes.
 const (
-	Measured       = "measured"         // alive at Lower, gone at Upper
-	LongerThanMax  = "longer-than-max"  // still alive at the longest idle time probed
-	ShorterThanMin = "shorter-than-min" // already gone at the shortest idle time probed
-	Unknown        = "unknown"          // no probe could decide (see Reason)
+	Measured       Outcome = "measured"         // alive at Lower, gone at Upper
+	LongerThanMax  Outcome = "longer-than-max"  // still alive at the longest idle time probed
+	ShorterThanMin Outcome = "shorter-than-min" // already gone at the shortest idle time probed
+	Unknown        Outcome = "unknown"          // no probe could decide (see Reason)
 )
 
-// States of one lifetime probe.
+// ProbeState is what became of one lifetime probe.
+type ProbeState string
+
+// The states of a probe.
 const (
-	ProbeAlive   = "alive"   // the answer reached the idle socket
-	ProbeExpired = "expired" // the server answered the control request but the idle socket heard nothing
-	ProbeSkipped = "skipped" // not run: a shorter idle time had already expired, or the run ended
-	ProbeFailed  = "failed"  // the server did not answer the control request; proves nothing
+	ProbeAlive   ProbeState = "alive"   // the answer reached the idle socket
+	ProbeExpired ProbeState = "expired" // the server answered the control request but the idle socket heard nothing
+	ProbeSkipped ProbeState = "skipped" // not run: a shorter idle time had already expired, or the run ended
+	ProbeFailed  ProbeState = "failed"  // the server did not answer the control request; proves nothing
 )
 
-// RESPONSE-PORT support of a server (RFC 5780 section 7.5).
+// RPSupport is a server's RESPONSE-PORT support (RFC 5780 section 7.5).
+type RPSupport string
+
+// The degrees of RESPONSE-PORT support.
 const (
-	RPSupported = "supported"   // the answer came to the port asked for
-	RPIgnored   = "ignored"     // the answer came to the requesting socket
-	RPRefused   = "error-reply" // the server answered with an error (420: unknown attribute)
-	RPNoAnswer  = "no-answer"
+	RPSupported RPSupport = "supported"   // the answer came to the port asked for
+	RPIgnored   RPSupport = "ignored"     // the answer came to the requesting socket
+	RPRefused   RPSupport = "error-reply" // the server answered with an error (420: unknown attribute)
+	RPNoAnswer  RPSupport = "no-answer"
+	// RPNotChecked is the zero value: the server was not checked (not
+	// waited for once an earlier one was chosen, or its name did not
+	// resolve), so its support is unknown.
+	RPNotChecked RPSupport = ""
 )
 
 // Defaults of Options.
@@ -93,9 +109,9 @@ type Options struct {
 // Probe is one idle mapping and what became of it.
 type Probe struct {
 	Round  int
-	Target time.Duration  // idle time aimed at
-	Idle   time.Duration  // idle time actually tested, at the NAT (estimated)
-	State  string         // ProbeAlive, ProbeExpired, ProbeSkipped, ProbeFailed
+	Target time.Duration // idle time aimed at
+	Idle   time.Duration // idle time actually tested, at the NAT (estimated)
+	State  ProbeState
 	Mapped netip.AddrPort // the mapping that was left idle
 }
 
@@ -103,7 +119,7 @@ type Probe struct {
 type Server struct {
 	Server    stunclient.Server
 	Address   netip.AddrPort
-	Support   string // RPSupported, RPIgnored, RPRefused, RPNoAnswer, or "" when not checked
+	Support   RPSupport
 	ErrorCode int
 	Err       error
 	// What the plain binding before the check showed: the mapping, the
@@ -116,10 +132,10 @@ type Server struct {
 // Result is how long an idle UDP mapping survives.
 type Result struct {
 	Family      stunclient.Family
-	Method      string
+	Method      Method
 	Established bool           // mappings exchanged twice before idling (Options.Established)
 	Server      netip.AddrPort // the server used; zero when none could be
-	Result      string         // Measured, ...
+	Result      Outcome
 	// The mapping survived Lower of idleness and was gone after Upper.
 	// Lower is 0 when no probe survived; Upper is 0 when none expired.
 	Lower, Upper time.Duration
@@ -315,7 +331,7 @@ type lifetimeRun struct {
 	o      Options
 	server netip.AddrPort
 	rtt    time.Duration
-	method string
+	method Method
 }
 
 // probeRTO paces the RESPONSE-PORT request: a few round trips, so that a
@@ -673,7 +689,7 @@ func checkResponsePort(ctx context.Context, o Options, s stunclient.Server, boun
 	rto := min(max(4*resp.RTT, 50*time.Millisecond), 500*time.Millisecond)
 	rp := askResponsePort(ctx, x, y, ls.Address, resp.PublicAddr().Port(), rto, 4)
 	ls.Support, ls.ErrorCode, ls.Err = rp.support, rp.errorCode, rp.err
-	if ls.Support == "" {
+	if ls.Support == RPNotChecked {
 		ls.Support = RPNoAnswer
 	}
 	return ls
@@ -693,7 +709,7 @@ func portChangeServer(ss []Server) (Server, bool) {
 
 func anyAnswered(ss []Server) bool {
 	for _, s := range ss {
-		if s.Support != "" && s.Support != RPNoAnswer {
+		if s.Support != RPNotChecked && s.Support != RPNoAnswer {
 			return true
 		}
 	}
@@ -711,7 +727,7 @@ func noAnswerLifetime(ss []Server) error {
 
 // rpOutcome is the result of one RESPONSE-PORT exchange.
 type rpOutcome struct {
-	support   string    // RPSupported (answer at the mapping), RPIgnored, RPRefused or RPNoAnswer
+	support   RPSupport // RPSupported (answer at the mapping), RPIgnored, RPRefused or RPNoAnswer
 	sent      time.Time // transmission answered, or the last one when none was
 	errorCode int
 	err       error

@@ -206,8 +206,9 @@ func TestLifetimeLongerThanMax(t *testing.T) {
 
 func TestLifetimeNeedsResponsePort(t *testing.T) {
 	for _, tc := range []struct {
-		mode, want string
-		code       int
+		mode string
+		want RPSupport
+		code int
 	}{
 		{"ignore", RPIgnored, 0},
 		{"refuse", RPRefused, 420},

@@ -70,18 +70,31 @@ const (
 	RFC5780Unknown RFC5780 = "unknown"
 )
 
+// TestName names one test: a TestResult of a behaviour run, or a
+// connection of the TCP mapping test (stunclient.TCPBindingResult).
+type TestName string
+
 // Names of the tests a behaviour run makes. Each is one entry in
 // Observations.Tests.
 const (
-	TestBinding          = "binding"                  // test I: primary server, from the mapping socket
-	TestServer           = "binding-other-server"     // another server, from the mapping socket
-	TestMappingAltIP     = "mapping-alt-ip"           // test II: alternate IP, primary port, mapping socket
-	TestMappingAltIPPort = "mapping-alt-ip-port"      // test III: OTHER-ADDRESS, mapping socket
-	TestFilterIPPort     = "filtering-change-ip-port" // fresh socket: CHANGE-REQUEST IP+port to primary
-	TestFilterPort       = "filtering-change-port"    // fresh socket: CHANGE-REQUEST port to primary
-	TestFilterVerify     = "filtering-verify"         // fresh socket: opens OTHER-ADDRESS, then CHANGE IP+port
-	TestHairpin          = "hairpin"                  // a second socket sends to the first one's mapping
-	TestTCP              = "binding-tcp"              // STUN over TCP, run when UDP got no answer
+	TestBinding          TestName = "binding"                  // test I: primary server, from the mapping socket
+	TestServer           TestName = "binding-other-server"     // another server, from the mapping socket
+	TestMappingAltIP     TestName = "mapping-alt-ip"           // test II: alternate IP, primary port, mapping socket
+	TestMappingAltIPPort TestName = "mapping-alt-ip-port"      // test III: OTHER-ADDRESS, mapping socket
+	TestFilterIPPort     TestName = "filtering-change-ip-port" // fresh socket: CHANGE-REQUEST IP+port to primary
+	TestFilterPort       TestName = "filtering-change-port"    // fresh socket: CHANGE-REQUEST port to primary
+	TestFilterVerify     TestName = "filtering-verify"         // fresh socket: opens OTHER-ADDRESS, then CHANGE IP+port
+	TestHairpin          TestName = "hairpin"                  // a second socket sends to the first one's mapping
+	TestTCP              TestName = "binding-tcp"              // STUN over TCP, run when UDP got no answer
+)
+
+// Names of the connections of the TCP mapping test (probe.RunTCPMapping).
+const (
+	TCPProbe       TestName = "probe"        // a plain binding per server, from a fresh port
+	TCPPrimary     TestName = "primary"      // the first answering server, from the shared port
+	TCPAltIP       TestName = "alt-ip"       // its alternate IP at the primary port, from the shared port
+	TCPAltIPPort   TestName = "alt-ip-port"  // its OTHER-ADDRESS, from the shared port
+	TCPOtherServer TestName = "other-server" // another server on another IP, from the shared port
 )
 
 // ChangeFlags are the CHANGE-REQUEST flags of RFC 5780 section 7.2.
@@ -95,7 +108,7 @@ const (
 // TestResult is the raw observation of one test: what was sent from where,
 // and what came back from where.
 type TestResult struct {
-	Name     string
+	Name     TestName
 	Local    netip.AddrPort // the socket the test used
 	To       netip.AddrPort // where the request went
 	Change   ChangeFlags    // CHANGE-REQUEST flags sent, 0 = none
@@ -107,7 +120,7 @@ type TestResult struct {
 	// Attributes of the reply, zero if absent.
 	XORMapped, Mapped, OtherAddress netip.AddrPort
 	ErrorCode                       int
-	Err                             string // why there is no reply, if known
+	Err                             error // why there is no reply, if known
 }
 
 // Public is the mapped address the reply reported: XOR-MAPPED-ADDRESS,
@@ -152,7 +165,7 @@ type Observations struct {
 }
 
 // Test returns the named test, or nil when it did not run.
-func (o *Observations) Test(name string) *TestResult {
+func (o *Observations) Test(name TestName) *TestResult {
 	for i := range o.Tests {
 		if o.Tests[i].Name == name {
 			return &o.Tests[i]
@@ -161,7 +174,7 @@ func (o *Observations) Test(name string) *TestResult {
 	return nil
 }
 
-func (o *Observations) replied(name string) *TestResult {
+func (o *Observations) replied(name TestName) *TestResult {
 	if t := o.Test(name); t != nil && t.Replied && t.ErrorCode == 0 {
 		return t
 	}
@@ -486,8 +499,8 @@ func hairpinning(o *Observations, nat tri.Bool) (tri.Bool, string) {
 	if t.Replied {
 		return tri.Yes, fmt.Sprintf("hairpinning: yes, a datagram sent to public mapping %s reached the local socket (via %s)", addr(t.To), addr(t.From))
 	}
-	if t.Err != "" {
-		return tri.Unknown, "hairpinning: not tested, " + t.Err
+	if t.Err != nil {
+		return tri.Unknown, "hairpinning: not tested, " + t.Err.Error()
 	}
 	return tri.No, fmt.Sprintf("hairpinning: no, nothing sent to public mapping %s came back (%d transmissions)", addr(t.To), t.Attempts)
 }

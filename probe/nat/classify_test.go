@@ -1,6 +1,7 @@
 package nat
 
 import (
+	"errors"
 	"net/netip"
 	"strings"
 	"testing"
@@ -25,7 +26,7 @@ var (
 func ap(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
 
 // bind is a reply on the mapping socket.
-func bind(name string, to, mapped netip.AddrPort) TestResult {
+func bind(name TestName, to, mapped netip.AddrPort) TestResult {
 	return TestResult{Name: name, Local: local, To: to, Replied: true, From: to, XORMapped: mapped, Attempts: 1}
 }
 
@@ -36,7 +37,7 @@ func bind1(mapped netip.AddrPort, oth netip.AddrPort) TestResult {
 }
 
 // change is a CHANGE-REQUEST test; from invalid means silence.
-func change(name string, expect, from netip.AddrPort) TestResult {
+func change(name TestName, expect, from netip.AddrPort) TestResult {
 	t := TestResult{Name: name, Local: ap("192.168.1.2:40001"), To: prim, Expect: expect, Attempts: 5}
 	if from.IsValid() {
 		t.Replied, t.From, t.XORMapped, t.Attempts = true, from, ap("198.51.100.7:40001"), 1
@@ -225,7 +226,7 @@ func TestClassify(t *testing.T) {
 			name: "nothing answers",
 			obs: Observations{Tests: []TestResult{
 				{Name: TestBinding, Local: local, To: prim, Attempts: 5},
-				{Name: TestTCP, Local: local, To: prim, Err: "connection refused"},
+				{Name: TestTCP, Local: local, To: prim, Err: errors.New("connection refused")},
 			}, RouteSource: local.Addr(), HostAddrs: hostLAN},
 			typ: TypeUnknown, mapping: MappingUnknown, filtering: FilteringUnknown, nat: tri.Unknown, rfc5780: "absent", evidence: "no STUN server answered",
 		},
@@ -313,7 +314,7 @@ func TestClassifyFindings(t *testing.T) {
 			o.Tests = append(o.Tests, TestResult{Name: TestHairpin, To: pub, Attempts: 5})
 		}), hairpinOf, F},
 		{"hairpin: could not run", natted(func(o *Observations) {
-			o.Tests = append(o.Tests, TestResult{Name: TestHairpin, Err: "no mapping"})
+			o.Tests = append(o.Tests, TestResult{Name: TestHairpin, Err: errors.New("no mapping")})
 		}), hairpinOf, tri.Unknown},
 		{"hairpin: not run", natted(func(*Observations) {}), hairpinOf, tri.Unknown},
 		{"alg: MAPPED-ADDRESS rewritten", natted(func(o *Observations) { o.Tests[0].Mapped = local }), algOf, T},

@@ -7,11 +7,13 @@ import (
 	"net"
 	"net/netip"
 	"time"
+
+	"github.com/natcheck/natcheck/probe/nat"
 )
 
 // TCPBindingResult is one STUN Binding over TCP (RFC 8489 section 6.2.2).
 type TCPBindingResult struct {
-	Name   string         // the test it belongs to: "primary", "alt-ip", "alt-ip-port", "other-server", "probe"
+	Name   nat.TestName   // the test it belongs to: nat.TCPPrimary, nat.TCPProbe, ...
 	Local  netip.AddrPort // the connection's local endpoint
 	To     netip.AddrPort
 	Mapped netip.AddrPort // XOR-MAPPED-ADDRESS, or MAPPED-ADDRESS
