@@ -115,8 +115,8 @@ func TestHairpinJoinsSender(t *testing.T) {
 	r := &typeRun{cfg: &TypeConfig{Net: n, Family: stunclient.IPv4}, rtt: time.Millisecond, deadline: time.Now().Add(time.Minute)}
 	start := time.Now()
 	res := r.hairpin(context.Background(), srv.Addr)
-	if !res.Replied || res.Err != "" {
-		t.Fatalf("hairpin over loopback: replied %v from %v, err %q; want a reply", res.Replied, res.From, res.Err)
+	if !res.Replied || res.Err != nil {
+		t.Fatalf("hairpin over loopback: replied %v from %v, err %v; want a reply", res.Replied, res.From, res.Err)
 	}
 	if want := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), res.To.Port()); res.To != want {
 		t.Errorf("mapping %v, want %v", res.To, want)
