@@ -91,14 +91,7 @@ func TestServersCheckedInTheirOwnFamily(t *testing.T) {
 		t.Skipf("no IPv6 loopback: %v", err)
 	}
 	b := stuntest.Serve(t, c, stuntest.Behaviour{})
-	var servers []stunclient.Server
-	for _, addr := range []string{b.Addr.String(), a.Addr.String()} {
-		s, err := stunclient.ParseServer(addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		servers = append(servers, s)
-	}
+	servers := []stunclient.Server{stuntest.ServerAt(t, b.Addr), stuntest.ServerAt(t, a.Addr)}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	got := probe.CheckServers(ctx, nil, 0, servers)
@@ -116,14 +109,7 @@ func TestServersDeadFamilyCostsAGrace(t *testing.T) {
 		t.Skipf("no IPv6 loopback: %v", err)
 	}
 	dead := stuntest.Serve(t, c, stuntest.Behaviour{Drop: func(int) bool { return true }})
-	var servers []stunclient.Server
-	for _, addr := range []string{a.Addr.String(), dead.Addr.String()} {
-		s, err := stunclient.ParseServer(addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		servers = append(servers, s)
-	}
+	servers := []stunclient.Server{stuntest.ServerAt(t, a.Addr), stuntest.ServerAt(t, dead.Addr)}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	got := probe.CheckServers(ctx, nil, 0, servers)

@@ -25,7 +25,7 @@ func checkIPv6(t *testing.T, servers ...stunclient.Server) *IPv6Check {
 
 func TestIPv6RoutedWhenServersSeeTheHostsOwnAddress(t *testing.T) {
 	s := stuntest.Start(t, "::1", stuntest.Behaviour{})
-	c := checkIPv6(t, serverAt(t, s.Addr))
+	c := checkIPv6(t, stuntest.ServerAt(t, s.Addr))
 	if c.STUN != IPv6Works || c.Path != PathRouted || c.Public.Addr() != netip.IPv6Loopback() || c.PortPreserved != tri.Unknown {
 		t.Errorf("stun %s path %s public %s preserved %v; want works, routed, ::1, not judged", c.STUN, c.Path, c.Public, c.PortPreserved)
 	}
@@ -35,7 +35,7 @@ func TestIPv6TranslatedWhenServersSeeAnotherAddress(t *testing.T) {
 	s := stuntest.Start(t, "::1", stuntest.Behaviour{Mapped: func(from netip.AddrPort) netip.AddrPort {
 		return netip.AddrPortFrom(netip.MustParseAddr("2001:db8:ff::2"), from.Port())
 	}})
-	c := checkIPv6(t, serverAt(t, s.Addr))
+	c := checkIPv6(t, stuntest.ServerAt(t, s.Addr))
 	if c.STUN != IPv6Works || c.Path != PathTranslated || c.PortPreserved != tri.Yes {
 		t.Errorf("stun %s path %s preserved %v; want works, translated, port kept", c.STUN, c.Path, c.PortPreserved)
 	}
@@ -49,7 +49,7 @@ func TestIPv6Failures(t *testing.T) {
 		want   IPv6Status
 	}{
 		{"ipv4-only server", stunclient.Server{Input: "127.0.0.1", Host: "127.0.0.1", Port: 3478}, IPv6NoServer},
-		{"silent server", serverAt(t, dead), IPv6NoAnswer},
+		{"silent server", stuntest.ServerAt(t, dead), IPv6NoAnswer},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)

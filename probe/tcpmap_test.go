@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/natcheck/natcheck/internal/stuntest"
 	"github.com/natcheck/natcheck/internal/tri"
 	"github.com/natcheck/natcheck/probe/nat"
 	"github.com/natcheck/natcheck/probe/stunclient"
@@ -101,7 +102,7 @@ func rfc5780TCP(t *testing.T, mapped func(client, local netip.AddrPort) netip.Ad
 		l2.Close()
 		startTCPServer(t, l2.Addr().String(), alt.addr, mapped)
 		prim := startTCPServer(t, netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), p).String(), alt.addr, mapped)
-		return serverAt(t, prim.addr)
+		return stuntest.ServerAt(t, prim.addr)
 	}
 	t.Skip("no port free on both 127.0.0.1 and 127.0.0.2")
 	return stunclient.Server{}
@@ -156,14 +157,14 @@ func TestTCPMappingBehaviours(t *testing.T) {
 func TestTCPMappingWithTwoPlainServers(t *testing.T) {
 	a := startTCPServer(t, "127.0.0.1:0", netip.AddrPort{}, nil)
 	b := startTCPServer(t, "127.0.0.2:0", netip.AddrPort{}, nil)
-	m := runTCPMapping(t, serverAt(t, a.addr), serverAt(t, b.addr))
+	m := runTCPMapping(t, stuntest.ServerAt(t, a.addr), stuntest.ServerAt(t, b.addr))
 	if m.Mapping != nat.EndpointIndependent || m.Tests[1].Name != "other-server" {
 		t.Errorf("mapping %q (%s), tests %+v", m.Mapping, m.Reason, m.Tests)
 	}
 	dep := func(c, l netip.AddrPort) netip.AddrPort { return netip.AddrPortFrom(l.Addr(), c.Port()) }
 	a2 := startTCPServer(t, "127.0.0.1:0", netip.AddrPort{}, dep)
 	b2 := startTCPServer(t, "127.0.0.2:0", netip.AddrPort{}, dep)
-	m = runTCPMapping(t, serverAt(t, a2.addr), serverAt(t, b2.addr))
+	m = runTCPMapping(t, stuntest.ServerAt(t, a2.addr), stuntest.ServerAt(t, b2.addr))
 	if m.Mapping != nat.MappingUnknown || m.EndpointIndependent != tri.No || m.Reason == "" {
 		t.Errorf("mapping %q eim %v reason %q; want unknown, false, a reason", m.Mapping, m.EndpointIndependent, m.Reason)
 	}
@@ -205,7 +206,7 @@ func silentTCP(t *testing.T) netip.AddrPort {
 func TestTCPMappingSilentFirstServer(t *testing.T) {
 	a := startTCPServer(t, "127.0.0.1:0", netip.AddrPort{}, nil)
 	b := startTCPServer(t, "127.0.0.2:0", netip.AddrPort{}, nil)
-	m := runTCPMapping(t, serverAt(t, silentTCP(t)), serverAt(t, a.addr), serverAt(t, b.addr))
+	m := runTCPMapping(t, stuntest.ServerAt(t, silentTCP(t)), stuntest.ServerAt(t, a.addr), stuntest.ServerAt(t, b.addr))
 	if m.Mapping != nat.EndpointIndependent || m.Tests[0].To != a.addr {
 		t.Errorf("mapping %q (%s), tests %+v; want endpoint-independent against %s", m.Mapping, m.Reason, m.Tests, a.addr)
 	}
@@ -219,7 +220,7 @@ func TestTCPMappingSilentFirstServer(t *testing.T) {
 
 func TestTCPMappingOneServerIsUnknown(t *testing.T) {
 	a := startTCPServer(t, "127.0.0.1:0", netip.AddrPort{}, nil)
-	m := runTCPMapping(t, serverAt(t, a.addr))
+	m := runTCPMapping(t, stuntest.ServerAt(t, a.addr))
 	if m.Mapping != nat.MappingUnknown || m.EndpointIndependent != tri.Unknown || m.Reason == "" || !m.Servers[0].OK() {
 		t.Errorf("mapping %q eim %v reason %q servers %+v", m.Mapping, m.EndpointIndependent, m.Reason, m.Servers)
 	}
@@ -232,7 +233,7 @@ func TestTCPMappingNoAnswer(t *testing.T) {
 	}
 	closed := stunclient.AddrPortOf(ln.Addr())
 	ln.Close()
-	_, err = RunTCPMapping(context.Background(), TCPMappingOptions{Servers: []stunclient.Server{serverAt(t, closed)}})
+	_, err = RunTCPMapping(context.Background(), TCPMappingOptions{Servers: []stunclient.Server{stuntest.ServerAt(t, closed)}})
 	if !errors.Is(err, stunclient.ErrNoAnswer) {
 		t.Errorf("err = %v, want ErrNoAnswer", err)
 	}

@@ -13,20 +13,11 @@ import (
 	"github.com/natcheck/natcheck/probe/stunclient"
 )
 
-func serverAt(t *testing.T, a netip.AddrPort) stunclient.Server {
-	t.Helper()
-	s, err := stunclient.ParseServer(a.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
 func run(t *testing.T, timeout time.Duration, addrs ...netip.AddrPort) (*WhoAmI, error) {
 	t.Helper()
 	var servers []stunclient.Server
 	for _, a := range addrs {
-		servers = append(servers, serverAt(t, a))
+		servers = append(servers, stuntest.ServerAt(t, a))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -178,7 +169,7 @@ func TestWhoAmICancelStopsAtOnce(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(100*time.Millisecond, cancel)
 	start := time.Now()
-	_, err := RunWhoAmI(ctx, WhoAmIOptions{Servers: []stunclient.Server{serverAt(t, dead)}})
+	_, err := RunWhoAmI(ctx, WhoAmIOptions{Servers: []stunclient.Server{stuntest.ServerAt(t, dead)}})
 	if err == nil {
 		t.Fatal("want an error after cancellation")
 	}
@@ -236,7 +227,7 @@ func TestWhoAmIIPv6(t *testing.T) {
 	s := startOrSkip6(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	w, err := RunWhoAmI(ctx, WhoAmIOptions{Servers: []stunclient.Server{serverAt(t, s)}, Family: stunclient.IPv6})
+	w, err := RunWhoAmI(ctx, WhoAmIOptions{Servers: []stunclient.Server{stuntest.ServerAt(t, s)}, Family: stunclient.IPv6})
 	if err != nil {
 		t.Fatal(err)
 	}

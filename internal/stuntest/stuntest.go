@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/natcheck/natcheck/probe/stunclient"
 	"github.com/pion/stun/v3"
 )
 
@@ -126,4 +127,14 @@ func reply(req *stun.Message, from netip.AddrPort, b Behaviour) (*stun.Message, 
 	}
 	setters = append(setters, stun.NewSoftware("stuntest"), stun.Fingerprint)
 	return stun.Build(setters...)
+}
+
+// ServerAt is the STUN server address a test passes to the probers for a.
+func ServerAt(t testing.TB, a netip.AddrPort) stunclient.Server {
+	t.Helper()
+	s, err := stunclient.ParseServer(a.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

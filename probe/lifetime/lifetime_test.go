@@ -122,7 +122,7 @@ func (s *rpServer) expired(port uint16, now time.Time) bool {
 func measure(t *testing.T, o Options, addrs ...netip.AddrPort) (*Result, error) {
 	t.Helper()
 	for _, a := range addrs {
-		o.Servers = append(o.Servers, serverAt(t, a))
+		o.Servers = append(o.Servers, stuntest.ServerAt(t, a))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -285,7 +285,7 @@ func TestLifetimeNoAnswer(t *testing.T) {
 	dead := stuntest.Dead(t, "127.0.0.1")
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
-	_, err := Measure(ctx, Options{Servers: []stunclient.Server{serverAt(t, dead)}})
+	_, err := Measure(ctx, Options{Servers: []stunclient.Server{stuntest.ServerAt(t, dead)}})
 	if !errors.Is(err, stunclient.ErrNoAnswer) {
 		t.Errorf("err = %v, want ErrNoAnswer", err)
 	}
@@ -344,13 +344,4 @@ func TestSummariseCountsContradictions(t *testing.T) {
 	if none.Result != Unknown || none.Reason == "" {
 		t.Errorf("no decisive probe: %s %q", none.Result, none.Reason)
 	}
-}
-
-func serverAt(t *testing.T, a netip.AddrPort) stunclient.Server {
-	t.Helper()
-	s, err := stunclient.ParseServer(a.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
 }
