@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/natcheck/natcheck/internal/testutil"
 	"github.com/natcheck/natcheck/probe/stunclient"
 	"github.com/pion/stun/v3"
 )
@@ -41,6 +42,7 @@ func Start(t testing.TB, ip string, b Behaviour) *Server {
 	t.Helper()
 	c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(netip.MustParseAddr(ip), 0)))
 	if err != nil {
+		testutil.SkipIfNotLocal(t, err)
 		t.Fatalf("stuntest: listen: %v", err)
 	}
 	return Serve(t, c, b)

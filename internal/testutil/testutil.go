@@ -49,9 +49,7 @@ func StartServer[S Server, C any](t testing.TB, listen func(context.Context, C) 
 	s, err := listen(ctx, cfg)
 	if err != nil {
 		cancel()
-		if errors.Is(err, syscall.EADDRNOTAVAIL) {
-			t.Skipf("cannot serve on this host's loopback: %v", err)
-		}
+		SkipIfNotLocal(t, err)
 		t.Fatalf("listen: %v", err)
 	}
 	done := make(chan error, 1)
@@ -67,4 +65,14 @@ func StartServer[S Server, C any](t testing.TB, listen func(context.Context, C) 
 	}
 	t.Cleanup(stop)
 	return s, stop
+}
+
+// SkipIfNotLocal skips the test when err says an address is not one of
+// this host's: the tests use 127.0.0.1 and 127.0.0.2, and macOS has only
+// the first until `sudo ifconfig lo0 alias 127.0.0.2 up`.
+func SkipIfNotLocal(t testing.TB, err error) {
+	t.Helper()
+	if errors.Is(err, syscall.EADDRNOTAVAIL) {
+		t.Skipf("a loopback address this host lacks (on macOS: sudo ifconfig lo0 alias 127.0.0.2 up): %v", err)
+	}
 }
