@@ -45,12 +45,26 @@ type Options struct {
 	// UPnP runs miniupnpd on the (home) router: see StartMiniUPnPd and
 	// Lab.MiniUPnPd.
 	UPnP bool
+	// Clients is the number of client hosts, each its own namespace on
+	// one LAN (a bridge in the router) behind the one router: many users
+	// behind one public address. 0 means 1. More than one is refused for
+	// the kinds that forward inbound traffic to one fixed client
+	// (full-cone, restricted-cone, hairpin). At most MaxClients.
+	Clients int
 }
+
+// MaxClients bounds Options.Clients: the LAN is a /24 and the router
+// holds .1.
+const MaxClients = 200
 
 // Lab is one built topology. Namespace names are unique per Lab, so labs in
 // parallel tests and in parallel test processes never collide.
 type Lab struct {
 	Client, Router, Carrier, Internet string // namespace names; Carrier is "" unless DoubleNAT
+	// Clients and ClientIPs list every client host (Options.Clients of
+	// them); Clients[0] is Client and ClientIPs[0] is ClientIP.
+	Clients   []string
+	ClientIPs []netip.Addr
 	// Wire is the namespace of the delay relay between the WAN and the
 	// internet; "" unless DelayMs > 0.
 	Wire string
@@ -101,8 +115,11 @@ func New(t testing.TB, o Options) *Lab {
 	if _, ok := topologies[o.Kind]; !ok {
 		t.Fatalf("lab: unknown kind %q", o.Kind)
 	}
-	if o.LossPercent < 0 || o.LossPercent > 100 || o.DelayMs < 0 {
+	if o.LossPercent < 0 || o.LossPercent > 100 || o.DelayMs < 0 || o.Clients < 0 || o.Clients > MaxClients {
 		t.Fatalf("lab: bad options %+v", o)
+	}
+	if o.Clients > 1 && topologies[o.Kind].oneClient {
+		t.Fatalf("lab: %s forwards inbound traffic to one client; it cannot have %d", o.Kind, o.Clients)
 	}
 	cleanStaleOnce.Do(cleanStale)
 
@@ -123,8 +140,12 @@ func New(t testing.TB, o Options) *Lab {
 	if o.UPnP {
 		l.StartMiniUPnPd(t)
 	}
-	t.Logf("lab %s (loss %d%%, delay %dms) built in %v: client %s in %s",
-		o.Kind, o.LossPercent, o.DelayMs, time.Since(start).Round(time.Millisecond), l.ClientIP, l.Client)
+	more := ""
+	if n := len(l.Clients); n > 1 {
+		more = fmt.Sprintf(" (and %d more, to %s)", n-1, l.ClientIPs[n-1])
+	}
+	t.Logf("lab %s (loss %d%%, delay %dms) built in %v: client %s in %s%s",
+		o.Kind, o.LossPercent, o.DelayMs, time.Since(start).Round(time.Millisecond), l.ClientIP, l.Client, more)
 	return l
 }
 

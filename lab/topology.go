@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -12,6 +13,9 @@ import (
 type topology struct {
 	public bool // the client has a routed public address (no NAT)
 	double bool // a carrier NAT sits between the router and the internet
+	// oneClient: the rules forward inbound traffic to 192.168.1.2, so the
+	// kind cannot have more than one client (Options.Clients).
+	oneClient bool
 	// routerRules is the nft ruleset body of the router (the home router
 	// for DoubleNAT); "" for none.
 	routerRules string
@@ -43,13 +47,13 @@ var topologies = map[Kind]topology{
 		ct state established,related accept
 		iifname "lan0" accept
 	}`},
-	FullCone: {routerRules: masquerade + inboundToClient},
+	FullCone: {oneClient: true, routerRules: masquerade + inboundToClient},
 	// Address-dependent filtering: outbound UDP records (internal address,
 	// internal port, remote IP) in a dynamic set; a new inbound flow passes
 	// only if its remote IP was contacted from the port it is sent to (after
 	// DNAT, which keeps the port). Keyed per internal endpoint as RFC 4787
 	// defines ADF, so one socket's contacts do not open another's mapping.
-	RestrictedCone: {routerRules: masquerade + inboundToClient + `
+	RestrictedCone: {oneClient: true, routerRules: masquerade + inboundToClient + `
 	set contacted {
 		type ipv4_addr . inet_service . ipv4_addr; flags dynamic,timeout; timeout 10m;
 	}
@@ -76,7 +80,7 @@ var topologies = map[Kind]topology{
 	// client (same port), with the source rewritten to the WAN address so
 	// the client sees its peer's mapped address and replies return through
 	// the router.
-	Hairpin: {routerRules: `
+	Hairpin: {oneClient: true, routerRules: `
 	chain natpre {
 		type nat hook prerouting priority dstnat;
 		iifname "lan0" ip daddr 203.0.113.2 meta l4proto { tcp, udp } dnat to 192.168.1.2
@@ -106,8 +110,20 @@ func (l *Lab) build() error {
 	if topo.public {
 		l.ClientIP, l.Gateway, l.PublicIP = pubClient, pubGateway, pubClient
 	}
+	// Client hosts: the first is "client" at .2, the others "client2",
+	// "client3", ... at .3, .4, ...
+	ip := l.ClientIP
+	for i := range max(l.Options.Clients, 1) {
+		ns := l.Client
+		if i > 0 {
+			ns = fmt.Sprintf("%s%d", l.Client, i+1)
+		}
+		l.Clients = append(l.Clients, ns)
+		l.ClientIPs = append(l.ClientIPs, ip)
+		ip = ip.Next()
+	}
 
-	for _, ns := range []string{l.Client, l.Router, l.Carrier, l.Wire, l.Internet} {
+	for _, ns := range append(slices.Clone(l.Clients), l.Router, l.Carrier, l.Wire, l.Internet) {
 		if ns == "" {
 			continue
 		}
@@ -126,7 +142,23 @@ func (l *Lab) build() error {
 	// Links. Each veth is created inside a namespace with its peer placed
 	// directly in the other one, so nothing ever appears in the root
 	// namespace and fixed interface names cannot collide.
-	links := [][2]string{{l.Client, "link add eth0 type veth peer name lan0 netns " + l.Router}}
+	var links [][2]string
+	if len(l.Clients) == 1 {
+		links = append(links, [2]string{l.Client, "link add eth0 type veth peer name lan0 netns " + l.Router})
+	} else {
+		// Several clients: lan0 is a bridge, each client's veth one of
+		// its ports (lanp1, lanp2, ...), so the router's rules, which
+		// name lan0, apply unchanged to every client.
+		links = append(links, [2]string{l.Router, "link add lan0 type bridge"})
+		for i, ns := range l.Clients {
+			links = append(links, [2]string{ns, fmt.Sprintf("link add eth0 type veth peer name lanp%d netns %s", i+1, l.Router)})
+		}
+		var ports strings.Builder
+		for i := range l.Clients {
+			fmt.Fprintf(&ports, "link set lanp%d master lan0\nlink set lanp%d up\n", i+1, i+1)
+		}
+		links = append(links, [2]string{l.Router, strings.TrimSuffix(ports.String(), "\n")})
+	}
 	if topo.double {
 		links = append(links, [2]string{l.Router, "link add wan0 type veth peer name lan0 netns " + l.Carrier})
 	}
@@ -144,10 +176,12 @@ func (l *Lab) build() error {
 	}
 
 	// Addresses and routes.
-	if err := l.ip(l.Client, fmt.Sprintf(`addr add %s/24 dev eth0
+	for i, ns := range l.Clients {
+		if err := l.ip(ns, fmt.Sprintf(`addr add %s/24 dev eth0
 link set eth0 up
-route add default via %s`, l.ClientIP, l.Gateway)); err != nil {
-		return err
+route add default via %s`, l.ClientIPs[i], l.Gateway)); err != nil {
+			return err
+		}
 	}
 	router := fmt.Sprintf("addr add %s/24 dev lan0\nlink set lan0 up\nlink set wan0 up\n", l.Gateway)
 	if topo.double {
