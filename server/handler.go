@@ -61,8 +61,17 @@ func (h *handler) handle(pkt []byte, src netip.AddrPort, local int, stream bool,
 	if d := parseRequest(pkt, &r); d != dropNone {
 		return reply{drop: d}
 	}
-	if h.lim != nil && !h.lim.allow(src.Addr(), now) {
-		return reply{drop: dropRateLimited}
+	if h.lim != nil {
+		class := limitPlain
+		switch {
+		case stream:
+			class = limitTCP
+		case r.change != 0:
+			class = limitChange
+		}
+		if !h.lim.allow(src, class, now) {
+			return reply{drop: dropRateLimited}
+		}
 	}
 	rep := reply{from: local, to: src}
 	switch {

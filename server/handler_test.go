@@ -131,7 +131,8 @@ func TestHandleResponsePort(t *testing.T) {
 }
 
 func TestHandleRateLimit(t *testing.T) {
-	h := &handler{fam: &testFamily, lim: newLimiter(1, 2)}
+	// Address: 4/s, burst 20; so each port: 1/s, burst 2.
+	h := &handler{fam: &testFamily, lim: newLimiter(4, 20)}
 	out := make([]byte, maxResponse)
 	req := buildReq(t)
 	var answered int
@@ -143,7 +144,7 @@ func TestHandleRateLimit(t *testing.T) {
 		}
 	}
 	if answered != 2 {
-		t.Errorf("answered %d of 5 with burst 2", answered)
+		t.Errorf("one port: answered %d of 5 with a port burst of 2", answered)
 	}
 	// One second later one more token has arrived; another source is unaffected.
 	if rep := h.handle(req, client, 0, false, 2e9, out); rep.n == 0 {
@@ -154,19 +155,71 @@ func TestHandleRateLimit(t *testing.T) {
 	}
 }
 
+// TestLimiterAddressTotal: the ports of one address share the address's
+// bucket; CHANGE-REQUESTs may overdraw it by half the burst, plain
+// requests and TCP may not, and TCP waits while UDP is being dropped.
+func TestLimiterAddressTotal(t *testing.T) {
+	l := newLimiter(4, 20) // ports: 1/s, burst 2
+	port := uint16(1000)
+	next := func() netip.AddrPort { port++; return netip.AddrPortFrom(client.Addr(), port) }
+	n := 0
+	for i := 0; i < 30; i++ {
+		if l.allow(next(), limitPlain, 1e9) {
+			n++
+		}
+	}
+	if n != 20 {
+		t.Errorf("30 ports, one request each: %d answered, want the address burst 20", n)
+	}
+	if l.allow(next(), limitTCP, 1e9) {
+		t.Error("TCP answered while the address's bucket is empty")
+	}
+	n = 0
+	for i := 0; i < 30; i++ {
+		if l.allow(next(), limitChange, 1e9) {
+			n++
+		}
+	}
+	if n != 10 {
+		t.Errorf("change requests after the bucket emptied: %d answered, want the overdraft of 10", n)
+	}
+	// 20 s later the bucket is full again, but TCP waits until no UDP
+	// request was dropped for tcpHoldNs.
+	if !l.allow(next(), limitPlain, 21e9) {
+		t.Error("refilled bucket refused a plain request")
+	}
+	if !l.allow(next(), limitTCP, 21e9) {
+		t.Error("TCP refused long after the last UDP drop")
+	}
+	for l.allow(next(), limitPlain, 22e9) {
+	}
+	if l.allow(next(), limitTCP, 22e9+tcpHoldNs/2) {
+		t.Error("TCP answered within tcpHoldNs of a dropped UDP request")
+	}
+	if !l.allow(next(), limitTCP, 22e9+tcpHoldNs+1) {
+		t.Error("TCP refused after tcpHoldNs")
+	}
+	if !l.allow(netip.MustParseAddrPort("198.51.100.8:1"), limitPlain, 22e9) {
+		t.Error("another address was limited")
+	}
+}
+
 func TestLimiterBounded(t *testing.T) {
 	l := newLimiter(1, 1)
 	r := rand.New(rand.NewPCG(1, 2))
 	for i := 0; i < 4*limiterEntries; i++ {
-		l.allow(netip.AddrFrom4([4]byte{byte(r.Uint32()), byte(i >> 16), byte(i >> 8), byte(i)}), int64(i+1))
+		l.allow(netip.AddrPortFrom(netip.AddrFrom4([4]byte{byte(r.Uint32()), byte(i >> 16), byte(i >> 8), byte(i)}), 1), limitPlain, int64(i+1))
 	}
 	if n := l.size(); n > limiterEntries || n < limiterEntries/2 {
 		t.Errorf("limiter holds %d entries, table has %d", n, limiterEntries)
 	}
+	if n := l.flow.size(); n > limiterEntries || n < limiterEntries/2 {
+		t.Errorf("port table holds %d entries, table has %d", n, limiterEntries)
+	}
 	// IPv6 sources in one /64 share a bucket.
-	a := netip.MustParseAddr("2001:db8::1")
-	b := netip.MustParseAddr("2001:db8::ffff:2")
-	if !l.allow(a, 1e18) || l.allow(b, 1e18) {
+	a := netip.MustParseAddrPort("[2001:db8::1]:1")
+	b := netip.MustParseAddrPort("[2001:db8::ffff:2]:1")
+	if !l.allow(a, limitPlain, 1e18) || l.allow(b, limitPlain, 1e18) {
 		t.Error("addresses of one /64 did not share a bucket")
 	}
 }

@@ -15,16 +15,19 @@ import (
 	"time"
 )
 
-// Config describes what to listen on and how to behave.
-// DefaultRateLimit is the default sustained rate per source, in requests
-// per second. One `natcheck type` run sends about 45 requests within a few
-// hundred milliseconds (copies of each test, so that loss cannot fake a
-// stricter NAT); with the default burst of four times the rate, a client can
-// run it four times back to back. A lower limit would drop test replies,
-// and silence is what a filtering test reads as "filtered": a tight limit
-// on a behaviour-discovery server produces wrong verdicts, not only slow ones.
-const DefaultRateLimit = 50
+// DefaultRateLimit is the default sustained rate per source address, in
+// requests per second, all its ports together; the default burst is ten
+// times that (2000). Each source port (one client socket) gets a quarter
+// of the rate and a tenth of the burst: 50/s, burst 200. One `natcheck
+// type` run sends about 45 requests within a few hundred milliseconds, from
+// six sockets, none more than about 12; the address burst lets about 40
+// runs start at the same moment behind one NAT (measured in the lab:
+// docs/serve.md). A lower limit would drop test replies, and silence is
+// what a filtering test reads as "filtered": a tight limit on a
+// behaviour-discovery server produces wrong verdicts, not only slow ones.
+const DefaultRateLimit = 200
 
+// Config describes what to listen on and how to behave.
 type Config struct {
 	// Addrs are the IP addresses to serve: one or two per address family.
 	// The first of a family is its primary, the second its alternate.
@@ -39,8 +42,10 @@ type Config struct {
 	// 1 reads and writes one datagram per system call. 0: 32.
 	Batch int
 	// RateLimit is the sustained number of requests per second allowed
-	// from one source (IPv4 address or IPv6 /64); 0 disables the limit.
-	// RateBurst is the bucket size (0: twice the rate).
+	// from one source address (IPv4 address or IPv6 /64), all its ports
+	// together; each of its ports gets a quarter of it. 0 disables rate
+	// limiting. RateBurst is the address's bucket size (0: ten times the
+	// rate); each port's is a tenth of it. See limiter.
 	RateLimit float64
 	RateBurst int
 	// NoTCP disables the TCP listeners.
@@ -211,7 +216,7 @@ func (c *Config) normalise() error {
 		c.Batch = 32
 	}
 	if c.RateBurst <= 0 {
-		c.RateBurst = int(4 * c.RateLimit)
+		c.RateBurst = int(10 * c.RateLimit)
 	}
 	if c.MaxTCPConns <= 0 {
 		c.MaxTCPConns = 1024

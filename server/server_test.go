@@ -246,7 +246,8 @@ func TestUDPFlood(t *testing.T) {
 }
 
 func TestUDPRateLimit(t *testing.T) {
-	s := startServer(t, Config{Addrs: []netip.Addr{lo1}, NoTCP: true, Workers: 1, RateLimit: 0.001, RateBurst: 3})
+	// One socket: its port's burst is a tenth of the address's, 3.
+	s := startServer(t, Config{Addrs: []netip.Addr{lo1}, NoTCP: true, Workers: 1, RateLimit: 0.001, RateBurst: 30})
 	c := udpClient(t, lo1)
 	var reqs [][]byte
 	for i := 0; i < 6; i++ {
