@@ -446,8 +446,8 @@ func (r *typeRun) bindingRound(ctx context.Context, mc *stunclient.Conn) (binds,
 			unresolved = append(unresolved, lookupErrs[i])
 		}
 	}
-	if udpAnswered.Load() {
-		stopTCP() // TCP only matters when UDP is silent
+	if udpAnswered.Load() || len(binds) == 0 {
+		stopTCP() // TCP only matters when UDP is silent, and a server was asked
 	}
 	return binds, <-tcpDone, unresolved
 }

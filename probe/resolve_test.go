@@ -107,9 +107,13 @@ func TestRunTypeNoNameResolves(t *testing.T) {
 		t.Errorf("took %v, want about 1s (half of the 2s)", took)
 	}
 
+	start = time.Now()
 	_, err = RunType(context.Background(), TypeOptions{Servers: names(t, "nothere.test"), Net: n, Resolver: stuntest.DNSResolver(t, nil)})
 	if !errors.Is(err, stunclient.ErrNoSuchHost) || strings.Contains(err.Error(), "offline") {
 		t.Errorf("NXDOMAIN: err = %v", err)
+	}
+	if took := time.Since(start); took > 200*time.Millisecond {
+		t.Errorf("NXDOMAIN: took %v; with nothing to ask, STUN over TCP must not be waited for", took)
 	}
 }
 
