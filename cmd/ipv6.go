@@ -43,7 +43,7 @@ func runIPv6(parent context.Context, d *Deps, f *probeFlags) error {
 	}
 	ctx, cancel := context.WithTimeout(parent, r.timeout)
 	defer cancel()
-	c, err := probe.CheckIPv6(ctx, probe.IPv6Options{Servers: r.servers})
+	c, err := probe.CheckIPv6(ctx, probe.IPv6Options{Servers: r.servers, Resolver: r.resolver})
 	if err != nil || parent.Err() != nil {
 		// An interrupted check still returns what it saw: say interrupted.
 		return runError(parent, err)

@@ -91,7 +91,7 @@ func runLifetime(parent context.Context, d *Deps, o *lifetimeOptions, timeoutGiv
 	}
 	ctx, cancel := context.WithTimeout(parent, budget)
 	defer cancel()
-	po := lifetime.Options{Servers: r.servers, Family: r.family, Min: o.min, Max: o.max,
+	po := lifetime.Options{Servers: r.servers, Family: r.family, Resolver: r.resolver, Min: o.min, Max: o.max,
 		Sockets: o.sockets, Rounds: o.rounds, Established: o.estab}
 	if o.flags.verbose {
 		po.Logf = verboseLogger(d, "lifetime")

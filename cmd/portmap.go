@@ -74,7 +74,7 @@ func runPortmap(parent context.Context, d *Deps, o *portmapOptions) error {
 	if o.hold < 0 {
 		return usageError("--hold must not be negative, got %s", o.hold)
 	}
-	res, err := diagnose.Portmap(parent, diagnose.PortmapOptions{Servers: r.servers, Timeout: r.timeout,
+	res, err := diagnose.Portmap(parent, diagnose.PortmapOptions{Servers: r.servers, Resolver: r.resolver, Timeout: r.timeout,
 		Hold: o.hold, NoSTUN: o.noSTUN, Check: o.check, WhoAmI: o.whoami})
 	if parent.Err() != nil {
 		return &ExitError{Code: ExitInterrupted, Err: errors.New(interruptedMessage(res.Report))}

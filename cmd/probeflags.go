@@ -51,16 +51,17 @@ func hideFamily(c *cobra.Command) {
 
 // resolved is what the flags mean once validated.
 type resolved struct {
-	servers []stunclient.Server
-	family  stunclient.Family
-	timeout time.Duration
+	servers  []stunclient.Server
+	family   stunclient.Family
+	timeout  time.Duration
+	resolver stunclient.Resolver // d.Resolver: nil is the system's
 }
 
 // resolve validates the flags; every failure is a usage error (exit 2).
 // Without --server, the servers come from d's environment, then d's
 // built-in list.
 func (f *probeFlags) resolve(d *Deps) (resolved, error) {
-	r := resolved{family: stunclient.IPv4, timeout: f.timeout}
+	r := resolved{family: stunclient.IPv4, timeout: f.timeout, resolver: d.Resolver}
 	if f.ipv4 && f.ipv6 {
 		return r, usageError("-4 and -6 exclude each other")
 	}
@@ -146,6 +147,9 @@ func runError(parent context.Context, err error) error {
 	switch {
 	case parent.Err() != nil:
 		return &ExitError{Code: ExitInterrupted, Err: errors.New("interrupted")}
+	case errors.As(err, new(*stunclient.UnresolvedError)):
+		// DNS is the cause, and the message says so.
+		return &ExitError{Code: ExitNoAnswer, Err: err}
 	case errors.Is(err, stunclient.ErrNoAnswer):
 		return &ExitError{Code: ExitNoAnswer, Err: fmt.Errorf("%w; the host may be offline, or this traffic blocked", err)}
 	default:

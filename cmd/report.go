@@ -103,7 +103,7 @@ func runReport(parent context.Context, d *Deps, o *reportOptions) error {
 	display := progress.New(d.ErrOut, opt)
 	started := o.now()
 	res, err := o.run(parent, diagnose.Options{
-		Servers: r.servers, Timeout: r.timeout, Lifetime: o.lifetime, LifetimeMax: o.lifetimeMax,
+		Servers: r.servers, Resolver: r.resolver, Timeout: r.timeout, Lifetime: o.lifetime, LifetimeMax: o.lifetimeMax,
 		NoPortmap: o.noPortmap,
 		Start:     func(name diagnose.CheckName) diagnose.Step { return display.Start(string(name)) },
 	})

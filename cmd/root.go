@@ -69,6 +69,9 @@ type Deps struct {
 	// DefaultServers is the built-in list, used when neither --server nor
 	// $NATCHECK_SERVERS names a server.
 	DefaultServers func() []stunclient.Server
+	// Resolver looks up server names; nil means the system's resolver.
+	// Tests pass one that talks to a scripted DNS server on loopback.
+	Resolver stunclient.Resolver
 }
 
 // NewRoot builds the command tree.

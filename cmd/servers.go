@@ -17,7 +17,7 @@ type serversOptions struct {
 
 func newServersCmd(d *Deps) *cobra.Command {
 	return newServersCmdWith(d, func(ctx context.Context, f stunclient.Family, ss []stunclient.Server) []probe.ServerCheck {
-		return probe.CheckServers(ctx, nil, f, ss)
+		return probe.CheckServers(ctx, nil, d.Resolver, f, ss)
 	})
 }
 

@@ -48,7 +48,7 @@ func runTCP(parent context.Context, d *Deps, f *probeFlags) error {
 	}
 	ctx, cancel := context.WithTimeout(parent, r.timeout)
 	defer cancel()
-	m, err := probe.RunTCPMapping(ctx, probe.TCPMappingOptions{Servers: r.servers, Family: r.family})
+	m, err := probe.RunTCPMapping(ctx, probe.TCPMappingOptions{Servers: r.servers, Family: r.family, Resolver: r.resolver})
 	if err != nil {
 		return runError(parent, err)
 	}

@@ -86,7 +86,7 @@ func runType(parent context.Context, d *Deps, o *typeOptions) error {
 			return usageError("--fail-on: unknown type %q (one of %s)", f, typeNames())
 		}
 	}
-	opts := diagnose.TypeOptions{Servers: r.servers, Family: r.family, Timeout: r.timeout,
+	opts := diagnose.TypeOptions{Servers: r.servers, Family: r.family, Resolver: r.resolver, Timeout: r.timeout,
 		Lifetime: o.lifetime, LifetimeMax: o.lifetimeMax, RunType: o.run, MeasureLifetime: o.measure}
 	if o.flags.verbose {
 		opts.Logf = verboseLogger(d, "type")

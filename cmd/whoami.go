@@ -50,7 +50,7 @@ func runWhoAmI(parent context.Context, d *Deps, o *whoamiOptions) error {
 	}
 	ctx, cancel := context.WithTimeout(parent, r.timeout)
 	defer cancel()
-	w, err := o.run(ctx, probe.WhoAmIOptions{Servers: r.servers, Family: r.family})
+	w, err := o.run(ctx, probe.WhoAmIOptions{Servers: r.servers, Family: r.family, Resolver: r.resolver})
 	if err != nil {
 		return runError(parent, err)
 	}

@@ -56,6 +56,9 @@ type Step interface {
 // Options choose what Run does.
 type Options struct {
 	Servers []stunclient.Server
+	// Resolver looks up server names, in every check; nil means the
+	// system's resolver.
+	Resolver stunclient.Resolver
 	// Timeout bounds every check but the lifetime measurement.
 	Timeout time.Duration
 	// Lifetime adds the binding-lifetime measurement, which takes up to
@@ -124,7 +127,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 
 	r.run(CheckLocal, func(ctx context.Context) (string, error) { return r.local() })
 	r.run(CheckType, func(ctx context.Context) (string, error) {
-		t, err := probe.RunType(ctx, probe.TypeOptions{Servers: o.Servers, Family: stunclient.IPv4})
+		t, err := probe.RunType(ctx, probe.TypeOptions{Servers: o.Servers, Family: stunclient.IPv4, Resolver: o.Resolver})
 		r.set(func() { res.Type = t })
 		if t != nil {
 			return string(t.Type), err
@@ -144,7 +147,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		})
 	}
 	r.run(CheckIPv6, func(ctx context.Context) (string, error) {
-		c, err := probe.CheckIPv6(ctx, probe.IPv6Options{Servers: o.Servers})
+		c, err := probe.CheckIPv6(ctx, probe.IPv6Options{Servers: o.Servers, Resolver: o.Resolver})
 		r.set(func() { res.IPv6 = c })
 		if c != nil {
 			return "STUN over IPv6: " + string(c.STUN) + ", path " + string(c.Path), err
@@ -152,7 +155,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return "", err
 	})
 	r.run(CheckTCP, func(ctx context.Context) (string, error) {
-		m, err := probe.RunTCPMapping(ctx, probe.TCPMappingOptions{Servers: o.Servers, Family: stunclient.IPv4})
+		m, err := probe.RunTCPMapping(ctx, probe.TCPMappingOptions{Servers: o.Servers, Family: stunclient.IPv4, Resolver: o.Resolver})
 		r.set(func() { res.TCP = m })
 		if m != nil {
 			return "mapping " + string(m.Mapping), err
@@ -160,7 +163,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return "", err
 	})
 	r.run(CheckServers, func(ctx context.Context) (string, error) {
-		cs := probe.CheckServers(ctx, nil, 0, o.Servers) // each server in its own family
+		cs := probe.CheckServers(ctx, nil, o.Resolver, 0, o.Servers) // each server in its own family
 		r.set(func() { res.Servers = cs })
 		return serversNote(cs), nil
 	})
@@ -168,7 +171,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		lifeCtx, cancel := context.WithTimeout(ctx, o.Timeout+lifetime.Budget(o.LifetimeMax))
 		defer cancel()
 		r.runWith(CheckLifetime, lifeCtx, func(ctx context.Context) (string, error) {
-			l, err := lifetime.Measure(ctx, lifetime.Options{Servers: o.Servers, Family: stunclient.IPv4, Max: o.LifetimeMax})
+			l, err := lifetime.Measure(ctx, lifetime.Options{Servers: o.Servers, Family: stunclient.IPv4, Resolver: o.Resolver, Max: o.LifetimeMax})
 			r.set(func() { res.Lifetime = l })
 			if l != nil {
 				return string(l.Result), err

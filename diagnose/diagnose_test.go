@@ -94,7 +94,7 @@ func TestServersCheckedInTheirOwnFamily(t *testing.T) {
 	servers := []stunclient.Server{stuntest.ServerAt(t, b.Addr), stuntest.ServerAt(t, a.Addr)}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	got := probe.CheckServers(ctx, nil, 0, servers)
+	got := probe.CheckServers(ctx, nil, nil, 0, servers)
 	if len(got) != 2 || !got[0].Replied || !got[1].Replied || got[0].Address != b.Addr || got[1].Address != a.Addr {
 		t.Errorf("checks %+v; want both answered, in the given order", got)
 	}
@@ -112,7 +112,7 @@ func TestServersDeadFamilyCostsAGrace(t *testing.T) {
 	servers := []stunclient.Server{stuntest.ServerAt(t, a.Addr), stuntest.ServerAt(t, dead.Addr)}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	got := probe.CheckServers(ctx, nil, 0, servers)
+	got := probe.CheckServers(ctx, nil, nil, 0, servers)
 	if ctx.Err() != nil {
 		t.Fatal("the dead IPv6 server held the check to its time limit")
 	}

@@ -14,6 +14,8 @@ import (
 // PortmapOptions choose what Portmap does.
 type PortmapOptions struct {
 	Servers []stunclient.Server
+	// Resolver looks up server names; nil means the system's resolver.
+	Resolver stunclient.Resolver
 	// Timeout bounds the gateway tests and the STUN question.
 	Timeout time.Duration
 	// Hold keeps the test mappings this long before they are deleted; it
@@ -58,7 +60,7 @@ func Portmap(ctx context.Context, o PortmapOptions) (*PortmapResult, error) {
 	var wg sync.WaitGroup
 	if !o.NoSTUN {
 		wg.Go(func() {
-			w, err := whoami(stunCtx, probe.WhoAmIOptions{Servers: o.Servers, Family: stunclient.IPv4})
+			w, err := whoami(stunCtx, probe.WhoAmIOptions{Servers: o.Servers, Family: stunclient.IPv4, Resolver: o.Resolver})
 			if err != nil {
 				res.STUNErr = err
 				return

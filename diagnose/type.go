@@ -13,6 +13,8 @@ import (
 type TypeOptions struct {
 	Servers []stunclient.Server
 	Family  stunclient.Family
+	// Resolver looks up server names; nil means the system's resolver.
+	Resolver stunclient.Resolver
 	// Timeout bounds the behaviour tests.
 	Timeout time.Duration
 	// Lifetime adds the binding-lifetime measurement, run beside the
@@ -60,7 +62,7 @@ func Type(ctx context.Context, o TypeOptions) (*TypeResult, error) {
 	defer cancelLife()
 	if o.Lifetime {
 		go func() {
-			l, err := measure(lifeCtx, lifetime.Options{Servers: o.Servers, Family: o.Family, Max: o.LifetimeMax})
+			l, err := measure(lifeCtx, lifetime.Options{Servers: o.Servers, Family: o.Family, Resolver: o.Resolver, Max: o.LifetimeMax})
 			life <- outcome{l, err}
 		}()
 	} else {
@@ -69,7 +71,7 @@ func Type(ctx context.Context, o TypeOptions) (*TypeResult, error) {
 
 	typeCtx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
-	t, err := runType(typeCtx, probe.TypeOptions{Servers: o.Servers, Family: o.Family, Logf: o.Logf})
+	t, err := runType(typeCtx, probe.TypeOptions{Servers: o.Servers, Family: o.Family, Resolver: o.Resolver, Logf: o.Logf})
 	if err != nil {
 		// Without a type there is nothing to report: stop measuring.
 		cancelLife()

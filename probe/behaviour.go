@@ -23,8 +23,14 @@ import (
 type TypeConfig struct {
 	Net     transport.Net     // stdnet for real runs, vnet in tests
 	Family  stunclient.Family // IPv4 or IPv6
-	Servers []netip.AddrPort  // resolved servers, in the user's order
-	Timeout time.Duration     // cap on the whole run, besides ctx's deadline
+	Servers []netip.AddrPort  // servers given by address, in the user's order
+	// Names are servers as the user gave them (names or IP literals),
+	// asked after Servers. Each is resolved inside its binding-round task,
+	// with Resolver (nil: the system's), so that a hanging lookup delays
+	// no other server and a late one may still join the round.
+	Names    []stunclient.Server
+	Resolver stunclient.Resolver
+	Timeout  time.Duration // cap on the whole run, besides ctx's deadline
 	// TTLProbe enables the TTL-limited carrier-NAT probe. It needs a real
 	// socket (Linux); runs on a simulated network leave it off.
 	TTLProbe bool
@@ -89,14 +95,20 @@ type TypeOptions struct {
 	Servers []stunclient.Server
 	Family  stunclient.Family
 	Net     transport.Net // nil means the host's real network (and enables the TTL probe)
-	Logf    func(format string, args ...any)
+	// Resolver looks up server names; nil means the system's resolver.
+	Resolver stunclient.Resolver
+	Logf     func(format string, args ...any)
 }
 
-// RunType resolves the servers (concurrently; an unresolvable name is
-// skipped) and runs the behaviour tests against them until ctx ends. It
-// returns ErrNoAnswer, with the partial result, when no server answered.
+// RunType runs the behaviour tests against the servers until ctx ends. The
+// binding round starts at once: each server's task resolves its name (under
+// its own deadline, stunclient.LookupTimeout) and then asks it, so the
+// tests start with the first server that answers and a name that resolves
+// late still joins within the round's grace; an unresolvable name is
+// skipped. It returns ErrNoAnswer, with the partial result, when no server
+// answered (a *stunclient.UnresolvedError when no name resolved at all).
 func RunType(ctx context.Context, o TypeOptions) (*TypeResult, error) {
-	cfg := TypeConfig{Net: o.Net, Family: o.Family, Logf: o.Logf}
+	cfg := TypeConfig{Net: o.Net, Family: o.Family, Names: o.Servers, Resolver: o.Resolver, Logf: o.Logf}
 	if cfg.Family == 0 {
 		cfg.Family = stunclient.IPv4
 	}
@@ -105,34 +117,6 @@ func RunType(ctx context.Context, o TypeOptions) (*TypeResult, error) {
 	if cfg.Net, err = stunclient.NetOrReal(cfg.Net); err != nil {
 		return nil, err
 	}
-	addrs := make([]netip.AddrPort, len(o.Servers))
-	errs := make([]error, len(o.Servers))
-	var wg sync.WaitGroup
-	for i, s := range o.Servers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			a, err := s.Resolve(ctx, cfg.Family)
-			if err == nil {
-				addrs[i] = a[0]
-			}
-			errs[i] = err
-		}()
-	}
-	wg.Wait()
-	for i, a := range addrs {
-		if a.IsValid() && !slices.Contains(cfg.Servers, a) {
-			cfg.Servers = append(cfg.Servers, a)
-		} else if errs[i] != nil {
-			cfg.logf("%s: %v", o.Servers[i], errs[i])
-		}
-	}
-	if len(cfg.Servers) == 0 {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return nil, fmt.Errorf("%w (no server name resolved: %v)", stunclient.ErrNoAnswer, errors.Join(errs...))
-	}
 	return runType(ctx, cfg)
 }
 
@@ -140,7 +124,7 @@ func RunType(ctx context.Context, o TypeOptions) (*TypeResult, error) {
 // they saw.
 func runType(ctx context.Context, cfg TypeConfig) (*TypeResult, error) {
 	start := time.Now()
-	if len(cfg.Servers) == 0 {
+	if len(cfg.Servers)+len(cfg.Names) == 0 {
 		return nil, errors.New("no STUN server to ask")
 	}
 	if cfg.Timeout > 0 {
@@ -156,9 +140,8 @@ func runType(ctx context.Context, cfg TypeConfig) (*TypeResult, error) {
 		defer cancel()
 	}
 
-	res := &TypeResult{Servers: cfg.Servers}
+	res := &TypeResult{}
 	res.HostAddrs, _ = Interfaces(cfg.Net)
-	res.RouteSource, _ = RouteSource(cfg.Net, cfg.Family, cfg.Servers[0])
 
 	mc, err := stunclient.Listen(ctx, cfg.Net, cfg.Family, wildcard(cfg.Family))
 	if err != nil {
@@ -167,7 +150,13 @@ func runType(ctx context.Context, cfg TypeConfig) (*TypeResult, error) {
 	defer mc.Close()
 	r := &typeRun{cfg: &cfg, deadline: deadline}
 
-	binds, tcp := r.bindingRound(ctx, mc)
+	binds, tcp, unresolved := r.bindingRound(ctx, mc)
+	for _, b := range binds {
+		res.Servers = append(res.Servers, b.To) // the user's order
+	}
+	if len(res.Servers) > 0 {
+		res.RouteSource, _ = RouteSource(cfg.Net, cfg.Family, res.Servers[0])
+	}
 	prim, ok := pickPrimary(binds)
 	if !ok {
 		res.Tests = append(res.Tests, binds...)
@@ -185,13 +174,10 @@ func runType(ctx context.Context, cfg TypeConfig) (*TypeResult, error) {
 		if errors.Is(ctx.Err(), context.Canceled) {
 			return res, ctx.Err() // interrupted, not unanswered
 		}
-		how := "UDP"
-		if len(tcp) > 0 {
-			how = "UDP, then TCP"
-		}
-		return res, fmt.Errorf("%w (%d asked over %s)", stunclient.ErrNoAnswer, len(binds), how)
+		return res, typeNoAnswer(len(binds), len(tcp) > 0, unresolved)
 	}
 	res.Primary = binds[prim].To
+	res.RouteSource, _ = RouteSource(cfg.Net, cfg.Family, res.Primary)
 	for i := range binds {
 		if i == prim {
 			binds[i].Name = nat.TestBinding
@@ -246,6 +232,31 @@ func runType(ctx context.Context, cfg TypeConfig) (*TypeResult, error) {
 	return res, nil
 }
 
+// typeNoAnswer is the error of a binding round nobody answered: asked
+// servers were asked in vain, unresolved names are named with their DNS
+// cause. When no name resolved and nothing else was asked, DNS is the cause
+// (a *stunclient.UnresolvedError).
+func typeNoAnswer(asked int, triedTCP bool, unresolved []error) error {
+	if asked == 0 {
+		if err := stunclient.AllUnresolved(unresolved); err != nil {
+			return err
+		}
+	}
+	how := "UDP"
+	if triedTCP {
+		how = "UDP, then TCP"
+	}
+	msg := fmt.Sprintf("%d asked over %s", asked, how)
+	if len(unresolved) > 0 {
+		parts := make([]string, len(unresolved))
+		for i, err := range unresolved {
+			parts[i] = err.Error()
+		}
+		msg += fmt.Sprintf("; %d not resolved: %s", len(unresolved), strings.Join(parts, "; "))
+	}
+	return fmt.Errorf("%w (%s)", stunclient.ErrNoAnswer, msg)
+}
+
 func wildcard(f stunclient.Family) string {
 	if f == stunclient.IPv6 {
 		return "[::]:0"
@@ -259,6 +270,39 @@ type typeRun struct {
 	cfg      *TypeConfig
 	deadline time.Time
 	rtt      time.Duration
+
+	mu       sync.Mutex
+	resolved []netip.AddrPort // distinct server addresses, in the order they resolved
+}
+
+// claim adds a server's address to the run's servers, unless another task
+// (another name of the same server) claimed it first: one server must not
+// count as two witnesses.
+func (r *typeRun) claim(a netip.AddrPort) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if slices.Contains(r.resolved, a) {
+		return false
+	}
+	r.resolved = append(r.resolved, a)
+	return true
+}
+
+// resolvedServers is a copy of the addresses resolved so far.
+func (r *typeRun) resolvedServers() []netip.AddrPort {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.resolved)
+}
+
+// targets are the servers of the binding round: those given by address,
+// then the named ones.
+func (r *typeRun) targets() []stunclient.Server {
+	out := make([]stunclient.Server, 0, len(r.cfg.Servers)+len(r.cfg.Names))
+	for _, a := range r.cfg.Servers {
+		out = append(out, stunclient.Server{Input: a.String(), Host: a.Addr().String(), Port: int(a.Port())})
+	}
+	return append(out, r.cfg.Names...)
 }
 
 // gap is the pacing of copies once the RTT is known: half a round trip,
@@ -334,7 +378,13 @@ func paced(ctx context.Context, c *stunclient.Conn, s send) (stunclient.Response
 // RFC 5780 server still gets gather.AwaitRFC5780, after an RFC 5780
 // server's the others get gather.Corroborate, so a dead server never costs
 // a timeout. STUN over TCP starts if UDP stays silent (tcpFallback).
-func (r *typeRun) bindingRound(ctx context.Context, mc *stunclient.Conn) (binds, tcp []nat.TestResult) {
+//
+// Each task first resolves its server's name: a lookup that hangs is one
+// more silent server, cut off by the grace like any other; one that ends
+// late still joins while the round runs. binds holds the servers asked (in
+// target order, a second name of one address left out); unresolved holds
+// the lookups that failed, each a *stunclient.ResolveError.
+func (r *typeRun) bindingRound(ctx context.Context, mc *stunclient.Conn) (binds, tcp []nat.TestResult, unresolved []error) {
 	udpCtx, stopUDP := context.WithCancel(ctx)
 	defer stopUDP()
 	var mu sync.Mutex
@@ -348,9 +398,25 @@ func (r *typeRun) bindingRound(ctx context.Context, mc *stunclient.Conn) (binds,
 		return firstGap << min(i, 5)
 	}
 	var udpAnswered atomic.Bool
-	tasks := make([]gather.Task[nat.TestResult], len(r.cfg.Servers))
-	for i, s := range r.cfg.Servers {
+	targets := r.targets()
+	asked := make([]bool, len(targets))
+	lookupErrs := make([]error, len(targets))
+	tasks := make([]gather.Task[nat.TestResult], len(targets))
+	for i, srv := range targets {
 		tasks[i] = func(ctx context.Context, answered func(gather.Answer)) nat.TestResult {
+			addrs, err := srv.Resolve(ctx, r.cfg.Resolver, r.cfg.Family)
+			if err != nil {
+				if !errors.Is(err, context.Canceled) { // not given up while resolving
+					lookupErrs[i] = err
+					r.cfg.logf("%v", err)
+				}
+				return nat.TestResult{}
+			}
+			s := addrs[0]
+			if !r.claim(s) {
+				return nat.TestResult{} // another name of a server already asked
+			}
+			asked[i] = true
 			resp, n, err := paced(ctx, mc, send{to: s, gaps: gaps, copies: maxCopies, waitEnd: r.deadline})
 			t := result(nat.TestServer, mc.LocalAddr(), s, 0, resp, n, err)
 			if err == nil {
@@ -372,14 +438,18 @@ func (r *typeRun) bindingRound(ctx context.Context, mc *stunclient.Conn) (binds,
 	go func() { tcpDone <- r.tcpFallback(tcpCtx, &udpAnswered, stopUDP) }()
 
 	rs := gather.Run(udpCtx, tasks, gather.Options[nat.TestResult]{Grace: gather.AwaitRFC5780, Decisive: gather.Corroborate})
-	binds = make([]nat.TestResult, len(rs))
 	for i, res := range rs {
-		binds[i] = res.Value
+		if asked[i] {
+			binds = append(binds, res.Value)
+		}
+		if lookupErrs[i] != nil {
+			unresolved = append(unresolved, lookupErrs[i])
+		}
 	}
-	if udpAnswered.Load() {
-		stopTCP() // TCP only matters when UDP is silent
+	if udpAnswered.Load() || len(binds) == 0 {
+		stopTCP() // TCP only matters when UDP is silent, and a server was asked
 	}
-	return binds, <-tcpDone
+	return binds, <-tcpDone, unresolved
 }
 
 // tcpFallback starts STUN over TCP when no UDP answer came within

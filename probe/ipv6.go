@@ -54,6 +54,8 @@ type IPv6Check struct {
 type IPv6Options struct {
 	Servers []stunclient.Server
 	Net     transport.Net // nil: the host's network
+	// Resolver looks up server names; nil means the system's resolver.
+	Resolver stunclient.Resolver
 }
 
 // CheckIPv6 lists the host's IPv6 addresses and asks the servers, over
@@ -73,7 +75,7 @@ func CheckIPv6(ctx context.Context, o IPv6Options) (*IPv6Check, error) {
 	}
 	c := &IPv6Check{Path: PathUnknown}
 	c.Global, c.ULA = splitIPv6(own)
-	w, err := RunWhoAmI(ctx, WhoAmIOptions{Servers: o.Servers, Family: stunclient.IPv6, Net: n})
+	w, err := RunWhoAmI(ctx, WhoAmIOptions{Servers: o.Servers, Family: stunclient.IPv6, Net: n, Resolver: o.Resolver})
 	c.WhoAmI, c.Elapsed = w, time.Since(start)
 	if err != nil {
 		c.STUN, c.Err = ipv6Failure(w), err
@@ -109,14 +111,20 @@ func splitIPv6(addrs []nat.HostAddr) (global, ula []netip.Addr) {
 }
 
 // ipv6Failure tells why no server answered over IPv6: none had an IPv6
-// address, the host could not send (network unreachable), or silence.
+// address, the host could not send (network unreachable), or silence. A
+// name whose lookup timed out or failed proves nothing about IPv6: it
+// counts as silence (Err then tells the DNS cause).
 func ipv6Failure(w *WhoAmI) IPv6Status {
 	if w == nil || len(w.Servers) == 0 {
 		return IPv6NoAnswer
 	}
 	count := map[Status]int{}
 	for _, s := range w.Servers {
-		count[s.Status]++
+		st := s.Status
+		if st == StatusUnresolved && !errors.Is(s.Err, stunclient.ErrNoAddress) && !errors.Is(s.Err, stunclient.ErrNoSuchHost) {
+			st = StatusNoAnswer
+		}
+		count[st]++
 	}
 	switch {
 	case count[StatusUnresolved] == len(w.Servers):

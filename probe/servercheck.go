@@ -43,7 +43,10 @@ func (e errSilent) Unwrap() error { return e.cause }
 // gather.Survey grace: a dead server costs at most that grace after
 // another's answer, never ctx's whole time limit. With f zero, each server
 // is checked in its own family: IPv6 literals over IPv6, the rest over IPv4.
-func CheckServers(ctx context.Context, n transport.Net, f stunclient.Family, servers []stunclient.Server) []ServerCheck {
+//
+// res looks up server names (nil: the system's resolver), each name inside
+// its own task: a hanging lookup delays no other server.
+func CheckServers(ctx context.Context, n transport.Net, res stunclient.Resolver, f stunclient.Family, servers []stunclient.Server) []ServerCheck {
 	n, err := stunclient.NetOrReal(n)
 	if err != nil {
 		out := make([]ServerCheck, len(servers))
@@ -59,7 +62,7 @@ func CheckServers(ctx context.Context, n transport.Net, f stunclient.Family, ser
 			fam = familyOf(s)
 		}
 		tasks[i] = func(ctx context.Context, answered func(gather.Answer)) ServerCheck {
-			return checkServer(ctx, n, fam, s, func(rtt time.Duration) { answered(gather.Answer{RTT: rtt}) })
+			return checkServer(ctx, n, res, fam, s, func(rtt time.Duration) { answered(gather.Answer{RTT: rtt}) })
 		}
 	}
 	rs := gather.Run(ctx, tasks, gather.Options[ServerCheck]{Grace: gather.Survey})
@@ -87,9 +90,9 @@ const serverCheckRTTFloor = 50 * time.Millisecond
 
 // checkServer runs the checks of one server; replied is called once its
 // binding answered.
-func checkServer(ctx context.Context, n transport.Net, f stunclient.Family, s stunclient.Server, replied func(time.Duration)) ServerCheck {
+func checkServer(ctx context.Context, n transport.Net, res stunclient.Resolver, f stunclient.Family, s stunclient.Server, replied func(time.Duration)) ServerCheck {
 	sc := ServerCheck{Server: s, RFC5780: nat.RFC5780Unknown}
-	addrs, err := s.Resolve(ctx, f)
+	addrs, err := s.Resolve(ctx, res, f)
 	if err != nil {
 		sc.Err = err
 		return sc

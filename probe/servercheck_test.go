@@ -30,7 +30,7 @@ func TestCheckServersRFC5780Support(t *testing.T) {
 			n, servers := world(t, natType(vnet.EndpointIndependent, vnet.EndpointIndependent), tt.flaw)
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 			defer cancel()
-			got := CheckServers(ctx, n, stunclient.IPv4, []stunclient.Server{stuntest.ServerAt(t, servers[0])})
+			got := CheckServers(ctx, n, nil, stunclient.IPv4, []stunclient.Server{stuntest.ServerAt(t, servers[0])})
 			if len(got) != 1 || !got[0].Replied {
 				t.Fatalf("no answer: %+v", got)
 			}
@@ -50,7 +50,7 @@ func TestCheckServersPlainAndDead(t *testing.T) {
 	for _, order := range [][2]int{{0, 1}, {1, 0}} {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		ss := []stunclient.Server{stuntest.ServerAt(t, plain.Addr), stuntest.ServerAt(t, dead)}
-		got := CheckServers(ctx, nil, stunclient.IPv4, []stunclient.Server{ss[order[0]], ss[order[1]]})
+		got := CheckServers(ctx, nil, nil, stunclient.IPv4, []stunclient.Server{ss[order[0]], ss[order[1]]})
 		cancel()
 		p, d := got[order[0]], got[order[1]]
 		if !p.Replied || p.RFC5780 != nat.RFC5780Absent || p.RTT <= 0 {
@@ -66,7 +66,7 @@ func TestCheckServersAllDeadIsUnknown(t *testing.T) {
 	dead := stuntest.Dead(t, "127.0.0.2")
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
-	got := CheckServers(ctx, nil, stunclient.IPv4, []stunclient.Server{stuntest.ServerAt(t, dead)})
+	got := CheckServers(ctx, nil, nil, stunclient.IPv4, []stunclient.Server{stuntest.ServerAt(t, dead)})
 	if got[0].Replied || got[0].RFC5780 != nat.RFC5780Unknown || got[0].Err == nil {
 		t.Errorf("dead server: %+v; want no answer, rfc5780 unknown", got[0])
 	}

@@ -14,9 +14,10 @@ import (
 // tcpRound asks every server for a binding over TCP (RFC 8489 6.2.2), to
 // tell "UDP blocked" (TCP answers) from "offline" (nothing answers).
 func (r *typeRun) tcpRound(ctx context.Context) []nat.TestResult {
-	out := make([]nat.TestResult, len(r.cfg.Servers))
+	servers := r.resolvedServers() // names still resolving are not asked over TCP
+	out := make([]nat.TestResult, len(servers))
 	var wg sync.WaitGroup
-	for i, s := range r.cfg.Servers {
+	for i, s := range servers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -19,6 +19,8 @@ import (
 type TCPMappingOptions struct {
 	Servers []stunclient.Server
 	Family  stunclient.Family
+	// Resolver looks up server names; nil means the system's resolver.
+	Resolver stunclient.Resolver
 }
 
 // TCPMapping is the NAT's TCP mapping behaviour (RFC 4787 vocabulary, as
@@ -124,7 +126,7 @@ func tcpProbeAll(ctx context.Context, o TCPMappingOptions) []stunclient.TCPBindi
 	tasks := make([]gather.Task[stunclient.TCPBindingResult], len(o.Servers))
 	for i, s := range o.Servers {
 		tasks[i] = func(ctx context.Context, answered func(gather.Answer)) stunclient.TCPBindingResult {
-			addrs, err := s.Resolve(ctx, o.Family)
+			addrs, err := s.Resolve(ctx, o.Resolver, o.Family)
 			if err != nil {
 				return stunclient.TCPBindingResult{Name: nat.TCPProbe, Err: err}
 			}
@@ -294,6 +296,13 @@ func errString(err error) string {
 }
 
 func tcpNoAnswer(rs []stunclient.TCPBindingResult) error {
+	errs := make([]error, len(rs))
+	for i, r := range rs {
+		errs[i] = r.Err
+	}
+	if err := stunclient.AllUnresolved(errs); err != nil {
+		return err
+	}
 	for _, r := range rs {
 		if r.Err != nil {
 			return fmt.Errorf("%w over TCP (%d asked; %v)", stunclient.ErrNoAnswer, len(rs), r.Err)

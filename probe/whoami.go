@@ -23,7 +23,7 @@ const (
 	StatusAnswered   Status = "answered"
 	StatusNoAnswer   Status = "no-answer"   // asked, never answered before the run ended
 	StatusSkipped    Status = "skipped"     // still pending when agreeing answers made it unnecessary
-	StatusUnresolved Status = "unresolved"  // the name has no address of the family
+	StatusUnresolved Status = "unresolved"  // the name gave no address of the family (Err says why: stunclient.ResolveError)
 	StatusFailed     Status = "failed"      // e.g. the network is unreachable
 	StatusBadReply   Status = "error-reply" // answered with a STUN error response
 )
@@ -56,6 +56,8 @@ type WhoAmIOptions struct {
 	Servers []stunclient.Server
 	Family  stunclient.Family
 	Net     transport.Net // nil means the host's real network
+	// Resolver looks up server names; nil means the system's resolver.
+	Resolver stunclient.Resolver
 }
 
 // RunWhoAmI asks every server at once from one socket and answers as soon as
@@ -83,7 +85,7 @@ func RunWhoAmI(ctx context.Context, o WhoAmIOptions) (*WhoAmI, error) {
 	tasks := make([]gather.Task[ServerResult], len(o.Servers))
 	for i, s := range o.Servers {
 		tasks[i] = func(ctx context.Context, answered func(gather.Answer)) ServerResult {
-			r := askServer(ctx, conn, s, o.Family)
+			r := askServer(ctx, conn, o.Resolver, s, o.Family)
 			if r.Status == StatusAnswered {
 				answered(gather.Answer{RTT: r.RTT})
 			}
@@ -136,13 +138,14 @@ func localAddr(n transport.Net, f stunclient.Family, to netip.AddrPort, bound ne
 	return netip.AddrPortFrom(src, bound.Port())
 }
 
-func askServer(ctx context.Context, conn *stunclient.Conn, s stunclient.Server, f stunclient.Family) ServerResult {
+func askServer(ctx context.Context, conn *stunclient.Conn, res stunclient.Resolver, s stunclient.Server, f stunclient.Family) ServerResult {
 	r := ServerResult{Server: s}
-	addrs, err := s.Resolve(ctx, f)
+	addrs, err := s.Resolve(ctx, res, f)
 	if err != nil {
 		r.Status, r.Err = StatusUnresolved, err
-		if ctx.Err() != nil {
-			r.Status, r.Err = StatusNoAnswer, ctx.Err()
+		if errors.Is(err, context.Canceled) {
+			// Given up (or interrupted) while the name was resolving.
+			r.Status = StatusNoAnswer
 		}
 		return r
 	}
@@ -166,8 +169,16 @@ func askServer(ctx context.Context, conn *stunclient.Conn, s stunclient.Server, 
 	return r
 }
 
-// noAnswerError summarises why nobody answered, in one line.
+// noAnswerError summarises why nobody answered, in one line. When every
+// server was a name and none resolved, DNS is the cause and says so.
 func noAnswerError(results []ServerResult, ctxErr error) error {
+	errs := make([]error, len(results))
+	for i, r := range results {
+		errs[i] = r.Err
+	}
+	if err := stunclient.AllUnresolved(errs); err != nil {
+		return err
+	}
 	counts := map[Status]int{}
 	var firstErr error
 	for _, r := range results {

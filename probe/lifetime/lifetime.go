@@ -92,6 +92,8 @@ type Options struct {
 	Servers []stunclient.Server // tried in order; the first that honours RESPONSE-PORT is used
 	Family  stunclient.Family
 	Net     transport.Net // nil: the host's network
+	// Resolver looks up server names; nil means the system's resolver.
+	Resolver stunclient.Resolver
 	// Min and Max bound the idle times probed; Max bounds the run's length.
 	Min, Max time.Duration
 	// Sockets is the number of mappings probed at once in each round.
@@ -656,7 +658,7 @@ func firstSupported(rs []gather.Result[Server]) bool {
 func checkResponsePort(ctx context.Context, o Options, s stunclient.Server, bound func(time.Duration)) Server {
 
 	ls := Server{Server: s}
-	addrs, err := s.Resolve(ctx, o.Family)
+	addrs, err := s.Resolve(ctx, o.Resolver, o.Family)
 	if err != nil {
 		ls.Err = err
 		return ls
@@ -717,6 +719,13 @@ func anyAnswered(ss []Server) bool {
 }
 
 func noAnswerLifetime(ss []Server) error {
+	errs := make([]error, len(ss))
+	for i, s := range ss {
+		errs[i] = s.Err
+	}
+	if err := stunclient.AllUnresolved(errs); err != nil {
+		return err
+	}
 	for _, s := range ss {
 		if s.Err != nil {
 			return fmt.Errorf("%w (%d asked; %v)", stunclient.ErrNoAnswer, len(ss), s.Err)

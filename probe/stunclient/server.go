@@ -2,7 +2,6 @@ package stunclient
 
 import (
 	"bufio"
-	"context"
 	_ "embed"
 	"errors"
 	"fmt"
@@ -189,29 +188,6 @@ func DefaultServers() []Server {
 		}
 	}
 	return out
-}
-
-// Resolve returns the server's addresses of family f. An IP literal
-// resolves to itself without a DNS query.
-func (s Server) Resolve(ctx context.Context, f Family) ([]netip.AddrPort, error) {
-	addrs, err := net.DefaultResolver.LookupNetIP(ctx, f.Network("ip"), s.Host)
-	if err != nil {
-		var dnsErr *net.DNSError
-		if errors.As(err, &dnsErr) && dnsErr.IsNotFound {
-			return nil, fmt.Errorf("resolve %s: no %s address", s.Host, f)
-		}
-		return nil, fmt.Errorf("resolve %s: %w", s.Host, err)
-	}
-	var out []netip.AddrPort
-	for _, a := range addrs {
-		if f.matches(a) {
-			out = append(out, netip.AddrPortFrom(a.Unmap(), uint16(s.Port)))
-		}
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("resolve %s: no %s address", s.Host, f)
-	}
-	return out, nil
 }
 
 func allDigits(s string) bool {
