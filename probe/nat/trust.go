@@ -97,6 +97,11 @@ func ServerViews(o Observations) []ServerView {
 			v.Confirmed = true
 		}
 	}
+	for i := range views {
+		if views[i].Excluded != "" {
+			views[i].Confirmed = false // one destination alike proves nothing then
+		}
+	}
 	return views
 }
 
