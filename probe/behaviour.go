@@ -201,12 +201,22 @@ func runType(ctx context.Context, cfg TypeConfig) (*TypeResult, error) {
 	goTest := func(f func()) { wg.Add(1); go func() { defer wg.Done(); f() }() }
 
 	b := res.Tests[0]
+	// Every server that answered is asked again from the mapping socket,
+	// as are tests II and III's addresses: a server that names two
+	// mappings for one destination is caught (probe/nat excludes it). The
+	// second asks overlap the filtering tests, which take longer.
+	for _, t := range res.Tests {
+		if t.Replied && t.ErrorCode == 0 && t.Public().IsValid() {
+			goTest(func() { add(r.exchange(ctx, mc, nat.TestRepeat, t.To, 0, netip.AddrPort{})) })
+		}
+	}
 	if o := b.OtherAddress; validOther(b.To, o) {
 		pa := b.To
-		goTest(func() {
-			add(r.exchange(ctx, mc, nat.TestMappingAltIP, netip.AddrPortFrom(o.Addr(), pa.Port()), 0, netip.AddrPort{}))
-		})
+		alt := netip.AddrPortFrom(o.Addr(), pa.Port())
+		goTest(func() { add(r.exchange(ctx, mc, nat.TestMappingAltIP, alt, 0, netip.AddrPort{})) })
+		goTest(func() { add(r.exchange(ctx, mc, nat.TestRepeat, alt, 0, netip.AddrPort{})) })
 		goTest(func() { add(r.exchange(ctx, mc, nat.TestMappingAltIPPort, o, 0, netip.AddrPort{})) })
+		goTest(func() { add(r.exchange(ctx, mc, nat.TestRepeat, o, 0, netip.AddrPort{})) })
 		goTest(func() { add(r.fresh(ctx, nat.TestFilterIPPort, pa, nat.ChangeIP|nat.ChangePort, o)) })
 		goTest(func() {
 			add(r.fresh(ctx, nat.TestFilterPort, pa, nat.ChangePort, netip.AddrPortFrom(pa.Addr(), o.Port())))
@@ -326,20 +336,30 @@ type send struct {
 	gaps    func(i int) time.Duration // wait after copy i
 	copies  int
 	waitEnd time.Time // stop listening then
+	// witness follows each copy with a plain Binding request to the same
+	// address (see nat.TestResult.Witnessed).
+	witness bool
 }
 
-// paced sends copies of a request and returns the first reply. Separate
-// transactions (rather than one retransmitted) let the pacing follow the
-// measured RTT instead of doubling from a fixed RTO.
-func paced(ctx context.Context, c *stunclient.Conn, s send) (stunclient.Response, int, error) {
+// witnessLag is how long after a copy its witness leaves: enough for the
+// copy to be on the wire first, so that a rate limiter that passed the
+// witness had a token for the copy too.
+const witnessLag = time.Millisecond
+
+// paced sends copies of a request and returns the first reply, and how
+// many witnesses were answered. Separate transactions (rather than one
+// retransmitted) let the pacing follow the measured RTT instead of
+// doubling from a fixed RTO.
+func paced(ctx context.Context, c *stunclient.Conn, s send) (stunclient.Response, int, int, error) {
 	ctx, cancel := context.WithDeadline(ctx, s.waitEnd)
 	defer cancel()
 	type answer struct {
 		r   stunclient.Response
 		err error
 	}
-	got := make(chan answer, s.copies) // buffered: copies never block after return
-	sent := 0
+	got := make(chan answer, s.copies)         // buffered: copies never block after return
+	witnessed := make(chan struct{}, s.copies) // answered witnesses
+	sent, seen := 0, 0
 	launch := func() {
 		sent++
 		go func() {
@@ -348,6 +368,29 @@ func paced(ctx context.Context, c *stunclient.Conn, s send) (stunclient.Response
 				Attempts: 1, RTO: wait, LastWait: wait})
 			got <- answer{resp, err}
 		}()
+		if s.witness {
+			go func() {
+				select {
+				case <-time.After(witnessLag):
+				case <-ctx.Done():
+					return
+				}
+				wait := time.Until(s.waitEnd)
+				if _, err := c.Do(ctx, stunclient.Request{To: s.to, Attempts: 1, RTO: wait, LastWait: wait}); err == nil {
+					witnessed <- struct{}{}
+				}
+			}()
+		}
+	}
+	count := func() int {
+		for {
+			select {
+			case <-witnessed:
+				seen++
+			default:
+				return seen
+			}
+		}
 	}
 	launch()
 	timer := time.NewTimer(s.gaps(0))
@@ -357,18 +400,20 @@ func paced(ctx context.Context, c *stunclient.Conn, s send) (stunclient.Response
 		case a := <-got:
 			if a.err == nil {
 				a.r.Attempts = sent
-				return a.r, sent, nil
+				return a.r, sent, count(), nil
 			}
 			if !errors.Is(a.err, stunclient.ErrNoResponse) && ctx.Err() == nil {
-				return stunclient.Response{}, sent, a.err // the socket failed: say why
+				return stunclient.Response{}, sent, count(), a.err // the socket failed: say why
 			}
+		case <-witnessed:
+			seen++
 		case <-timer.C:
 			if sent < s.copies {
 				launch()
 				timer.Reset(s.gaps(sent - 1))
 			}
 		case <-ctx.Done():
-			return stunclient.Response{}, sent, stunclient.ErrNoResponse
+			return stunclient.Response{}, sent, count(), stunclient.ErrNoResponse
 		}
 	}
 }
@@ -417,7 +462,7 @@ func (r *typeRun) bindingRound(ctx context.Context, mc *stunclient.Conn) (binds,
 				return nat.TestResult{} // another name of a server already asked
 			}
 			asked[i] = true
-			resp, n, err := paced(ctx, mc, send{to: s, gaps: gaps, copies: maxCopies, waitEnd: r.deadline})
+			resp, n, _, err := paced(ctx, mc, send{to: s, gaps: gaps, copies: maxCopies, waitEnd: r.deadline})
 			t := result(nat.TestServer, mc.LocalAddr(), s, 0, resp, n, err)
 			if err == nil {
 				rtt := max(resp.RTT, time.Millisecond)
@@ -509,10 +554,14 @@ func (r *typeRun) exchange(ctx context.Context, c *stunclient.Conn, name nat.Tes
 		// Accept a reply from anywhere: where it came from is the finding.
 		accept = func(netip.AddrPort) bool { return true }
 	}
-	resp, n, err := paced(ctx, c, send{to: to, change: change, accept: accept, copies: silenceCopies,
-		gaps: func(int) time.Duration { return r.gap() }, waitEnd: r.windowEnd()})
+	start, end := time.Now(), r.windowEnd()
+	resp, n, w, err := paced(ctx, c, send{to: to, change: change, accept: accept, copies: silenceCopies,
+		gaps: func(int) time.Duration { return r.gap() }, waitEnd: end, witness: change != 0})
 	t := result(name, c.LocalAddr(), to, change, resp, n, err)
-	t.Expect = expect
+	t.Expect, t.Witnessed = expect, w
+	if !t.Replied {
+		t.Listened = min(time.Since(start), end.Sub(start))
+	}
 	return t
 }
 
@@ -557,6 +606,7 @@ func (r *typeRun) pair(test func() nat.TestResult) nat.TestResult {
 		a, b = b, a
 	}
 	a.Attempts += b.Attempts
+	a.Witnessed += b.Witnessed
 	return a
 }
 

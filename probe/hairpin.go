@@ -3,8 +3,10 @@ package probe
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/natcheck/natcheck/probe/nat"
@@ -49,9 +51,9 @@ func (r *typeRun) hairpin(ctx context.Context, prim netip.AddrPort) nat.TestResu
 	defer stop()
 	t.Local = stunclient.AddrPortOf(a.LocalAddr())
 
-	mapped, ok := r.rawBinding(ctx, a, prim)
-	if !ok {
-		t.Err = errNoOwnMapping
+	mapped, err := r.confirmedMapping(ctx, a, prim)
+	if err != nil {
+		t.Err = err
 		if err := ctx.Err(); err != nil {
 			t.Err = err
 		}
@@ -99,34 +101,94 @@ func (r *typeRun) hairpin(ctx context.Context, prim netip.AddrPort) nat.TestResu
 	return t
 }
 
-// rawBinding sends paced Binding requests from a plain socket and returns
-// the XOR-MAPPED-ADDRESS of the first reply from the server.
-func (r *typeRun) rawBinding(ctx context.Context, pc net.PacketConn, to netip.AddrPort) (netip.AddrPort, bool) {
-	req, err := stunclient.BuildRequest(0)
-	if err != nil {
-		return netip.AddrPort{}, false
+// errUnconfirmed is the hairpin test's error when the socket's mapping
+// was named by one answer only, or by two that disagree: natcheck never
+// sends to an address a single unconfirmed answer named, so a lying
+// server cannot aim its datagrams at a third party.
+type errUnconfirmed struct{ a, b netip.AddrPort }
+
+func (e errUnconfirmed) Error() string {
+	if e.b.IsValid() {
+		return fmt.Sprintf("the server named two different public addresses for one socket (%s, %s)", e.a, e.b)
 	}
+	return fmt.Sprintf("public address %s was named by one answer only, not confirmed", e.a)
+}
+
+// confirmedMapping asks the server for the socket's mapping in two
+// transactions at once (paced copies of both) and returns it only when
+// both answers name the same valid address of the right family: a target
+// for the hairpin datagrams confirmed twice by one server.
+func (r *typeRun) confirmedMapping(ctx context.Context, pc net.PacketConn, to netip.AddrPort) (netip.AddrPort, error) {
+	var reqs [2]*stun.Message
+	for i := range reqs {
+		m, err := stunclient.BuildRequest(0)
+		if err != nil {
+			return netip.AddrPort{}, err
+		}
+		reqs[i] = m
+	}
+	var got [2]netip.AddrPort
 	end := r.windowEnd()
 	for i := 0; i < silenceCopies && time.Now().Before(end) && ctx.Err() == nil; i++ {
-		if _, err := pc.WriteTo(req.Raw, net.UDPAddrFromAddrPort(to)); err != nil {
-			return netip.AddrPort{}, false
+		for k, req := range reqs {
+			if got[k].IsValid() {
+				continue
+			}
+			if _, err := pc.WriteTo(req.Raw, net.UDPAddrFromAddrPort(to)); err != nil {
+				return netip.AddrPort{}, err
+			}
 		}
 		wait := time.Now().Add(r.gap())
 		if i == silenceCopies-1 {
 			wait = end
 		}
-		if m, ok := readReply(ctx, pc, req.TransactionID, to, wait); ok {
-			// XOR-MAPPED-ADDRESS, else RFC 3489's MAPPED-ADDRESS.
+		for !got[0].IsValid() || !got[1].IsValid() {
+			m, ok := readReply(ctx, pc, [][stun.TransactionIDSize]byte{reqs[0].TransactionID, reqs[1].TransactionID}, to, wait)
+			if !ok {
+				break
+			}
+			k := 0
+			if m.TransactionID == reqs[1].TransactionID {
+				k = 1
+			}
+			// XOR-MAPPED-ADDRESS, else RFC 3489's MAPPED-ADDRESS; an
+			// impossible address counts as an answer that names nothing.
 			mapped := stunclient.ParseResponse(m, to).PublicAddr()
-			return mapped, mapped.IsValid()
+			if !nat.Plausible(mapped, to) {
+				return netip.AddrPort{}, fmt.Errorf("the server named an impossible public address %s", addrText(mapped))
+			}
+			if got[k].IsValid() && got[k] != mapped { // two answers to copies of one request
+				return netip.AddrPort{}, errUnconfirmed{got[k], mapped}
+			}
+			got[k] = mapped
+		}
+		if got[0].IsValid() && got[1].IsValid() {
+			break
 		}
 	}
-	return netip.AddrPort{}, false
+	switch {
+	case got[0].IsValid() && got[1].IsValid() && got[0] == got[1]:
+		return got[0], nil
+	case got[0].IsValid() && got[1].IsValid():
+		return netip.AddrPort{}, errUnconfirmed{got[0], got[1]}
+	case got[0].IsValid():
+		return netip.AddrPort{}, errUnconfirmed{a: got[0]}
+	case got[1].IsValid():
+		return netip.AddrPort{}, errUnconfirmed{a: got[1]}
+	}
+	return netip.AddrPort{}, errNoOwnMapping
 }
 
-// readReply reads until the deadline for a message with this transaction
-// ID from the expected source; anything else is ignored.
-func readReply(ctx context.Context, pc net.PacketConn, id [stun.TransactionIDSize]byte, from netip.AddrPort, until time.Time) (*stun.Message, bool) {
+func addrText(a netip.AddrPort) string {
+	if !a.IsValid() {
+		return "(none)"
+	}
+	return a.String()
+}
+
+// readReply reads until the deadline for a message with one of these
+// transaction IDs from the expected source; anything else is ignored.
+func readReply(ctx context.Context, pc net.PacketConn, ids [][stun.TransactionIDSize]byte, from netip.AddrPort, until time.Time) (*stun.Message, bool) {
 	buf := make([]byte, 1500)
 	if !readUntil(ctx, pc, until) {
 		return nil, false
@@ -137,7 +199,7 @@ func readReply(ctx context.Context, pc net.PacketConn, id [stun.TransactionIDSiz
 			return nil, false
 		}
 		m := &stun.Message{Raw: append([]byte(nil), buf[:n]...)}
-		if m.Decode() == nil && m.TransactionID == id && stunclient.AddrPortOf(src) == nat.Unmap(from) {
+		if m.Decode() == nil && slices.Contains(ids, m.TransactionID) && stunclient.AddrPortOf(src) == nat.Unmap(from) {
 			return m, true
 		}
 	}

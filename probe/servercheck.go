@@ -110,7 +110,7 @@ func checkServer(ctx context.Context, n transport.Net, res stunclient.Resolver, 
 		return sc
 	}
 	defer c.Close()
-	resp, sent, err := paced(ctx, c, send{to: sc.Address, copies: maxCopies, waitEnd: deadline,
+	resp, sent, _, err := paced(ctx, c, send{to: sc.Address, copies: maxCopies, waitEnd: deadline,
 		gaps: func(i int) time.Duration { return firstGap << min(i, 5) }})
 	bind := result(nat.TestBinding, c.LocalAddr(), sc.Address, 0, resp, sent, err)
 	if !bind.Replied {

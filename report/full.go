@@ -114,6 +114,7 @@ func typeJSONOrUnknown(r *diagnose.Result) TypeJSON {
 		SchemaVersion: SchemaVersion, Family: "ipv4", Type: nat.TypeUnknown,
 		Mapping: nat.MappingUnknown, Filtering: nat.FilteringUnknown, RFC5780: nat.RFC5780Absent,
 		Servers: []string{}, Evidence: []string{why}, Hops: []HopJSON{}, Tests: []TestJSON{},
+		ServerViews: []ServerViewJSON{}, ExcludedServers: []string{},
 	}
 }
 

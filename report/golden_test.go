@@ -132,12 +132,15 @@ func typeObservations(port uint16) nat.Observations {
 				RTT: ms(51.84), Attempts: 1, XORMapped: pub, Mapped: pub, OtherAddress: ap("203.0.113.10:3479")},
 			{Name: nat.TestMappingAltIPPort, Local: local, To: ap("203.0.113.11:3479"), Replied: true, From: ap("203.0.113.11:3479"),
 				RTT: ms(52.02), Attempts: 1, XORMapped: pub, Mapped: pub, OtherAddress: ap("203.0.113.10:3478")},
+			// Each destination of the mapping socket is asked twice.
+			{Name: nat.TestRepeat, Local: local, To: ap("203.0.113.10:3478"), Replied: true, From: ap("203.0.113.10:3478"),
+				RTT: ms(52.4), Attempts: 1, XORMapped: pub, Mapped: pub, OtherAddress: ap("203.0.113.11:3479")},
 			// The CHANGE-REQUEST tests run from two sockets at once, six
 			// copies each: 12 transmissions met silence.
 			{Name: nat.TestFilterIPPort, Local: ap("0.0.0.0:62714"), To: ap("203.0.113.10:3478"), Change: nat.ChangeIP | nat.ChangePort,
-				Expect: ap("203.0.113.11:3479"), Attempts: 12},
+				Expect: ap("203.0.113.11:3479"), Attempts: 12, Witnessed: 12, Listened: ms(226)},
 			{Name: nat.TestFilterPort, Local: ap("0.0.0.0:63390"), To: ap("203.0.113.10:3478"), Change: nat.ChangePort,
-				Expect: ap("203.0.113.10:3479"), Attempts: 12},
+				Expect: ap("203.0.113.10:3479"), Attempts: 12, Witnessed: 12, Listened: ms(226)},
 			{Name: nat.TestFilterVerify, Local: ap("0.0.0.0:41502"), To: ap("203.0.113.10:3478"), Change: nat.ChangeIP | nat.ChangePort,
 				Expect: ap("203.0.113.11:3479"), Replied: true, From: ap("203.0.113.11:3479"), RTT: ms(52.93), Attempts: 1,
 				XORMapped: ap("203.0.113.2:41502"), Mapped: ap("203.0.113.2:41502"), OtherAddress: ap("203.0.113.10:3478")},

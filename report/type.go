@@ -41,6 +41,20 @@ type TypeJSON struct {
 	Hops                  []HopJSON     `json:"hops"`
 	ServerTTL             int           `json:"server_ttl"`
 	Tests                 []TestJSON    `json:"tests"`
+	// ServerViews is what each server told the mapping socket;
+	// ExcludedServers the ones whose mapping evidence was not used.
+	ServerViews     []ServerViewJSON `json:"server_views"`
+	ExcludedServers []string         `json:"excluded_servers"`
+}
+
+// ServerViewJSON is one server's answers to the mapping socket.
+type ServerViewJSON struct {
+	Server    string   `json:"server"`
+	Saw       []string `json:"saw"`
+	Answers   int      `json:"answers"`
+	Confirmed bool     `json:"confirmed"`
+	Excluded  bool     `json:"excluded"`
+	Reason    string   `json:"excluded_reason,omitempty"`
 }
 
 // HopJSON is one router seen by the TTL-limited probe.
@@ -65,6 +79,7 @@ type TestJSON struct {
 	OtherAddress string       `json:"other_address,omitempty"`
 	ErrorCode    int          `json:"error_code,omitempty"`
 	Error        string       `json:"error,omitempty"`
+	Witnessed    int          `json:"witnessed,omitempty"`
 }
 
 // NewTypeJSON converts a behaviour run to its JSON form.
@@ -94,6 +109,18 @@ func NewTypeJSON(f stunclient.Family, r *probe.TypeResult) TypeJSON {
 	for _, t := range r.Tests {
 		out.Tests = append(out.Tests, testJSON(t))
 	}
+	out.ServerViews, out.ExcludedServers = []ServerViewJSON{}, []string{}
+	for _, sv := range v.Servers {
+		j := ServerViewJSON{Server: addrOrEmpty(sv.Server), Saw: []string{}, Answers: sv.Answers, Confirmed: sv.Confirmed,
+			Excluded: sv.Excluded != "", Reason: sv.Excluded}
+		for _, a := range sv.Saw {
+			j.Saw = append(j.Saw, addrOrEmpty(a))
+		}
+		out.ServerViews = append(out.ServerViews, j)
+		if j.Excluded {
+			out.ExcludedServers = append(out.ExcludedServers, j.Server)
+		}
+	}
 	return out
 }
 
@@ -101,7 +128,7 @@ func testJSON(t nat.TestResult) TestJSON {
 	j := TestJSON{Name: t.Name, Local: addrOrEmpty(t.Local), To: addrOrEmpty(t.To), Change: changeName(t.Change),
 		Expect: addrOrEmpty(t.Expect), Replied: t.Replied, From: addrOrEmpty(t.From), Attempts: t.Attempts,
 		XORMapped: addrOrEmpty(t.XORMapped), Mapped: addrOrEmpty(t.Mapped), OtherAddress: addrOrEmpty(t.OtherAddress),
-		ErrorCode: t.ErrorCode, Error: errText(t.Err)}
+		ErrorCode: t.ErrorCode, Error: errText(t.Err), Witnessed: t.Witnessed}
 	if t.Replied {
 		j.RTTMs = optMillis(t.RTT)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/natcheck/natcheck/internal/testutil"
+	"github.com/natcheck/natcheck/probe/nat"
 	"github.com/natcheck/natcheck/probe/stunclient"
 	"github.com/pion/stun/v3"
 )
@@ -26,12 +27,30 @@ type Behaviour struct {
 	// SpoofFrom, when set, answers from a socket on this IP instead of the
 	// one asked: the reply a client must ignore.
 	SpoofFrom string
+
+	// RFC 5780 misbehaviours, for servers started with Start5780 or
+	// Serve5780 (see also the ready-made Modes).
+	//
+	// Other, when set, is the OTHER-ADDRESS advertised instead of the
+	// genuine one, given the socket asked and the genuine one.
+	Other func(asked, genuine netip.AddrPort) netip.AddrPort
+	// Honour, when set, is the part of a CHANGE-REQUEST the server really
+	// makes: 0 ignores it (the reply comes from the socket asked), and
+	// nat.ChangePort or nat.ChangeIP honour only half of it.
+	Honour func(asked nat.ChangeFlags) nat.ChangeFlags
+	// ChangeDelay answers CHANGE-REQUESTs this much later than plain
+	// Binding requests.
+	ChangeDelay time.Duration
 }
 
 // Server is a running test server.
 type Server struct {
-	Addr     netip.AddrPort
+	Addr netip.AddrPort
+	// Other is the genuine alternate address of an RFC 5780 server (the
+	// second IP and port); zero for a single-socket server.
+	Other    netip.AddrPort
 	conn     *net.UDPConn
+	conns    [2][2]*net.UDPConn // RFC 5780: [IP index][port index]; nil for a single socket
 	b        Behaviour
 	requests atomic.Int64
 	wg       sync.WaitGroup
@@ -67,11 +86,15 @@ func Dead(t testing.TB, ip string) netip.AddrPort {
 // Requests counts the requests received.
 func (s *Server) Requests() int { return int(s.requests.Load()) }
 
-func (s *Server) serve() {
+func (s *Server) serve() { s.serveOn(s.conn, 0, 0) }
+
+// serveOn answers requests arriving on c, socket [ip][port] of an RFC 5780
+// server (0, 0 for a single socket).
+func (s *Server) serveOn(c *net.UDPConn, ip, port int) {
 	defer s.wg.Done()
 	buf := make([]byte, 1500)
 	for {
-		n, from, err := s.conn.ReadFromUDPAddrPort(buf)
+		n, from, err := c.ReadFromUDPAddrPort(buf)
 		if err != nil {
 			return
 		}
@@ -83,18 +106,46 @@ func (s *Server) serve() {
 		if s.b.Drop != nil && s.b.Drop(k) {
 			continue
 		}
+		out, delay, other := c, s.b.Delay, netip.AddrPort{}
+		if s.conns[0][0] != nil {
+			other = s.conns[1-ip][1-port].LocalAddr().(*net.UDPAddr).AddrPort()
+			if s.b.Other != nil {
+				other = s.b.Other(c.LocalAddr().(*net.UDPAddr).AddrPort(), other)
+			}
+		}
+		if change := changeOf(req); change != 0 && s.conns[0][0] != nil {
+			if s.b.Honour != nil {
+				change = s.b.Honour(change)
+			}
+			i, p := ip, port
+			if change&nat.ChangeIP != 0 {
+				i = 1 - i
+			}
+			if change&nat.ChangePort != 0 {
+				p = 1 - p
+			}
+			out, delay = s.conns[i][p], delay+s.b.ChangeDelay
+		}
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			time.Sleep(s.b.Delay)
-			s.answer(req, from)
+			time.Sleep(delay)
+			s.answer(out, req, from, other)
 		}()
 	}
 }
 
-func (s *Server) answer(req *stun.Message, from netip.AddrPort) {
+// changeOf reads a request's CHANGE-REQUEST flags (0 without one).
+func changeOf(req *stun.Message) nat.ChangeFlags {
+	v, err := req.Get(stun.AttrChangeRequest)
+	if err != nil || len(v) != 4 {
+		return 0
+	}
+	return nat.ChangeFlags(v[3]) & (nat.ChangeIP | nat.ChangePort)
+}
+
+func (s *Server) answer(out *net.UDPConn, req *stun.Message, from, other netip.AddrPort) {
 	to := net.UDPAddrFromAddrPort(from)
-	out := s.conn
 	if s.b.SpoofFrom != "" {
 		c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP(s.b.SpoofFrom)})
 		if err != nil {
@@ -104,21 +155,22 @@ func (s *Server) answer(req *stun.Message, from netip.AddrPort) {
 		out = c
 	}
 	if s.b.Garbage {
-		s.conn.WriteToUDP([]byte("definitely not a STUN message, just noise"), to)
+		out.WriteToUDP([]byte("definitely not a STUN message, just noise"), to)
 	}
 	if s.b.WrongTx {
-		other := *req
-		other.TransactionID[0] ^= 0xff
-		if m, err := reply(&other, from, s.b); err == nil {
+		wrong := *req
+		wrong.TransactionID[0] ^= 0xff
+		if m, err := s.reply(&wrong, from, other); err == nil {
 			out.WriteToUDP(m.Raw, to)
 		}
 	}
-	if m, err := reply(req, from, s.b); err == nil {
+	if m, err := s.reply(req, from, other); err == nil {
 		out.WriteToUDP(m.Raw, to)
 	}
 }
 
-func reply(req *stun.Message, from netip.AddrPort, b Behaviour) (*stun.Message, error) {
+func (s *Server) reply(req *stun.Message, from, other netip.AddrPort) (*stun.Message, error) {
+	b := s.b
 	mapped := from
 	if b.Mapped != nil {
 		mapped = b.Mapped(from)
@@ -126,6 +178,9 @@ func reply(req *stun.Message, from netip.AddrPort, b Behaviour) (*stun.Message, 
 	setters := []stun.Setter{stun.NewTransactionIDSetter(req.TransactionID), stun.BindingSuccess}
 	if !b.NoMapped {
 		setters = append(setters, &stun.XORMappedAddress{IP: mapped.Addr().AsSlice(), Port: int(mapped.Port())})
+	}
+	if other.IsValid() {
+		setters = append(setters, &stun.OtherAddress{IP: other.Addr().AsSlice(), Port: int(other.Port())})
 	}
 	setters = append(setters, stun.NewSoftware("stuntest"), stun.Fingerprint)
 	return stun.Build(setters...)

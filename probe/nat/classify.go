@@ -86,6 +86,10 @@ const (
 	TestFilterVerify     TestName = "filtering-verify"         // fresh socket: opens OTHER-ADDRESS, then CHANGE IP+port
 	TestHairpin          TestName = "hairpin"                  // a second socket sends to the first one's mapping
 	TestTCP              TestName = "binding-tcp"              // STUN over TCP, run when UDP got no answer
+	// TestRepeat asks a destination of the mapping socket (a server of the
+	// binding round, test II's or test III's address) once more: a server
+	// whose two answers differ is not believed.
+	TestRepeat TestName = "binding-repeat"
 )
 
 // Names of the connections of the TCP mapping test (probe.RunTCPMapping).
@@ -121,6 +125,15 @@ type TestResult struct {
 	XORMapped, Mapped, OtherAddress netip.AddrPort
 	ErrorCode                       int
 	Err                             error // why there is no reply, if known
+	// Listened is how long a test that got no reply listened after its
+	// first copy; silence shorter than twice a changed reply's round trip
+	// proves nothing.
+	Listened time.Duration
+	// Witnessed counts, for a CHANGE-REQUEST test, plain Binding requests
+	// sent from the same socket just after its copies that the server
+	// answered: proof that the server was answering this socket then, so
+	// that silence is the NAT's and not a rate limiter's.
+	Witnessed int
 }
 
 // Public is the mapped address the reply reported: XOR-MAPPED-ADDRESS,
@@ -202,6 +215,9 @@ type Verdict struct {
 
 	Evidence []string // one line per finding, saying what it rests on
 	Outlook  string   // what this means for peer-to-peer connections
+	// Servers is what each server told the mapping socket, and whether
+	// its mapping evidence was used (ServerViews).
+	Servers []ServerView
 }
 
 // Classify turns observations into a verdict. It never guesses: a finding
@@ -213,24 +229,41 @@ type Verdict struct {
 // NAT, mapping, filtering, port preservation, hairpinning, ALG, carrier NAT.
 func Classify(o Observations) Verdict {
 	support, supportWhy := RFC5780Support(o)
-	bind := firstReply(&o)
-	if bind == nil {
+	if firstReply(&o) == nil {
 		return classifyNoUDP(&o, support)
 	}
-	public, local := Unmap(bind.Public()), localOf(&o, bind.Local)
-	nat, natWhy := isNAT(&o, public, local)
-	mapped, varies, mappingWhy := mapping(&o, nat)
+	// Mapping evidence comes only from servers that agree with themselves:
+	// the addresses, NAT, mapping, port preservation and ALG findings read
+	// the trusted observations; filtering (where replies came from) and
+	// hairpinning read them all.
+	views := ServerViews(o)
+	to := trusted(o, views)
+	cons := consistencyEvidence(views)
+	bind := firstReply(&to)
+	if bind == nil {
+		filtered, filteringWhy := filtering(&o, MappingUnknown, support, supportWhy)
+		hairpin, hairpinWhy := hairpinning(&o, tri.Unknown)
+		v := Verdict{Type: TypeUnknown, NAT: tri.Unknown, Mapping: MappingUnknown, Filtering: filtered,
+			Hairpinning: hairpin, RFC5780: support, Servers: views,
+			Evidence: lines(append(cons, "NAT: unknown, no server's mapped address can be believed",
+				"mapping: unknown, no server's mapping evidence can be used", filteringWhy, hairpinWhy)...),
+			Outlook: outlook(TypeUnknown)}
+		return v
+	}
+	public, local := Unmap(bind.Public()), localOf(&to, bind.Local)
+	nat, natWhy := isNAT(&to, public, local)
+	mapped, varies, mappingWhy := mapping(&to, nat)
 	filtered, filteringWhy := filtering(&o, mapped, support, supportWhy)
-	pp, ppWhy := portPreservation(&o, public, local)
+	pp, ppWhy := portPreservation(&to, public, local)
 	hairpin, hairpinWhy := hairpinning(&o, nat)
-	alg, algWhy := alg(&o)
+	alg, algWhy := alg(&to)
 	cgnat, cgnatWhy := cgnat(&o, nat)
 	typ := classicType(nat, mapped, filtered, varies)
 	return Verdict{
 		Type: typ, NAT: nat, Mapping: mapped, Filtering: filtered, Public: public, Local: local,
 		PortPreservation: pp, Hairpinning: hairpin, CGNAT: cgnat, ALG: alg,
-		MappingVariesByDestIP: varies, RFC5780: support,
-		Evidence: lines(natWhy, mappingWhy, filteringWhy, ppWhy, hairpinWhy, algWhy, cgnatWhy),
+		MappingVariesByDestIP: varies, RFC5780: support, Servers: views,
+		Evidence: lines(append(cons, natWhy, mappingWhy, filteringWhy, ppWhy, hairpinWhy, algWhy, cgnatWhy)...),
 		Outlook:  outlook(typ),
 	}
 }
@@ -329,11 +362,22 @@ func mapping(o *Observations, nat tri.Bool) (m Mapping, varies tri.Bool, why str
 		return EndpointIndependent, tri.Unknown, "mapping: endpoint-independent, no address translation"
 	}
 	t1, t2, t3 := o.replied(TestBinding), o.replied(TestMappingAltIP), o.replied(TestMappingAltIPPort)
-	if t1 == nil || t2 == nil {
+	if t1 == nil || t2 == nil || Unmap(t2.To).Addr() == Unmap(t1.To).Addr() {
+		// Without test II towards another IP (an OTHER-ADDRESS on the
+		// primary's own IP proves nothing), plain servers must tell.
 		return plainMapping(o)
 	}
 	m1, m2 := Unmap(t1.Public()), Unmap(t2.Public())
 	if m1 == m2 {
+		// Another server that saw a different mapping from the same
+		// socket (and was not caught contradicting itself) means the
+		// mapping varies by destination: a router with two uplinks, say.
+		if d := otherMapping(o, t1, m1); d != nil {
+			if d.To.Addr().Unmap() == t1.To.Addr().Unmap() || d.To.Addr().Unmap() == t2.To.Addr().Unmap() {
+				return MappingUnknown, tri.Unknown, fmt.Sprintf("mapping: unknown, %s and %s both saw %s but %s, on one of their IPs, saw %s", addr(t1.To), addr(t2.To), addr(m1), addr(d.To), addr(d.Public()))
+			}
+			return AddressDependent, tri.Yes, fmt.Sprintf("mapping: address-dependent, %s and %s both saw %s but %s saw %s", addr(t1.To), addr(t2.To), addr(m1), addr(d.To), addr(d.Public()))
+		}
 		return EndpointIndependent, tri.No, fmt.Sprintf("mapping: endpoint-independent, %s and %s both saw %s", addr(t1.To), addr(t2.To), addr(m1))
 	}
 	if t3 == nil {
@@ -344,6 +388,24 @@ func mapping(o *Observations, nat tri.Bool) (m Mapping, varies tri.Bool, why str
 		return AddressDependent, tri.Yes, fmt.Sprintf("mapping: address-dependent, %s saw %s, %s and %s saw %s", addr(t1.To), addr(m1), addr(t2.To), addr(t3.To), addr(m2))
 	}
 	return AddressAndPortDependent, tri.Yes, fmt.Sprintf("mapping: address-and-port-dependent, %s saw %s, %s saw %s, %s saw %s", addr(t1.To), addr(m1), addr(t2.To), addr(m2), addr(t3.To), addr(m3))
+}
+
+// otherMapping is an answer from another server than t1's to the mapping
+// socket that names another mapping than m, or nil.
+func otherMapping(o *Observations, t1 *TestResult, m netip.AddrPort) *TestResult {
+	own := map[netip.AddrPort]bool{Unmap(t1.To): true}
+	if other := Unmap(t1.OtherAddress); other.IsValid() {
+		own[other] = true
+		own[netip.AddrPortFrom(other.Addr(), t1.To.Port())] = true
+	}
+	for i := range o.Tests {
+		t := &o.Tests[i]
+		if (t.Name == TestServer || t.Name == TestRepeat) && !own[Unmap(t.To)] && t.Replied && t.ErrorCode == 0 &&
+			t.Public().IsValid() && Unmap(t.Public()) != m {
+			return t
+		}
+	}
+	return nil
 }
 
 // plainMapping compares the mappings that plain servers saw from the one
@@ -443,12 +505,28 @@ func filtering(o *Observations, m Mapping, support RFC5780, supportWhy string) (
 		return EndpointIndependent, fmt.Sprintf("filtering: endpoint-independent, a reply from %s (IP and port never contacted) came through", addr(ipPort.From))
 	}
 	// From here the IP+port test got silence, after its retransmissions.
-	// Silence only counts if the server is known to honour CHANGE-REQUEST.
+	// Silence only counts if the server was answering the silent sockets
+	// at the time (a rate limiter's silence is not the NAT's), if it
+	// lasted well beyond the time the server takes to send a changed
+	// reply, and if the server is known to honour CHANGE-REQUEST.
+	silent := []*TestResult{ipPort}
+	if !port.Replied {
+		silent = append(silent, port)
+	}
+	slow := slowestChanged(o)
+	for _, t := range silent {
+		if t.Witnessed == 0 {
+			return FilteringUnknown, fmt.Sprintf("filtering: unknown, %s answered none of the plain requests sent beside the CHANGE-REQUESTs of %s: its silence may be a rate limit, not the NAT", addr(prim), t.Name)
+		}
+		if t.Listened > 0 && t.Listened < 2*slow {
+			return FilteringUnknown, fmt.Sprintf("filtering: unknown, a changed reply took %v, too slow for the %v of silence of %s to tell", slow.Round(time.Millisecond), t.Listened.Round(time.Millisecond), t.Name)
+		}
+	}
 	proven := verify != nil && verify.Replied
-	if !proven && m == EndpointIndependent && !port.Replied {
+	if !proven && m == EndpointIndependent {
 		// With endpoint-independent mapping the verify test (which opened
 		// the filter for OTHER-ADDRESS first) must get through; that it did
-		// not means the server drops CHANGE-REQUESTs.
+		// not means the server drops (or delays) CHANGE-REQUESTs.
 		return FilteringUnknown, fmt.Sprintf("filtering: unknown, %s did not answer a CHANGE-REQUEST even after the filter was opened for %s", addr(prim), addr(other))
 	}
 	if !proven && !port.Replied && !altAnswered(o) {
@@ -462,6 +540,17 @@ func filtering(o *Observations, m Mapping, support RFC5780, supportWhy string) (
 		return AddressDependent, fmt.Sprintf("filtering: address-dependent, a reply from %s (known IP, new port) came through, none from %s (%s)", addr(port.From), addr(ipPort.Expect), basis)
 	}
 	return AddressAndPortDependent, fmt.Sprintf("filtering: address-and-port-dependent, no reply from %s nor %s came through (%s)", addr(ipPort.Expect), addr(port.Expect), basis)
+}
+
+// slowestChanged is the longest round trip of a reply to a CHANGE-REQUEST.
+func slowestChanged(o *Observations) time.Duration {
+	var d time.Duration
+	for _, t := range []*TestResult{o.Test(TestFilterIPPort), o.Test(TestFilterPort), o.Test(TestFilterVerify)} {
+		if t != nil && t.Replied && t.RTT > d {
+			d = t.RTT
+		}
+	}
+	return d
 }
 
 // altAnswered tells whether the server's alternate addresses answered

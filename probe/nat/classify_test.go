@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/natcheck/natcheck/internal/tri"
 )
@@ -38,7 +39,10 @@ func bind1(mapped netip.AddrPort, oth netip.AddrPort) TestResult {
 
 // change is a CHANGE-REQUEST test; from invalid means silence.
 func change(name TestName, expect, from netip.AddrPort) TestResult {
-	t := TestResult{Name: name, Local: ap("192.168.1.2:40001"), To: prim, Expect: expect, Attempts: 5}
+	// Silence comes with the plain requests beside it answered (the
+	// server was answering this socket), after 150 ms of listening.
+	t := TestResult{Name: name, Local: ap("192.168.1.2:40001"), To: prim, Expect: expect, Attempts: 5,
+		Witnessed: 2, Listened: 150 * time.Millisecond}
 	if from.IsValid() {
 		t.Replied, t.From, t.XORMapped, t.Attempts = true, from, ap("198.51.100.7:40001"), 1
 	}
@@ -153,9 +157,16 @@ func TestClassify(t *testing.T) {
 		},
 		{
 			name: "wildcard is never taken as the host's address",
-			obs: Observations{Tests: rfc5780(ap("0.0.0.0:40000"), ap("0.0.0.0:40000"), ap("0.0.0.0:40000"), other, altPort, other),
+			obs: Observations{Tests: rfc5780(pub, pub, pub, other, altPort, other),
 				HostAddrs: []HostAddr{{Addr: netip.IPv4Unspecified(), Iface: "x"}, {Addr: local.Addr(), Iface: "eth0"}}},
 			typ: TypeFullCone, mapping: EndpointIndependent, filtering: EndpointIndependent, nat: T, rfc5780: "verified",
+		},
+		{
+			name: "a mapped address of 0.0.0.0 is not believed",
+			obs: Observations{Tests: rfc5780(ap("0.0.0.0:40000"), ap("0.0.0.0:40000"), ap("0.0.0.0:40000"), other, altPort, other),
+				HostAddrs: []HostAddr{{Addr: netip.IPv4Unspecified(), Iface: "x"}, {Addr: local.Addr(), Iface: "eth0"}}},
+			typ: TypeUnknown, mapping: MappingUnknown, filtering: EndpointIndependent, nat: tri.Unknown, rfc5780: "verified",
+			evidence: "impossible public address 0.0.0.0:40000",
 		},
 		{
 			name: "host addresses unreadable: NAT unknown, type unknown",
