@@ -30,6 +30,16 @@ type TypeConfig struct {
 	TTLProbe bool
 	// Logf receives progress lines for --verbose; nil discards them.
 	Logf func(format string, args ...any)
+	// Bind, when valid, is the local address every socket of the run uses
+	// (--bind); a non-zero port is the mapping socket's. Zero means the
+	// wildcard address and ports the system picks.
+	Bind netip.AddrPort
+}
+
+// Socket is one local socket a run opened, and what for.
+type Socket struct {
+	Use   string         // mapping, filtering, verify, hairpin, ttl, tcp
+	Local netip.AddrPort // the bound address (the route's source when bound to the wildcard)
 }
 
 // TypeResult is a finished behaviour run: what was seen and what it means.
@@ -39,6 +49,8 @@ type TypeResult struct {
 	Servers  []netip.AddrPort
 	Primary  netip.AddrPort // the server the RFC 5780 tests went to
 	Duration time.Duration
+	// Sockets are the local sockets the run opened, in opening order.
+	Sockets []Socket
 }
 
 // Timing of the tests. Every wait derives from the round trip measured in
@@ -90,13 +102,16 @@ type TypeOptions struct {
 	Family  stunclient.Family
 	Net     transport.Net // nil means the host's real network (and enables the TTL probe)
 	Logf    func(format string, args ...any)
+	// Bind is the local address (and, with a port, the mapping socket's
+	// port) to test from; zero means any (TypeConfig.Bind).
+	Bind netip.AddrPort
 }
 
 // RunType resolves the servers (concurrently; an unresolvable name is
 // skipped) and runs the behaviour tests against them until ctx ends. It
 // returns ErrNoAnswer, with the partial result, when no server answered.
 func RunType(ctx context.Context, o TypeOptions) (*TypeResult, error) {
-	cfg := TypeConfig{Net: o.Net, Family: o.Family, Logf: o.Logf}
+	cfg := TypeConfig{Net: o.Net, Family: o.Family, Logf: o.Logf, Bind: o.Bind}
 	if cfg.Family == 0 {
 		cfg.Family = stunclient.IPv4
 	}
@@ -158,14 +173,20 @@ func runType(ctx context.Context, cfg TypeConfig) (*TypeResult, error) {
 
 	res := &TypeResult{Servers: cfg.Servers}
 	res.HostAddrs, _ = Interfaces(cfg.Net)
-	res.RouteSource, _ = RouteSource(cfg.Net, cfg.Family, cfg.Servers[0])
+	if cfg.Bind.IsValid() {
+		res.RouteSource = cfg.Bind.Addr() // every socket leaves from it
+	} else {
+		res.RouteSource, _ = RouteSource(cfg.Net, cfg.Family, cfg.Servers[0])
+	}
 
-	mc, err := stunclient.Listen(ctx, cfg.Net, cfg.Family, wildcard(cfg.Family))
+	mc, err := stunclient.Listen(ctx, cfg.Net, cfg.Family, cfg.laddr(cfg.Bind.Port()))
 	if err != nil {
 		return nil, err
 	}
 	defer mc.Close()
-	r := &typeRun{cfg: &cfg, deadline: deadline}
+	r := &typeRun{cfg: &cfg, deadline: deadline, route: res.RouteSource}
+	defer func() { res.Sockets = r.sockets }()
+	r.opened("mapping", mc.LocalAddr())
 
 	binds, tcp := r.bindingRound(ctx, mc)
 	prim, ok := pickPrimary(binds)
@@ -230,7 +251,7 @@ func runType(ctx context.Context, cfg TypeConfig) (*TypeResult, error) {
 	goTest(func() { add(r.hairpin(ctx, b.To)) })
 	if cfg.TTLProbe {
 		goTest(func() {
-			hops, reached, tested := ttlProbe(ctx, b.To, r.silenceWait(), r.rtt)
+			hops, reached, tested := ttlProbe(ctx, cfg.Bind.Addr(), b.To, r.silenceWait(), r.rtt, func(l netip.AddrPort) { r.opened("ttl", l) })
 			mu.Lock()
 			res.Hops, res.ReachedTTL, res.HopsTested = hops, reached, tested
 			mu.Unlock()
@@ -253,12 +274,36 @@ func wildcard(f stunclient.Family) string {
 	return "0.0.0.0:0"
 }
 
+// laddr is the address a socket of the run binds to: Bind's IP (else the
+// wildcard) and port.
+func (c *TypeConfig) laddr(port uint16) string {
+	if c.Bind.IsValid() {
+		return netip.AddrPortFrom(c.Bind.Addr(), port).String()
+	}
+	return strings.TrimSuffix(wildcard(c.Family), "0") + strconv.Itoa(int(port))
+}
+
 // typeRun holds what the tests of one run share: the measured RTT and the
 // overall deadline.
 type typeRun struct {
 	cfg      *TypeConfig
 	deadline time.Time
 	rtt      time.Duration
+	route    netip.Addr // the route's source address, for Sockets
+
+	mu      sync.Mutex
+	sockets []Socket
+}
+
+// opened records a socket the run opened; a wildcard address is shown as
+// the route's source address, which the packets really leave from.
+func (r *typeRun) opened(use string, local netip.AddrPort) {
+	if (!local.Addr().IsValid() || local.Addr().IsUnspecified()) && r.route.IsValid() {
+		local = netip.AddrPortFrom(r.route, local.Port())
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.sockets = append(r.sockets, Socket{Use: use, Local: local})
 }
 
 // gap is the pacing of copies once the RTT is known: half a round trip,
@@ -472,6 +517,7 @@ func (r *typeRun) fresh(ctx context.Context, name nat.TestName, to netip.AddrPor
 			return nat.TestResult{Name: name, To: to, Change: change, Expect: expect, Err: err}
 		}
 		defer c.Close()
+		r.opened("filtering", c.LocalAddr())
 		return r.exchange(ctx, c, name, to, change, expect)
 	})
 }
@@ -501,13 +547,13 @@ const (
 func (r *typeRun) listenFilterPort(ctx context.Context) (*stunclient.Conn, error) {
 	for range 8 {
 		p := filterPortLo + rand.IntN(filterPortHi-filterPortLo+1)
-		c, err := stunclient.Listen(ctx, r.cfg.Net, r.cfg.Family, strings.TrimSuffix(wildcard(r.cfg.Family), "0")+strconv.Itoa(p))
+		c, err := stunclient.Listen(ctx, r.cfg.Net, r.cfg.Family, r.cfg.laddr(uint16(p)))
 		if err == nil {
 			return c, nil
 		}
 	}
 	// Every try was taken (or binding is restricted): any port will do.
-	return stunclient.Listen(ctx, r.cfg.Net, r.cfg.Family, wildcard(r.cfg.Family))
+	return stunclient.Listen(ctx, r.cfg.Net, r.cfg.Family, r.cfg.laddr(0))
 }
 
 // verify proves the server honours CHANGE-REQUEST: a fresh socket talks
@@ -517,11 +563,12 @@ func (r *typeRun) listenFilterPort(ctx context.Context) (*stunclient.Conn, error
 // back, so the change leg starts openLead later without waiting a round
 // trip; both legs keep sending copies on their own pacing.
 func (r *typeRun) verify(ctx context.Context, prim, other netip.AddrPort) nat.TestResult {
-	c, err := stunclient.Listen(ctx, r.cfg.Net, r.cfg.Family, wildcard(r.cfg.Family))
+	c, err := stunclient.Listen(ctx, r.cfg.Net, r.cfg.Family, r.cfg.laddr(0))
 	if err != nil {
 		return nat.TestResult{Name: nat.TestFilterVerify, To: prim, Expect: other, Err: err}
 	}
 	defer c.Close()
+	r.opened("verify", c.LocalAddr())
 	opened := make(chan nat.TestResult, 1)
 	go func() { opened <- r.exchange(ctx, c, nat.TestFilterVerify, other, 0, netip.AddrPort{}) }()
 	select {
