@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"strings"
 
 	"github.com/natcheck/natcheck/probe/stunclient"
@@ -69,6 +70,9 @@ type Deps struct {
 	// DefaultServers is the built-in list, used when neither --server nor
 	// $NATCHECK_SERVERS names a server.
 	DefaultServers func() []stunclient.Server
+	// HostAddrs lists the host's own addresses, which --bind must name;
+	// nil means the real interfaces.
+	HostAddrs func() ([]netip.Addr, error)
 }
 
 // NewRoot builds the command tree.
