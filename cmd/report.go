@@ -53,7 +53,7 @@ shows which checks are pending, done or failed (not with --quiet, nor when
 stderr is not a terminal; colour honours NO_COLOR).
 
 --runs N repeats the NAT type tests N times (as natcheck type --runs; the
-check then has N times --timeout); --bind IP[:PORT] runs the NAT type and
+check then has N times --timeout and the pauses); --bind IP[:PORT] runs the NAT type and
 TCP checks from that IPv4 address of this host (the other checks choose
 their own sockets).
 

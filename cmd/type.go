@@ -50,7 +50,8 @@ plain servers only, mapping comes from comparing two servers on different
 IPs and filtering is unknown. See docs/nat-types.md.
 
 --runs N repeats the tests N times, one after another, each from fresh
-sockets and with its own --timeout, 250 ms apart. The verdict is the one
+sockets and with its own --timeout, 250 ms apart (1 s after the fifth run,
+to stay within servers' rate limits). The verdict is the one
 more than half of the runs found, with its agreement on the first line
 ("..., 5 of 5 runs"); when runs disagree, each run's verdict and what
 differed follow. Without such a majority (a tie included) the type is
@@ -87,7 +88,8 @@ every local socket).`,
 // registerRuns adds --runs to type and report.
 func registerRuns(c *cobra.Command, runs *int) {
 	c.Flags().IntVar(runs, "runs", 1, fmt.Sprintf(
-		"run the NAT type tests N times (fresh sockets, %v apart, --timeout each) and give the majority verdict with its agreement", diagnose.RunPause))
+		"run the NAT type tests N times (fresh sockets, %v apart, %v after the fifth run; --timeout each) and give the majority verdict with its agreement",
+		diagnose.RunPause, diagnose.LongRunPause))
 }
 
 // checkRuns refuses a --runs outside 1..diagnose.MaxRuns. Without --runs

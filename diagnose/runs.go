@@ -13,13 +13,34 @@ import (
 	"github.com/natcheck/natcheck/probe/nat"
 )
 
-// RunPause is the pause between two runs of --runs. Each run opens fresh
+// RunPause is the pause between two of the first five runs of --runs,
+// LongRunPause the pause before each later run. Each run opens fresh
 // sockets; the pause spreads the runs over time (a transient condition
 // then shows as disagreement rather than hitting every run at once) and
-// lets servers' per-source rate limits refill between runs (natcheck
-// serve allows a burst of 200 and 50 requests/s, and one run sends a few
-// dozen).
-const RunPause = 250 * time.Millisecond
+// keeps the runs within servers' per-source rate limits. natcheck serve
+// allows a burst of 200 requests and 50/s; one run sent it 59 requests in
+// about 0.3 s in the lab (port-restricted cone, 50 ms RTT), so five runs
+// 250 ms apart (about 295 requests in 2.5 s) stay within the burst and
+// what refills meanwhile, and later runs, 1 s apart, send less than the
+// 50/s that refills. Back-to-back runs without a pause exhausted the
+// limit in the lab: the verify test's replies were dropped and about one
+// run in eight ended unknown.
+const (
+	RunPause     = 250 * time.Millisecond
+	LongRunPause = time.Second
+)
+
+// pauseBefore is the pause before run i (0-based; none before the first).
+func pauseBefore(i int) time.Duration {
+	switch {
+	case i == 0:
+		return 0
+	case i < 5:
+		return RunPause
+	default:
+		return LongRunPause
+	}
+}
 
 // MaxRuns bounds --runs.
 const MaxRuns = 100
@@ -116,7 +137,7 @@ const noMajorityOutlook = "Unknown: the runs disagreed; plan for a relay (TURN) 
 
 // RepeatType runs the behaviour tests n times, one run after another,
 // each with fresh sockets (run opens its own) and its own timeout, with
-// RunPause between runs, and combines them. The combined result is the
+// pauses between runs (pauseBefore), and combines them. The combined result is the
 // first run that found the majority verdict, with Duration the time of
 // all runs; without a majority it is the first run that finished, with
 // type, mapping and filtering unknown and evidence saying why. RepeatType
@@ -126,9 +147,9 @@ func RepeatType(ctx context.Context, n int, timeout time.Duration, run func(cont
 	start := time.Now()
 	rec := &Runs{}
 	for i := range max(n, 1) {
-		if i > 0 {
+		if p := pauseBefore(i); p > 0 {
 			select {
-			case <-time.After(RunPause):
+			case <-time.After(p):
 			case <-ctx.Done():
 			}
 		}

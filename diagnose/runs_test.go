@@ -153,3 +153,17 @@ func TestRepeatTypeInterrupted(t *testing.T) {
 		t.Errorf("err %v after %d runs; want context.Canceled after 2", err, n.Load())
 	}
 }
+
+func TestRunsBudget(t *testing.T) {
+	for _, c := range []struct {
+		n    int
+		want time.Duration
+	}{
+		{0, time.Second}, {1, time.Second}, {2, 2*time.Second + RunPause},
+		{5, 5*time.Second + 4*RunPause}, {7, 7*time.Second + 4*RunPause + 2*LongRunPause},
+	} {
+		if got := RunsBudget(c.n, time.Second); got != c.want {
+			t.Errorf("RunsBudget(%d, 1s) = %v, want %v", c.n, got, c.want)
+		}
+	}
+}

@@ -107,8 +107,9 @@ func Type(ctx context.Context, o TypeOptions) (*TypeResult, error) {
 // each: n timeouts and the pauses between them (one run's timeout for n
 // below 2).
 func RunsBudget(n int, timeout time.Duration) time.Duration {
-	if n < 2 {
-		return timeout
+	d := timeout
+	for i := 1; i < n; i++ {
+		d += timeout + pauseBefore(i)
 	}
-	return time.Duration(n)*timeout + time.Duration(n-1)*RunPause
+	return d
 }
