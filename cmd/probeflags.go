@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"strings"
 	"time"
@@ -28,6 +29,7 @@ type probeFlags struct {
 	timeout time.Duration
 	json    bool
 	verbose bool
+	bind    string
 }
 
 func (f *probeFlags) register(c *cobra.Command) {
@@ -39,6 +41,13 @@ func (f *probeFlags) register(c *cobra.Command) {
 	fl.DurationVar(&f.timeout, "timeout", defaultTimeout, "give up after this long (e.g. 1500ms, 10s for satellite links)")
 	fl.BoolVar(&f.json, "json", false, "print one JSON object instead of text")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "show details and per-server evidence")
+}
+
+// registerBind adds --bind, for the commands that can test from a chosen
+// local address.
+func (f *probeFlags) registerBind(c *cobra.Command) {
+	c.Flags().StringVar(&f.bind, "bind", "",
+		"local `IP[:PORT]` to test from: an address of this host (every socket uses it) and, with PORT, the mapping socket's port")
 }
 
 // hideFamily hides -4 and -6 from the help of a command that chooses the
@@ -55,6 +64,7 @@ type resolved struct {
 	family   stunclient.Family
 	timeout  time.Duration
 	resolver stunclient.Resolver // d.Resolver: nil is the system's
+	bind     netip.AddrPort      // zero without --bind; port 0 when none was given
 }
 
 // resolve validates the flags; every failure is a usage error (exit 2).
@@ -93,7 +103,89 @@ func (f *probeFlags) resolve(d *Deps) (resolved, error) {
 		return r, usageError("no STUN server given")
 	}
 	r.servers = dedupe(r.servers)
-	return r, r.fitFamily(f.ipv4)
+	if err := r.fitFamily(f.ipv4); err != nil {
+		return r, err
+	}
+	if f.bind == "" {
+		return r, nil
+	}
+	bind, err := parseBind(f.bind, d)
+	if err != nil {
+		return r, err
+	}
+	r.bind = bind
+	return r, r.fitBind(f.ipv4, f.ipv6)
+}
+
+// parseBind reads --bind's IP[:PORT] ([IPv6]:PORT with a port) and checks
+// that the IP is one of the host's own addresses.
+func parseBind(s string, d *Deps) (netip.AddrPort, error) {
+	ap, err := netip.ParseAddrPort(s)
+	if err != nil {
+		a, aerr := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(s, "["), "]"))
+		if aerr != nil {
+			return ap, usageError("--bind: %q is not IP, IP:PORT or [IPv6]:PORT", s)
+		}
+		ap = netip.AddrPortFrom(a, 0)
+	}
+	a := ap.Addr().Unmap()
+	ap = netip.AddrPortFrom(a, ap.Port())
+	if a.IsUnspecified() || a.IsMulticast() || (a.Is4() && a == netip.AddrFrom4([4]byte{255, 255, 255, 255})) {
+		return ap, usageError("--bind: %s is not one address of this host (leave --bind out to use any)", a)
+	}
+	hostAddrs := d.HostAddrs
+	if hostAddrs == nil {
+		hostAddrs = systemAddrs
+	}
+	own, err := hostAddrs()
+	if err != nil {
+		return ap, fmt.Errorf("--bind: list this host's addresses: %w", err)
+	}
+	for _, o := range own {
+		if o.Unmap() == a.WithZone("") {
+			return ap, nil
+		}
+	}
+	return ap, usageError("--bind: %s is not an address of this host", a)
+}
+
+// systemAddrs lists the addresses of the host's interfaces.
+func systemAddrs() ([]netip.Addr, error) {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil, err
+	}
+	var out []netip.Addr
+	for _, a := range addrs {
+		if p, err := netip.ParsePrefix(a.String()); err == nil {
+			out = append(out, p.Addr())
+		}
+	}
+	return out, nil
+}
+
+// fitBind makes the family agree with --bind: an IPv6 address chooses
+// IPv6 as an IPv6 server literal does; against -4/-6 or the servers'
+// literal addresses it is bad usage.
+func (r *resolved) fitBind(explicit4, explicit6 bool) error {
+	is6 := r.bind.Addr().Is6()
+	switch {
+	case is6 && explicit4:
+		return usageError("--bind %s is an IPv6 address, but -4 asks for IPv4", r.bind.Addr())
+	case !is6 && explicit6:
+		return usageError("--bind %s is an IPv4 address, but -6 asks for IPv6", r.bind.Addr())
+	}
+	want := stunclient.IPv4
+	if is6 {
+		want = stunclient.IPv6
+	}
+	for _, s := range r.servers {
+		if a, err := netip.ParseAddr(s.Host); err == nil && a.Unmap().Is6() != is6 {
+			return usageError("--bind %s is an %s address, but server %s is not", r.bind.Addr(), want, s.Input)
+		}
+	}
+	r.family = want
+	return nil
 }
 
 // dedupe drops servers named twice (also as "host" and "stun:host:3478"):

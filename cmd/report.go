@@ -24,6 +24,7 @@ type reportOptions struct {
 	lifetime    bool
 	lifetimeMax time.Duration
 	noPortmap   bool
+	runs        int
 	run         func(context.Context, diagnose.Options) (*diagnose.Result, error)
 	now         func() time.Time
 }
@@ -51,21 +52,32 @@ in the report instead of holding the others up. On a terminal, stderr
 shows which checks are pending, done or failed (not with --quiet, nor when
 stderr is not a terminal; colour honours NO_COLOR).
 
+--runs N repeats the NAT type tests N times (as natcheck type --runs; the
+check then has N times --timeout and the pauses); --bind IP[:PORT] runs the NAT type and
+TCP checks from that IPv4 address of this host (the other checks choose
+their own sockets).
+
 The report is printed whatever the checks found (exit 0); a check that
 failed, e.g. because no STUN server answered, says why in the report.`,
 		Example: `  natcheck report
   natcheck report --format markdown > natcheck-report.md
   natcheck report --json | jq '{type, port_mapping: .port_mapping.upnp.supported}'
-  natcheck report --lifetime --lifetime-max 3m`,
+  natcheck report --lifetime --lifetime-max 3m
+  natcheck report --runs 5 --bind 192.168.1.2`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			if o.flags.json && c.Flags().Changed("format") && o.format != "json" {
 				return usageError("--json and --format %s ask for two formats", o.format)
 			}
+			if err := checkRuns(c, &o.runs); err != nil {
+				return err
+			}
 			return runReport(c.Context(), d, o)
 		},
 	}
 	o.flags.register(c)
+	o.flags.registerBind(c)
+	registerRuns(c, &o.runs)
 	o.flags.timeout = reportTimeout
 	c.Flags().Lookup("timeout").DefValue = reportTimeout.String()
 	hideFamily(c) // report checks both families itself
@@ -86,6 +98,9 @@ func runReport(parent context.Context, d *Deps, o *reportOptions) error {
 	if o.flags.ipv6 {
 		return usageError("report checks IPv4 and IPv6 itself; -6 does not apply")
 	}
+	if r.bind.IsValid() && r.bind.Addr().Is6() {
+		return usageError("--bind %s: report's NAT type and TCP checks run over IPv4, so --bind needs an IPv4 address", r.bind.Addr())
+	}
 	format := o.format
 	if o.flags.json {
 		format = "json"
@@ -104,8 +119,8 @@ func runReport(parent context.Context, d *Deps, o *reportOptions) error {
 	started := o.now()
 	res, err := o.run(parent, diagnose.Options{
 		Servers: r.servers, Resolver: r.resolver, Timeout: r.timeout, Lifetime: o.lifetime, LifetimeMax: o.lifetimeMax,
-		NoPortmap: o.noPortmap,
-		Start:     func(name diagnose.CheckName) diagnose.Step { return display.Start(string(name)) },
+		NoPortmap: o.noPortmap, Runs: o.runs, Bind: r.bind,
+		Start: func(name diagnose.CheckName) diagnose.Step { return display.Start(string(name)) },
 	})
 	display.Stop()
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"strings"
 
 	"github.com/natcheck/natcheck/probe/stunclient"
@@ -72,6 +73,9 @@ type Deps struct {
 	// Resolver looks up server names; nil means the system's resolver.
 	// Tests pass one that talks to a scripted DNS server on loopback.
 	Resolver stunclient.Resolver
+	// HostAddrs lists the host's own addresses, which --bind must name;
+	// nil means the real interfaces.
+	HostAddrs func() ([]netip.Addr, error)
 }
 
 // NewRoot builds the command tree.

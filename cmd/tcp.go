@@ -27,6 +27,10 @@ else another server on another IP). If every connection is mapped to the
 same public address and port, the NAT's TCP mapping is endpoint-independent,
 which TCP hole punching and TURN-over-TCP fallbacks rely on.
 
+--bind IP[:PORT] makes every connection leave from that address of this
+host, and the shared-port connections from PORT (each server's first
+binding still uses a port of its own).
+
 Exit code 3 when no server answers over TCP.`,
 		Example: `  natcheck tcp -s stun.example.net
   natcheck tcp --json -s 203.0.113.10 | jq .mapping`,
@@ -36,6 +40,7 @@ Exit code 3 when no server answers over TCP.`,
 		},
 	}
 	f.register(c)
+	f.registerBind(c)
 	f.timeout = tcpTimeout
 	c.Flags().Lookup("timeout").DefValue = tcpTimeout.String()
 	return c
@@ -48,7 +53,7 @@ func runTCP(parent context.Context, d *Deps, f *probeFlags) error {
 	}
 	ctx, cancel := context.WithTimeout(parent, r.timeout)
 	defer cancel()
-	m, err := probe.RunTCPMapping(ctx, probe.TCPMappingOptions{Servers: r.servers, Family: r.family, Resolver: r.resolver})
+	m, err := probe.RunTCPMapping(ctx, probe.TCPMappingOptions{Servers: r.servers, Family: r.family, Resolver: r.resolver, Bind: r.bind})
 	if err != nil {
 		return runError(parent, err)
 	}

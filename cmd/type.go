@@ -21,6 +21,7 @@ type typeOptions struct {
 	failOn      []string
 	lifetime    bool
 	lifetimeMax time.Duration
+	runs        int
 	run         func(context.Context, probe.TypeOptions) (*probe.TypeResult, error)
 	measure     func(context.Context, lifetime.Options) (*lifetime.Result, error)
 }
@@ -46,22 +47,62 @@ itself, at most --lifetime-max), so it is never part of a default run.
 
 Filtering needs a server with RFC 5780 support (a second IP and port); with
 plain servers only, mapping comes from comparing two servers on different
-IPs and filtering is unknown. See docs/nat-types.md.`,
+IPs and filtering is unknown. See docs/nat-types.md.
+
+--runs N repeats the tests N times, one after another, each from fresh
+sockets and with its own --timeout, 250 ms apart (1 s after the fifth run,
+to stay within servers' rate limits). The verdict is the one
+more than half of the runs found, with its agreement on the first line
+("..., 5 of 5 runs"); when runs disagree, each run's verdict and what
+differed follow. Without such a majority (a tie included) the type is
+unknown. --fail-on applies to the majority verdict.
+
+--bind IP[:PORT] tests from that address of this host: every socket uses
+the IP, and the mapping socket uses PORT; the filtering, verify, hairpin
+and TTL tests need sockets of their own on other ports (-v and --json list
+every local socket).`,
 		Example: `  natcheck type
   natcheck type -s stun.example.net -s 203.0.113.10:3478 --json | jq -r .type
   natcheck type --fail-on symmetric,udp-blocked || echo "a relay will be needed"
-  natcheck type --lifetime --lifetime-max 90s`,
+  natcheck type --lifetime --lifetime-max 90s
+  natcheck type --runs 5
+  natcheck type --bind 192.168.1.2:40000 -v`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
+			if err := checkRuns(c, &o.runs); err != nil {
+				return err
+			}
 			return runType(c.Context(), d, o)
 		},
 	}
 	o.flags.register(c)
+	o.flags.registerBind(c)
+	registerRuns(c, &o.runs)
 	c.Flags().StringSliceVar(&o.failOn, "fail-on", nil,
 		"exit with status 4 when the type is one of these (comma separated: "+typeNames()+")")
 	c.Flags().BoolVar(&o.lifetime, "lifetime", false, "also measure the idle UDP mapping lifetime (takes up to --lifetime-max)")
 	c.Flags().DurationVar(&o.lifetimeMax, "lifetime-max", lifetime.DefaultMax, "longest idle time --lifetime probes")
 	return c
+}
+
+// registerRuns adds --runs to type and report.
+func registerRuns(c *cobra.Command, runs *int) {
+	c.Flags().IntVar(runs, "runs", 1, fmt.Sprintf(
+		"run the NAT type tests N times (fresh sockets, %v apart, %v after the fifth run; --timeout each) and give the majority verdict with its agreement",
+		diagnose.RunPause, diagnose.LongRunPause))
+}
+
+// checkRuns refuses a --runs outside 1..diagnose.MaxRuns. Without --runs
+// it sets 0: one run, without the record of runs in the output.
+func checkRuns(c *cobra.Command, n *int) error {
+	if !c.Flags().Changed("runs") {
+		*n = 0
+		return nil
+	}
+	if *n < 1 || *n > diagnose.MaxRuns {
+		return usageError("--runs must be between 1 and %d, got %d", diagnose.MaxRuns, *n)
+	}
+	return nil
 }
 
 // typeNames lists nat.Types as --fail-on takes them.
@@ -87,7 +128,8 @@ func runType(parent context.Context, d *Deps, o *typeOptions) error {
 		}
 	}
 	opts := diagnose.TypeOptions{Servers: r.servers, Family: r.family, Resolver: r.resolver, Timeout: r.timeout,
-		Lifetime: o.lifetime, LifetimeMax: o.lifetimeMax, RunType: o.run, MeasureLifetime: o.measure}
+		Lifetime: o.lifetime, LifetimeMax: o.lifetimeMax, RunType: o.run, MeasureLifetime: o.measure,
+		Runs: o.runs, Bind: r.bind}
 	if o.flags.verbose {
 		opts.Logf = verboseLogger(d, "type")
 	}
@@ -98,12 +140,16 @@ func runType(parent context.Context, d *Deps, o *typeOptions) error {
 	res, l, lerr := t.Type, t.Lifetime, t.LifetimeErr
 	if o.flags.json {
 		if o.lifetime {
-			err = report.WriteJSON(d.Out, report.NewTypeWithLifetimeJSON(r.family, res, l, lerr))
+			j := report.NewTypeWithLifetimeJSON(r.family, res, l, lerr)
+			j.AddRuns(t.Runs)
+			err = report.WriteJSON(d.Out, j)
 		} else {
-			err = report.WriteJSON(d.Out, report.NewTypeJSON(r.family, res))
+			j := report.NewTypeJSON(r.family, res)
+			j.AddRuns(t.Runs)
+			err = report.WriteJSON(d.Out, j)
 		}
 	} else {
-		err = report.TypeText(d.Out, res, o.flags.verbose)
+		err = report.TypeRunsText(d.Out, res, t.Runs, o.flags.verbose)
 		if err == nil && o.lifetime {
 			err = report.LifetimeOrError(d.Out, l, lerr, o.flags.verbose)
 		}

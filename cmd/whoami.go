@@ -28,18 +28,21 @@ others have had a quarter of a round trip to confirm it): a dead server
 never costs a timeout.
 
 Plain output is the public IP alone, for scripts; --verbose adds the port,
-the local address, whether the host is behind NAT and each server's answer.`,
+the local address, whether the host is behind NAT and each server's answer.
+--bind IP[:PORT] asks from that address (and port) of this host.`,
 		Example: `  natcheck whoami
   ip=$(natcheck whoami) || echo "no STUN answer"
   natcheck whoami -6 --verbose
   natcheck whoami -s stun:stun.example.net -s 203.0.113.10:3478 --json | jq .nat
-  NATCHECK_SERVERS=stun1.example.net,stun2.example.net natcheck whoami`,
+  NATCHECK_SERVERS=stun1.example.net,stun2.example.net natcheck whoami
+  natcheck whoami --bind 192.168.1.2:40000 -v`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			return runWhoAmI(c.Context(), d, o)
 		},
 	}
 	o.flags.register(c)
+	o.flags.registerBind(c)
 	return c
 }
 
@@ -50,7 +53,7 @@ func runWhoAmI(parent context.Context, d *Deps, o *whoamiOptions) error {
 	}
 	ctx, cancel := context.WithTimeout(parent, r.timeout)
 	defer cancel()
-	w, err := o.run(ctx, probe.WhoAmIOptions{Servers: r.servers, Family: r.family, Resolver: r.resolver})
+	w, err := o.run(ctx, probe.WhoAmIOptions{Servers: r.servers, Family: r.family, Resolver: r.resolver, Bind: r.bind})
 	if err != nil {
 		return runError(parent, err)
 	}

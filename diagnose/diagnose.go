@@ -68,6 +68,14 @@ type Options struct {
 	// NoPortmap skips the gateway's port-mapping test, which briefly
 	// creates (and deletes) a mapping on the router.
 	NoPortmap bool
+	// Runs, when above 0, repeats the NAT type tests that many times
+	// (RepeatType, each run with Timeout; the check has RunsBudget) and
+	// records every run in Result.TypeRuns.
+	Runs int
+	// Bind is the local IPv4 address (and mapping port) of the NAT type
+	// and TCP checks; zero means any. The other checks use their own
+	// sockets.
+	Bind netip.AddrPort
 	// Start announces a check; nil announces nothing.
 	Start func(name CheckName) Step
 }
@@ -94,6 +102,7 @@ type Local struct {
 // failed; its Check says why.
 type Result struct {
 	Type     *probe.TypeResult
+	TypeRuns *Runs // with Options.Runs: every run and their agreement
 	Portmap  *portmap.Report
 	IPv6     *probe.IPv6Check
 	TCP      *probe.TCPMapping
@@ -126,8 +135,25 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	r := &runner{o: o, res: res, ctx: checkCtx}
 
 	r.run(CheckLocal, func(ctx context.Context) (string, error) { return r.local() })
-	r.run(CheckType, func(ctx context.Context) (string, error) {
-		t, err := probe.RunType(ctx, probe.TypeOptions{Servers: o.Servers, Family: stunclient.IPv4, Resolver: o.Resolver})
+	typeCtx := checkCtx
+	if o.Runs > 1 {
+		var cancel context.CancelFunc
+		typeCtx, cancel = context.WithTimeout(ctx, RunsBudget(o.Runs, o.Timeout))
+		defer cancel()
+	}
+	r.runWith(CheckType, typeCtx, func(ctx context.Context) (string, error) {
+		one := func(ctx context.Context) (*probe.TypeResult, error) {
+			return probe.RunType(ctx, probe.TypeOptions{Servers: o.Servers, Family: stunclient.IPv4, Resolver: o.Resolver, Bind: o.Bind})
+		}
+		if o.Runs > 0 {
+			t, runs, err := RepeatType(ctx, o.Runs, o.Timeout, one)
+			r.set(func() { res.Type, res.TypeRuns = t, runs })
+			if t != nil {
+				return fmt.Sprintf("%s, %s", t.Type, AgreementNote(runs)), err
+			}
+			return "", err
+		}
+		t, err := one(ctx)
 		r.set(func() { res.Type = t })
 		if t != nil {
 			return string(t.Type), err
@@ -155,7 +181,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return "", err
 	})
 	r.run(CheckTCP, func(ctx context.Context) (string, error) {
-		m, err := probe.RunTCPMapping(ctx, probe.TCPMappingOptions{Servers: o.Servers, Family: stunclient.IPv4, Resolver: o.Resolver})
+		m, err := probe.RunTCPMapping(ctx, probe.TCPMappingOptions{Servers: o.Servers, Family: stunclient.IPv4, Resolver: o.Resolver, Bind: o.Bind})
 		r.set(func() { res.TCP = m })
 		if m != nil {
 			return "mapping " + string(m.Mapping), err

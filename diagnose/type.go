@@ -2,6 +2,7 @@ package diagnose
 
 import (
 	"context"
+	"net/netip"
 	"time"
 
 	"github.com/natcheck/natcheck/probe"
@@ -15,8 +16,14 @@ type TypeOptions struct {
 	Family  stunclient.Family
 	// Resolver looks up server names; nil means the system's resolver.
 	Resolver stunclient.Resolver
-	// Timeout bounds the behaviour tests.
+	// Timeout bounds the behaviour tests (each run's, with Runs).
 	Timeout time.Duration
+	// Runs, when above 0, repeats the tests that many times (RepeatType)
+	// and records every run; 0 is one run without that record.
+	Runs int
+	// Bind is the local address (and mapping port) to test from; zero
+	// means any.
+	Bind netip.AddrPort
 	// Lifetime adds the binding-lifetime measurement, run beside the
 	// tests; it lasts about as long as the lifetime it measures, so it has
 	// Timeout plus lifetime.Budget(LifetimeMax).
@@ -37,6 +44,9 @@ type TypeResult struct {
 	// LifetimeErr then says why.
 	Lifetime    *lifetime.Result
 	LifetimeErr error
+	// Runs is every run of TypeOptions.Runs and their agreement; nil
+	// without Runs.
+	Runs *Runs
 }
 
 // Type runs the NAT behaviour tests and, with o.Lifetime, the lifetime
@@ -58,7 +68,7 @@ func Type(ctx context.Context, o TypeOptions) (*TypeResult, error) {
 		err error
 	}
 	life := make(chan outcome, 1)
-	lifeCtx, cancelLife := context.WithTimeout(ctx, o.Timeout+lifetime.Budget(o.LifetimeMax))
+	lifeCtx, cancelLife := context.WithTimeout(ctx, RunsBudget(o.Runs, o.Timeout)+lifetime.Budget(o.LifetimeMax))
 	defer cancelLife()
 	if o.Lifetime {
 		go func() {
@@ -69,9 +79,19 @@ func Type(ctx context.Context, o TypeOptions) (*TypeResult, error) {
 		life <- outcome{}
 	}
 
-	typeCtx, cancel := context.WithTimeout(ctx, o.Timeout)
-	defer cancel()
-	t, err := runType(typeCtx, probe.TypeOptions{Servers: o.Servers, Family: o.Family, Resolver: o.Resolver, Logf: o.Logf})
+	one := func(ctx context.Context) (*probe.TypeResult, error) {
+		return runType(ctx, probe.TypeOptions{Servers: o.Servers, Family: o.Family, Logf: o.Logf, Resolver: o.Resolver, Bind: o.Bind})
+	}
+	var t *probe.TypeResult
+	var runs *Runs
+	var err error
+	if o.Runs > 0 {
+		t, runs, err = RepeatType(ctx, o.Runs, o.Timeout, one)
+	} else {
+		typeCtx, cancel := context.WithTimeout(ctx, o.Timeout)
+		t, err = one(typeCtx)
+		cancel()
+	}
 	if err != nil {
 		// Without a type there is nothing to report: stop measuring.
 		cancelLife()
@@ -82,5 +102,16 @@ func Type(ctx context.Context, o TypeOptions) (*TypeResult, error) {
 	if l.err != nil && ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
-	return &TypeResult{Type: t, Lifetime: l.l, LifetimeErr: l.err}, nil
+	return &TypeResult{Type: t, Lifetime: l.l, LifetimeErr: l.err, Runs: runs}, nil
+}
+
+// RunsBudget is the longest n runs of RepeatType take with this timeout
+// each: n timeouts and the pauses between them (one run's timeout for n
+// below 2).
+func RunsBudget(n int, timeout time.Duration) time.Duration {
+	d := timeout
+	for i := 1; i < n; i++ {
+		d += timeout + pauseBefore(i)
+	}
+	return d
 }

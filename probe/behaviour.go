@@ -36,6 +36,16 @@ type TypeConfig struct {
 	TTLProbe bool
 	// Logf receives progress lines for --verbose; nil discards them.
 	Logf func(format string, args ...any)
+	// Bind, when valid, is the local address every socket of the run uses
+	// (--bind); a non-zero port is the mapping socket's. Zero means the
+	// wildcard address and ports the system picks.
+	Bind netip.AddrPort
+}
+
+// Socket is one local socket a run opened, and what for.
+type Socket struct {
+	Use   string         // mapping, filtering, verify, hairpin, ttl, tcp
+	Local netip.AddrPort // the bound address (the route's source when bound to the wildcard)
 }
 
 // TypeResult is a finished behaviour run: what was seen and what it means.
@@ -45,6 +55,8 @@ type TypeResult struct {
 	Servers  []netip.AddrPort
 	Primary  netip.AddrPort // the server the RFC 5780 tests went to
 	Duration time.Duration
+	// Sockets are the local sockets the run opened, in opening order.
+	Sockets []Socket
 }
 
 // Timing of the tests. Every wait derives from the round trip measured in
@@ -98,6 +110,9 @@ type TypeOptions struct {
 	// Resolver looks up server names; nil means the system's resolver.
 	Resolver stunclient.Resolver
 	Logf     func(format string, args ...any)
+	// Bind is the local address (and, with a port, the mapping socket's
+	// port) to test from; zero means any (TypeConfig.Bind).
+	Bind netip.AddrPort
 }
 
 // RunType runs the behaviour tests against the servers until ctx ends. The
@@ -108,7 +123,7 @@ type TypeOptions struct {
 // skipped. It returns ErrNoAnswer, with the partial result, when no server
 // answered (a *stunclient.UnresolvedError when no name resolved at all).
 func RunType(ctx context.Context, o TypeOptions) (*TypeResult, error) {
-	cfg := TypeConfig{Net: o.Net, Family: o.Family, Names: o.Servers, Resolver: o.Resolver, Logf: o.Logf}
+	cfg := TypeConfig{Net: o.Net, Family: o.Family, Names: o.Servers, Resolver: o.Resolver, Logf: o.Logf, Bind: o.Bind}
 	if cfg.Family == 0 {
 		cfg.Family = stunclient.IPv4
 	}
@@ -143,18 +158,22 @@ func runType(ctx context.Context, cfg TypeConfig) (*TypeResult, error) {
 	res := &TypeResult{}
 	res.HostAddrs, _ = Interfaces(cfg.Net)
 
-	mc, err := stunclient.Listen(ctx, cfg.Net, cfg.Family, wildcard(cfg.Family))
+	mc, err := stunclient.Listen(ctx, cfg.Net, cfg.Family, cfg.laddr(cfg.Bind.Port()))
 	if err != nil {
 		return nil, err
 	}
 	defer mc.Close()
 	r := &typeRun{cfg: &cfg, deadline: deadline}
+	defer func() { res.Sockets = r.socketsFrom(res.RouteSource) }()
+	r.opened("mapping", mc.LocalAddr())
 
 	binds, tcp, unresolved := r.bindingRound(ctx, mc)
 	for _, b := range binds {
 		res.Servers = append(res.Servers, b.To) // the user's order
 	}
-	if len(res.Servers) > 0 {
+	if cfg.Bind.IsValid() {
+		res.RouteSource = cfg.Bind.Addr() // every socket leaves from it
+	} else if len(res.Servers) > 0 {
 		res.RouteSource, _ = RouteSource(cfg.Net, cfg.Family, res.Servers[0])
 	}
 	prim, ok := pickPrimary(binds)
@@ -177,7 +196,9 @@ func runType(ctx context.Context, cfg TypeConfig) (*TypeResult, error) {
 		return res, typeNoAnswer(len(binds), len(tcp) > 0, unresolved)
 	}
 	res.Primary = binds[prim].To
-	res.RouteSource, _ = RouteSource(cfg.Net, cfg.Family, res.Primary)
+	if !cfg.Bind.IsValid() {
+		res.RouteSource, _ = RouteSource(cfg.Net, cfg.Family, res.Primary)
+	}
 	for i := range binds {
 		if i == prim {
 			binds[i].Name = nat.TestBinding
@@ -226,7 +247,7 @@ func runType(ctx context.Context, cfg TypeConfig) (*TypeResult, error) {
 	goTest(func() { add(r.hairpin(ctx, b.To)) })
 	if cfg.TTLProbe {
 		goTest(func() {
-			hops, reached, tested := ttlProbe(ctx, b.To, r.silenceWait(), r.rtt)
+			hops, reached, tested := ttlProbe(ctx, cfg.Bind.Addr(), b.To, r.silenceWait(), r.rtt, func(l netip.AddrPort) { r.opened("ttl", l) })
 			mu.Lock()
 			res.Hops, res.ReachedTTL, res.HopsTested = hops, reached, tested
 			mu.Unlock()
@@ -274,6 +295,15 @@ func wildcard(f stunclient.Family) string {
 	return "0.0.0.0:0"
 }
 
+// laddr is the address a socket of the run binds to: Bind's IP (else the
+// wildcard) and port.
+func (c *TypeConfig) laddr(port uint16) string {
+	if c.Bind.IsValid() {
+		return netip.AddrPortFrom(c.Bind.Addr(), port).String()
+	}
+	return strings.TrimSuffix(wildcard(c.Family), "0") + strconv.Itoa(int(port))
+}
+
 // typeRun holds what the tests of one run share: the measured RTT and the
 // overall deadline.
 type typeRun struct {
@@ -283,6 +313,7 @@ type typeRun struct {
 
 	mu       sync.Mutex
 	resolved []netip.AddrPort // distinct server addresses, in the order they resolved
+	sockets  []Socket
 }
 
 // claim adds a server's address to the run's servers, unless another task
@@ -313,6 +344,13 @@ func (r *typeRun) targets() []stunclient.Server {
 		out = append(out, stunclient.Server{Input: a.String(), Host: a.Addr().String(), Port: int(a.Port())})
 	}
 	return append(out, r.cfg.Names...)
+}
+
+// opened records a socket the run opened.
+func (r *typeRun) opened(use string, local netip.AddrPort) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.sockets = append(r.sockets, Socket{Use: use, Local: local})
 }
 
 // gap is the pacing of copies once the RTT is known: half a round trip,
@@ -591,6 +629,7 @@ func (r *typeRun) fresh(ctx context.Context, name nat.TestName, to netip.AddrPor
 			return nat.TestResult{Name: name, To: to, Change: change, Expect: expect, Err: err}
 		}
 		defer c.Close()
+		r.opened("filtering", c.LocalAddr())
 		return r.exchange(ctx, c, name, to, change, expect)
 	})
 }
@@ -621,13 +660,13 @@ const (
 func (r *typeRun) listenFilterPort(ctx context.Context) (*stunclient.Conn, error) {
 	for range 8 {
 		p := filterPortLo + rand.IntN(filterPortHi-filterPortLo+1)
-		c, err := stunclient.Listen(ctx, r.cfg.Net, r.cfg.Family, strings.TrimSuffix(wildcard(r.cfg.Family), "0")+strconv.Itoa(p))
+		c, err := stunclient.Listen(ctx, r.cfg.Net, r.cfg.Family, r.cfg.laddr(uint16(p)))
 		if err == nil {
 			return c, nil
 		}
 	}
 	// Every try was taken (or binding is restricted): any port will do.
-	return stunclient.Listen(ctx, r.cfg.Net, r.cfg.Family, wildcard(r.cfg.Family))
+	return stunclient.Listen(ctx, r.cfg.Net, r.cfg.Family, r.cfg.laddr(0))
 }
 
 // verify proves the server honours CHANGE-REQUEST: a fresh socket talks
@@ -637,11 +676,12 @@ func (r *typeRun) listenFilterPort(ctx context.Context) (*stunclient.Conn, error
 // back, so the change leg starts openLead later without waiting a round
 // trip; both legs keep sending copies on their own pacing.
 func (r *typeRun) verify(ctx context.Context, prim, other netip.AddrPort) nat.TestResult {
-	c, err := stunclient.Listen(ctx, r.cfg.Net, r.cfg.Family, wildcard(r.cfg.Family))
+	c, err := stunclient.Listen(ctx, r.cfg.Net, r.cfg.Family, r.cfg.laddr(0))
 	if err != nil {
 		return nat.TestResult{Name: nat.TestFilterVerify, To: prim, Expect: other, Err: err}
 	}
 	defer c.Close()
+	r.opened("verify", c.LocalAddr())
 	opened := make(chan nat.TestResult, 1)
 	go func() { opened <- r.exchange(ctx, c, nat.TestFilterVerify, other, 0, netip.AddrPort{}) }()
 	select {
@@ -710,4 +750,18 @@ func summary(t nat.TestResult) string {
 	default:
 		return fmt.Sprintf("%s: reply from %s after %v, saw %s", t.Name, t.From, t.RTT.Round(time.Millisecond/10), t.Public())
 	}
+}
+
+// socketsFrom is the sockets the run opened, a wildcard address shown as
+// the route's source address, which the packets really leave from.
+func (r *typeRun) socketsFrom(route netip.Addr) []Socket {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := slices.Clone(r.sockets)
+	for i, s := range out {
+		if (!s.Local.Addr().IsValid() || s.Local.Addr().IsUnspecified()) && route.IsValid() {
+			out[i].Local = netip.AddrPortFrom(route, s.Local.Port())
+		}
+	}
+	return out
 }

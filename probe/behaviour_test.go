@@ -311,3 +311,35 @@ func TestRunTypeInterrupted(t *testing.T) {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}
 }
+
+// With Bind, every socket of the run leaves from the bound address, the
+// mapping socket from its port, and the result lists them.
+func TestRunTypeBind(t *testing.T) {
+	n, servers := world(t, natType(vnet.EndpointIndependent, vnet.EndpointAddrPortDependent), honest)
+	bind := netip.MustParseAddrPort("192.168.0.2:40000")
+	res, err := runType(context.Background(), TypeConfig{Net: n, Family: stunclient.IPv4, Servers: servers, Timeout: 5 * time.Second, Bind: bind})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Type != nat.TypePortRestrictedCone || res.Local != bind {
+		t.Errorf("type %s, local %v; want port-restricted-cone from %v", res.Type, res.Local, bind)
+	}
+	uses := map[string]int{}
+	for _, s := range res.Sockets {
+		uses[s.Use]++
+		if s.Local.Addr() != bind.Addr() {
+			t.Errorf("%s socket on %v, not on %v", s.Use, s.Local, bind.Addr())
+		}
+		if (s.Use == "mapping") != (s.Local.Port() == bind.Port()) {
+			t.Errorf("%s socket on port %d", s.Use, s.Local.Port())
+		}
+	}
+	if uses["mapping"] != 1 || uses["filtering"] != 4 || uses["verify"] != 2 || uses["hairpin"] != 2 {
+		t.Errorf("sockets %+v", res.Sockets)
+	}
+	for _, tr := range res.Tests {
+		if tr.Local.IsValid() && tr.Local.Addr() != bind.Addr() {
+			t.Errorf("test %s from %v", tr.Name, tr.Local)
+		}
+	}
+}

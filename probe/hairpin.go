@@ -30,18 +30,20 @@ func (r *typeRun) hairpin(ctx context.Context, prim netip.AddrPort) nat.TestResu
 	if r.cfg.Family == stunclient.IPv6 {
 		network = "udp6"
 	}
-	a, err := r.cfg.Net.ListenPacket(network, wildcard(r.cfg.Family))
+	a, err := r.cfg.Net.ListenPacket(network, r.cfg.laddr(0))
 	if err != nil {
 		t.Err = err
 		return t
 	}
 	defer a.Close()
-	b, err := r.cfg.Net.ListenPacket(network, wildcard(r.cfg.Family))
+	r.opened("hairpin", stunclient.AddrPortOf(a.LocalAddr()))
+	b, err := r.cfg.Net.ListenPacket(network, r.cfg.laddr(0))
 	if err != nil {
 		t.Err = err
 		return t
 	}
 	defer b.Close()
+	r.opened("hairpin", stunclient.AddrPortOf(b.LocalAddr()))
 	// Cancelling moves the read deadlines into the past; the reads below
 	// set theirs with readUntil, which never moves one back out of it.
 	stop := context.AfterFunc(ctx, func() {

@@ -37,7 +37,11 @@ func (r *typeRun) tcpBinding(ctx context.Context, to netip.AddrPort) nat.TestRes
 	start := time.Now()
 	// Cancel (rather than a context, which transport.Dialer lacks) lets
 	// Ctrl-C end a dial to a black-holed server at once.
-	d := r.cfg.Net.CreateDialer(&net.Dialer{Deadline: r.deadline, Cancel: ctx.Done()}) //nolint:staticcheck
+	nd := &net.Dialer{Deadline: r.deadline, Cancel: ctx.Done()} //nolint:staticcheck
+	if r.cfg.Bind.IsValid() {
+		nd.LocalAddr = &net.TCPAddr{IP: r.cfg.Bind.Addr().AsSlice()}
+	}
+	d := r.cfg.Net.CreateDialer(nd)
 
 	c, err := d.Dial(network, to.String())
 	if err != nil {
@@ -49,6 +53,7 @@ func (r *typeRun) tcpBinding(ctx context.Context, to netip.AddrPort) nat.TestRes
 	defer stop()
 	c.SetDeadline(r.deadline)
 	t.Local = stunclient.AddrPortOf(c.LocalAddr())
+	r.opened("tcp", t.Local)
 	resp, err := stunclient.StreamBinding(c, to)
 	if err != nil {
 		t.Err = err

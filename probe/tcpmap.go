@@ -21,6 +21,10 @@ type TCPMappingOptions struct {
 	Family  stunclient.Family
 	// Resolver looks up server names; nil means the system's resolver.
 	Resolver stunclient.Resolver
+	// Bind is the local address every connection uses; a non-zero port is
+	// the shared port of the mapping test (each server's first binding
+	// still needs a port of its own). Zero means any.
+	Bind netip.AddrPort
 }
 
 // TCPMapping is the NAT's TCP mapping behaviour (RFC 4787 vocabulary, as
@@ -75,17 +79,26 @@ func RunTCPMapping(ctx context.Context, o TCPMappingOptions) (*TCPMapping, error
 		m.Reason = "only one server address answered over TCP and it advertises no OTHER-ADDRESS"
 		return m, nil
 	}
-	port, err := freeTCPPort(o.Family)
-	if err != nil {
-		m.Reason = err.Error()
-		return m, nil
+	from := unspecified(o.Family)
+	if o.Bind.IsValid() {
+		from = o.Bind.Addr()
 	}
-	laddr := netip.AddrPortFrom(unspecified(o.Family), port)
+	port := o.Bind.Port()
+	if port == 0 {
+		var err error
+		if port, err = freeTCPPort(o.Family, from); err != nil {
+			m.Reason = err.Error()
+			return m, nil
+		}
+	}
+	laddr := netip.AddrPortFrom(from, port)
 	m.Local = laddr
-	if src, err := tcpRouteSource(o.Family, primary.To); err == nil {
-		// The socket is bound to the wildcard; say which address the
-		// connections really leave from, as the UDP tests do.
-		m.Local = netip.AddrPortFrom(src, port)
+	if !o.Bind.IsValid() {
+		if src, err := tcpRouteSource(o.Family, primary.To); err == nil {
+			// The socket is bound to the wildcard; say which address the
+			// connections really leave from, as the UDP tests do.
+			m.Local = netip.AddrPortFrom(src, port)
+		}
 	}
 	// The primary and the other destinations are connected at once: through
 	// loss, each connection set-up may wait for a SYN retransmission (1 s),
@@ -130,7 +143,11 @@ func tcpProbeAll(ctx context.Context, o TCPMappingOptions) []stunclient.TCPBindi
 			if err != nil {
 				return stunclient.TCPBindingResult{Name: nat.TCPProbe, Err: err}
 			}
-			r, c := stunclient.TCPBinding(ctx, o.Family, netip.AddrPort{}, addrs[0])
+			var laddr netip.AddrPort // the system's choice
+			if o.Bind.IsValid() {
+				laddr = netip.AddrPortFrom(o.Bind.Addr(), 0)
+			}
+			r, c := stunclient.TCPBinding(ctx, o.Family, laddr, addrs[0])
 			if c != nil {
 				c.Close()
 			}
@@ -270,10 +287,10 @@ func (m *TCPMapping) judge() {
 }
 
 // freeTCPPort finds a free local port by binding a listener (with the
-// reuse options, so the port can be shared at once) and closing it.
-func freeTCPPort(f stunclient.Family) (uint16, error) {
+// reuse options, so the port can be shared at once) on ip and closing it.
+func freeTCPPort(f stunclient.Family, ip netip.Addr) (uint16, error) {
 	lc := net.ListenConfig{Control: stunclient.ReuseControl}
-	ln, err := lc.Listen(context.Background(), f.Network("tcp"), net.JoinHostPort(unspecified(f).String(), "0"))
+	ln, err := lc.Listen(context.Background(), f.Network("tcp"), net.JoinHostPort(ip.String(), "0"))
 	if err != nil {
 		return 0, fmt.Errorf("find a free local TCP port: %w", err)
 	}

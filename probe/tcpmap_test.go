@@ -296,3 +296,27 @@ func TestStreamBindingReplies(t *testing.T) {
 		})
 	}
 }
+
+// With Bind every connection leaves from the bound address, the shared
+// ones from its port.
+func TestTCPMappingBind(t *testing.T) {
+	port, err := freeTCPPort(stunclient.IPv4, netip.MustParseAddr("127.0.0.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bind := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	m, err := RunTCPMapping(ctx, TCPMappingOptions{Servers: []stunclient.Server{rfc5780TCP(t, nil)}, Bind: bind})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Mapping != nat.EndpointIndependent || m.Local != bind {
+		t.Fatalf("mapping %q from %v (%s); want endpoint-independent from %v", m.Mapping, m.Local, m.Reason, bind)
+	}
+	for _, x := range append(m.Servers, m.Tests...) {
+		if x.Local.Addr() != bind.Addr() {
+			t.Errorf("%s from %v", x.Name, x.Local)
+		}
+	}
+}

@@ -20,7 +20,10 @@ const maxHops = 6
 // ICMP time-exceeded senders from the socket's error queue: no privileges
 // needed. The original payload in each error names the TTL it was sent
 // with. Replies from the server itself say how far away it is.
-func ttlProbe(ctx context.Context, to netip.AddrPort, wait, rtt time.Duration) (hops []nat.Hop, reached int, tested bool) {
+//
+// A valid from binds the socket to that local address (--bind); opened,
+// when not nil, learns the socket's local address once it is known.
+func ttlProbe(ctx context.Context, from netip.Addr, to netip.AddrPort, wait, rtt time.Duration, opened func(netip.AddrPort)) (hops []nat.Hop, reached int, tested bool) {
 	if !to.Addr().Unmap().Is4() {
 		return nil, 0, false
 	}
@@ -31,6 +34,11 @@ func ttlProbe(ctx context.Context, to netip.AddrPort, wait, rtt time.Duration) (
 	defer unix.Close(fd)
 	if unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_RECVERR, 1) != nil {
 		return nil, 0, false
+	}
+	if from.IsValid() {
+		if !from.Unmap().Is4() || unix.Bind(fd, &unix.SockaddrInet4{Addr: from.Unmap().As4()}) != nil {
+			return nil, 0, false
+		}
 	}
 	dst := &unix.SockaddrInet4{Port: int(to.Port()), Addr: to.Addr().Unmap().As4()}
 	ttlOf := map[[stun.TransactionIDSize]byte]int{}
@@ -50,6 +58,11 @@ func ttlProbe(ctx context.Context, to netip.AddrPort, wait, rtt time.Duration) (
 	}
 	if len(ttlOf) == 0 {
 		return nil, 0, false
+	}
+	if sa, err := unix.Getsockname(fd); err == nil && opened != nil {
+		if in4, ok := sa.(*unix.SockaddrInet4); ok {
+			opened(netip.AddrPortFrom(netip.AddrFrom4(in4.Addr), uint16(in4.Port)))
+		}
 	}
 	seen := map[int]netip.Addr{}
 	end := time.Now().Add(max(wait, 2*rtt))

@@ -12,6 +12,6 @@ import (
 
 // ttlProbe needs IP_RECVERR, which only Linux offers to unprivileged
 // sockets: elsewhere the carrier-NAT probe is not tested.
-func ttlProbe(context.Context, netip.AddrPort, time.Duration, time.Duration) ([]nat.Hop, int, bool) {
+func ttlProbe(context.Context, netip.Addr, netip.AddrPort, time.Duration, time.Duration, func(netip.AddrPort)) ([]nat.Hop, int, bool) {
 	return nil, 0, false
 }

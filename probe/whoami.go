@@ -58,6 +58,9 @@ type WhoAmIOptions struct {
 	Net     transport.Net // nil means the host's real network
 	// Resolver looks up server names; nil means the system's resolver.
 	Resolver stunclient.Resolver
+	// Bind is the local address (and port, when not 0) to ask from; zero
+	// means any.
+	Bind netip.AddrPort
 }
 
 // RunWhoAmI asks every server at once from one socket and answers as soon as
@@ -76,7 +79,11 @@ func RunWhoAmI(ctx context.Context, o WhoAmIOptions) (*WhoAmI, error) {
 		o.Family = stunclient.IPv4
 	}
 	start := time.Now()
-	conn, err := stunclient.Listen(ctx, n, o.Family, "")
+	laddr := ""
+	if o.Bind.IsValid() {
+		laddr = o.Bind.String()
+	}
+	conn, err := stunclient.Listen(ctx, n, o.Family, laddr)
 	if err != nil {
 		return nil, err
 	}
@@ -118,6 +125,9 @@ func RunWhoAmI(ctx context.Context, o WhoAmIOptions) (*WhoAmI, error) {
 		if r.Status == StatusAnswered && r.Mapped.Addr() == leader {
 			w.Public = r.Mapped
 			w.Local = localAddr(n, o.Family, r.Address, conn.LocalAddr())
+			if o.Bind.IsValid() {
+				w.Local = conn.LocalAddr() // bound: packets leave from it
+			}
 			break
 		}
 	}

@@ -258,3 +258,23 @@ func TestWhoAmISameServerTwiceIsOneVote(t *testing.T) {
 		t.Errorf("agreed = %d, want 1: one server cannot confirm itself", w.Agreed)
 	}
 }
+
+// With Bind the socket is on that address and port, and Local says so.
+func TestWhoAmIBind(t *testing.T) {
+	a := stuntest.Start(t, "127.0.0.1", stuntest.Behaviour{})
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bind := stunclient.AddrPortOf(c.LocalAddr())
+	c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	w, err := RunWhoAmI(ctx, WhoAmIOptions{Servers: []stunclient.Server{stuntest.ServerAt(t, a.Addr)}, Bind: bind})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.Local != bind || w.Public != bind {
+		t.Errorf("local %v, public %v; want both %v", w.Local, w.Public, bind)
+	}
+}

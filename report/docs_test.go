@@ -53,6 +53,8 @@ func TestDocsExamples(t *testing.T) {
 		{file: "README.md", cmd: "natcheck report --format markdown -s 203.0.113.10 | head -12", golden: "report.md", head: 12},
 		{file: "docs/json.md", first: "{", golden: "whoami.json"},
 		{file: "docs/type.md", first: "port-restricted-cone (", golden: "type.txt"},
+		{file: "docs/type.md", cmd: "natcheck type --runs 5 -s 203.0.113.10", golden: "type-runs.txt"},
+		{file: "docs/type.md", cmd: "natcheck type --runs 5 --json -s 203.0.113.10 | jq -c '{type, agreement}'", golden: "type-runs.json", subset: true},
 		{file: "docs/portmap.md", first: "{", golden: "portmap.json"},
 		{file: "docs/ipv6.md", cmd: "natcheck ipv6 -s stun.example.net", golden: "ipv6-routed.txt"},
 		{file: "docs/ipv6.md", cmd: "natcheck ipv6 -s stun.example.net      # behind a NAT66 router", golden: "ipv6.txt"},

@@ -103,6 +103,12 @@ func NewFullJSON(in FullInput) FullJSON {
 // typeJSONOrUnknown is type's JSON, or an honest "unknown" when the
 // behaviour tests produced nothing at all.
 func typeJSONOrUnknown(r *diagnose.Result) TypeJSON {
+	j := typeJSONOf(r)
+	j.AddRuns(r.TypeRuns)
+	return j
+}
+
+func typeJSONOf(r *diagnose.Result) TypeJSON {
 	if r.Type != nil {
 		return NewTypeJSON(stunclient.IPv4, r.Type)
 	}
@@ -178,7 +184,7 @@ func sections(in FullInput, verbose bool) []section {
 		}
 		out = append(out, s)
 	}
-	add("NAT type (IPv4)", diagnose.CheckType, r.Type != nil, func(w io.Writer) error { return TypeText(w, r.Type, verbose) }, nil)
+	add("NAT type (IPv4)", diagnose.CheckType, r.Type != nil, func(w io.Writer) error { return TypeRunsText(w, r.Type, r.TypeRuns, verbose) }, nil)
 	add("Port mapping (UPnP, NAT-PMP, PCP)", diagnose.CheckPortmap, r.Portmap != nil, func(w io.Writer) error {
 		return PortmapText(w, portmapInput(r), verbose)
 	}, nil)
@@ -259,6 +265,9 @@ func FullText(out io.Writer, in FullInput, verbose bool) error {
 // headline is the report's first line: the NAT verdict, or why none.
 func headline(r *diagnose.Result) string {
 	if r.Type != nil && !failed(r, diagnose.CheckType) {
+		if r.TypeRuns != nil {
+			return VerdictLine(r.Type.Verdict) + ", " + diagnose.AgreementNote(r.TypeRuns)
+		}
 		return VerdictLine(r.Type.Verdict)
 	}
 	return "unknown: " + notRun(r, diagnose.CheckType)

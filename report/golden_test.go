@@ -159,6 +159,30 @@ func typeResult(o nat.Observations, d time.Duration) *probe.TypeResult {
 		Servers: []netip.AddrPort{ap("203.0.113.10:3478")}, Primary: ap("203.0.113.10:3478"), Duration: d}
 }
 
+// fxTypeRuns is `type --runs 5 --bind 192.168.1.2:47281`: four runs
+// found fxType's verdict, one found symmetric; the result is the first
+// agreeing run, with the time of all five and the sockets it opened.
+func fxTypeRuns() (*probe.TypeResult, *diagnose.Runs) {
+	res := *fxType()
+	res.Duration = ms(2412.9)
+	res.Sockets = []probe.Socket{
+		{Use: "mapping", Local: ap("192.168.1.2:47281")}, {Use: "filtering", Local: ap("192.168.1.2:61204")},
+		{Use: "filtering", Local: ap("192.168.1.2:63377")}, {Use: "verify", Local: ap("192.168.1.2:40712")},
+		{Use: "hairpin", Local: ap("192.168.1.2:51006")}, {Use: "hairpin", Local: ap("192.168.1.2:51007")},
+		{Use: "ttl", Local: ap("192.168.1.2:51008")},
+	}
+	runs := []diagnose.TypeRun{{Result: &res, Elapsed: ms(270.4)}}
+	for _, d := range []float64{281.2, 266.9, 275.0} {
+		r := *fxType()
+		r.Duration = ms(d)
+		runs = append(runs, diagnose.TypeRun{Result: &r, Elapsed: ms(d)})
+	}
+	sym := fxTypeSymmetric()
+	runs = append(runs[:2], append([]diagnose.TypeRun{{Result: sym, Elapsed: ms(1043.7)}}, runs[2:]...)...)
+	v, n, _ := diagnose.Majority(runs)
+	return &res, &diagnose.Runs{Runs: runs, Majority: v, Agreeing: n, Differed: []string{"type", "mapping", "filtering"}}
+}
+
 // fxTypeSymmetric uses two plain servers: mapping varies by destination,
 // filtering unknown, hairpinning not tested, carrier-grade NAT undecided
 // (the TTL probe did not run), ALG unknown (no server sent both mapped
@@ -502,6 +526,14 @@ func goldens() []golden {
 		{"type-symmetric-verbose.txt", func(w io.Writer) error { return TypeText(w, fxTypeSymmetric(), true) }},
 		{"type-udp-blocked.json", jsonOf(func() any { return NewTypeJSON(stunclient.IPv4, fxTypeUDPBlocked()) })},
 		{"type-udp-blocked.txt", func(w io.Writer) error { return TypeText(w, fxTypeUDPBlocked(), false) }},
+		{"type-runs.json", jsonOf(func() any {
+			r, runs := fxTypeRuns()
+			j := NewTypeJSON(stunclient.IPv4, r)
+			j.AddRuns(runs)
+			return j
+		})},
+		{"type-runs.txt", func(w io.Writer) error { r, runs := fxTypeRuns(); return TypeRunsText(w, r, runs, false) }},
+		{"type-runs-verbose.txt", func(w io.Writer) error { r, runs := fxTypeRuns(); return TypeRunsText(w, r, runs, true) }},
 		{"type-lifetime.json", jsonOf(func() any {
 			return NewTypeWithLifetimeJSON(stunclient.IPv4, fxType(), fxLifetime(), nil)
 		})},

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/natcheck/natcheck/diagnose"
 	"github.com/natcheck/natcheck/internal/tri"
 	"github.com/natcheck/natcheck/probe"
 	"github.com/natcheck/natcheck/probe/lifetime"
@@ -45,6 +46,12 @@ type TypeJSON struct {
 	// ExcludedServers the ones whose mapping evidence was not used.
 	ServerViews     []ServerViewJSON `json:"server_views"`
 	ExcludedServers []string         `json:"excluded_servers"`
+	// LocalSockets are the local sockets the run opened (omitted when
+	// none is known).
+	LocalSockets []SocketJSON `json:"local_sockets,omitempty"`
+	// Runs and Agreement appear with --runs only.
+	Runs      []RunJSON      `json:"runs,omitempty"`
+	Agreement *AgreementJSON `json:"agreement,omitempty"`
 }
 
 // ServerViewJSON is one server's answers to the mapping socket.
@@ -55,6 +62,54 @@ type ServerViewJSON struct {
 	Confirmed bool     `json:"confirmed"`
 	Excluded  bool     `json:"excluded"`
 	Reason    string   `json:"excluded_reason,omitempty"`
+}
+
+// SocketJSON is one local socket of a run and what it was for.
+type SocketJSON struct {
+	Use   string `json:"use"`
+	Local string `json:"local_address"`
+}
+
+// RunJSON is one run of --runs.
+type RunJSON struct {
+	Run       int           `json:"run"`
+	Type      nat.NATType   `json:"type"`
+	Mapping   nat.Mapping   `json:"mapping"`
+	Filtering nat.Filtering `json:"filtering"`
+	PublicIP  string        `json:"public_ip"`
+	Agrees    bool          `json:"agrees"`
+	ElapsedMs float64       `json:"elapsed_ms"`
+	Error     string        `json:"error,omitempty"`
+}
+
+// AgreementJSON is how far the runs of --runs agreed.
+type AgreementJSON struct {
+	Runs     int      `json:"runs"`
+	Agreeing int      `json:"agreeing"`
+	Majority bool     `json:"majority"`
+	Differed []string `json:"differed"`
+}
+
+// AddRuns adds --runs' record: every run and the agreement.
+func (j *TypeJSON) AddRuns(r *diagnose.Runs) {
+	if r == nil {
+		return
+	}
+	j.Runs = []RunJSON{}
+	for i, run := range r.Runs {
+		rj := RunJSON{Run: i + 1, Type: nat.TypeUnknown, Mapping: nat.MappingUnknown, Filtering: nat.FilteringUnknown,
+			ElapsedMs: Millis(run.Elapsed), Error: errText(run.Err)}
+		if v, ok := run.Verdict(); ok {
+			rj.Type, rj.Mapping, rj.Filtering = v.Type, v.Mapping, v.Filtering
+			rj.Agrees = r.HasMajority() && v == r.Majority
+		}
+		if run.Result != nil && run.Result.Public.IsValid() {
+			rj.PublicIP = run.Result.Public.Addr().Unmap().String()
+		}
+		j.Runs = append(j.Runs, rj)
+	}
+	j.Agreement = &AgreementJSON{Runs: len(r.Runs), Agreeing: r.Agreeing, Majority: r.HasMajority(),
+		Differed: append([]string{}, r.Differed...)}
 }
 
 // HopJSON is one router seen by the TTL-limited probe.
@@ -121,6 +176,9 @@ func NewTypeJSON(f stunclient.Family, r *probe.TypeResult) TypeJSON {
 			out.ExcludedServers = append(out.ExcludedServers, j.Server)
 		}
 	}
+	for _, s := range r.Sockets {
+		out.LocalSockets = append(out.LocalSockets, SocketJSON{Use: s.Use, Local: addrOrEmpty(s.Local)})
+	}
 	return out
 }
 
@@ -161,9 +219,23 @@ func addrOrEmpty(a netip.AddrPort) string {
 // finding with its evidence, and the peer-to-peer outlook. Verbose adds
 // every test's raw observation.
 func TypeText(out io.Writer, r *probe.TypeResult, verbose bool) error {
+	return TypeRunsText(out, r, nil, verbose)
+}
+
+// TypeRunsText is TypeText for --runs: the first line adds the agreement
+// ("..., 5 of 5 runs"); when the runs did not all agree (and always with
+// verbose) each run's verdict follows, with what differed.
+func TypeRunsText(out io.Writer, r *probe.TypeResult, runs *diagnose.Runs, verbose bool) error {
 	v := r.Verdict
-	if _, err := fmt.Fprintln(out, VerdictLine(v)); err != nil {
+	first := VerdictLine(v)
+	if runs != nil {
+		first += ", " + diagnose.AgreementNote(runs)
+	}
+	if _, err := fmt.Fprintln(out, first); err != nil {
 		return err
+	}
+	if runs != nil && (verbose || len(runs.Differed) > 0) {
+		runsText(out, runs)
 	}
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "public address\t%s\n", AddrString(v.Public))
@@ -193,6 +265,12 @@ func TypeText(out io.Writer, r *probe.TypeResult, verbose bool) error {
 	}
 	if _, err := fmt.Fprintf(out, "P2P: %s\n", v.Outlook); err != nil || !verbose {
 		return err
+	}
+	if len(r.Sockets) > 0 {
+		fmt.Fprintln(out, "local sockets:")
+		for _, s := range r.Sockets {
+			fmt.Fprintf(out, "  %-9s  %s\n", s.Use, AddrString(s.Local))
+		}
 	}
 	fmt.Fprintln(out, "tests:")
 	tw = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
@@ -264,4 +342,32 @@ func NewTypeWithLifetimeJSON(f stunclient.Family, r *probe.TypeResult, l *lifeti
 		out.LifetimeError = err.Error()
 	}
 	return out
+}
+
+// runsText lists every run of --runs and what differed between them.
+func runsText(out io.Writer, runs *diagnose.Runs) {
+	if len(runs.Differed) > 0 {
+		fmt.Fprintf(out, "runs differed in: %s\n", strings.Join(runs.Differed, ", "))
+	}
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	for i, run := range runs.Runs {
+		v, ok := run.Verdict()
+		switch {
+		case !ok:
+			why := "no verdict"
+			if run.Err != nil {
+				why = run.Err.Error()
+			}
+			fmt.Fprintf(tw, "  run %d\tfailed: %s\t\t%s\n", i+1, why, FormatDuration(run.Elapsed))
+		default:
+			mark := ""
+			if runs.HasMajority() && v != runs.Majority {
+				mark = "  (differs)"
+			}
+			fmt.Fprintf(tw, "  run %d\t%s\tpublic %s\t%s%s\n", i+1,
+				VerdictLine(nat.Verdict{Type: v.Type, Mapping: v.Mapping, Filtering: v.Filtering}),
+				AddrString(run.Result.Public), FormatDuration(run.Elapsed), mark)
+		}
+	}
+	tw.Flush()
 }
