@@ -115,8 +115,32 @@ behind NAT, of which kind, and what that means for peer-to-peer connections.`,
 	// lets their argument checks be typed as usage errors too.
 	root.InitDefaultHelpCmd()
 	root.InitDefaultCompletionCmd()
+	strictHelpAndCompletion(root)
 	typeArgErrors(root)
 	return root
+}
+
+// strictHelpAndCompletion makes "help TOPIC" and "completion SHELL" with an
+// unknown topic or shell bad usage: cobra prints help for them and exits 0.
+func strictHelpAndCompletion(root *cobra.Command) {
+	for _, c := range root.Commands() {
+		switch c.Name() {
+		case "help":
+			show := c.Run
+			c.RunE = func(c *cobra.Command, args []string) error {
+				if found, _, err := c.Root().Find(args); err != nil || found == nil {
+					return usageError("unknown help topic %q (see 'natcheck --help')", strings.Join(args, " "))
+				}
+				show(c, args)
+				return nil
+			}
+		case "completion":
+			// A command without Run is not runnable, and cobra prints its
+			// help before checking its arguments (NoArgs): with a Run the
+			// check comes first, so "completion foo" is an error.
+			c.RunE = func(c *cobra.Command, _ []string) error { return c.Help() }
+		}
+	}
 }
 
 // typeArgErrors makes the argument check of c and of every command below

@@ -35,6 +35,7 @@ func TestCobraErrorsAreUsageErrors(t *testing.T) {
 	for _, args := range [][]string{
 		{"whoam"}, {"whoami", "x"}, {"whoami", "--bogus"}, {"whoami", "--timeout"}, {"whoami", "--timeout", "soon"},
 		{"serve", "extra"}, {"completion", "bash", "x"}, {"__complete"},
+		{"completion", "foo"}, {"help", "frob"}, {"help", "whoami", "--bogus"},
 	} {
 		root := NewRoot(testDeps(io.Discard, io.Discard, nil))
 		var ue *UsageError
@@ -66,5 +67,21 @@ func TestCompletionRequest(t *testing.T) {
 	code = Execute(context.Background(), []string{"__complete", "who"}, testDeps(&out, io.Discard, nil))
 	if code != ExitOK || !strings.HasPrefix(out.String(), "whoami\t") {
 		t.Errorf("exit %d, stdout %q", code, out.String())
+	}
+}
+
+// help and completion still answer when they are asked right.
+func TestHelpAndCompletionAnswer(t *testing.T) {
+	for _, args := range [][]string{{"help"}, {"help", "whoami"}, {"completion"}, {"completion", "bash"}} {
+		var out, errOut bytes.Buffer
+		code := Execute(context.Background(), args, testDeps(&out, &errOut, nil))
+		if code != ExitOK || out.Len() == 0 || errOut.Len() != 0 {
+			t.Errorf("%v: exit %d, %d bytes on stdout, stderr %q", args, code, out.Len(), errOut.String())
+		}
+	}
+	var errOut bytes.Buffer
+	code := Execute(context.Background(), []string{"help", "frob"}, testDeps(io.Discard, &errOut, nil))
+	if want := "natcheck: unknown help topic \"frob\" (see 'natcheck --help')\n"; code != ExitUsage || errOut.String() != want {
+		t.Errorf("help frob: exit %d, stderr %q, want %q", code, errOut.String(), want)
 	}
 }
