@@ -24,13 +24,60 @@ const (
 	ExitInterrupted = 130 // cancelled by Ctrl-C or SIGTERM (128 + SIGINT)
 )
 
-const exitCodesHelp = `Exit codes:
-  0    answered
-  1    unexpected failure (e.g. a socket could not be opened)
-  2    bad usage (unknown flag, malformed server address)
-  3    no STUN server answered (offline, or UDP blocked)
-  4    the verdict matched --fail-on (natcheck type)
-  130  interrupted (Ctrl-C)`
+// exitMeanings is what each exit code means in a command's help.
+var exitMeanings = map[int]string{
+	ExitOK:          "answered",
+	ExitFailure:     "unexpected failure (e.g. a socket could not be opened)",
+	ExitUsage:       "bad usage (unknown flag, malformed server address)",
+	ExitNoAnswer:    "no STUN server answered (offline, or UDP blocked)",
+	ExitVerdict:     "the verdict matched --fail-on",
+	ExitInterrupted: "interrupted (Ctrl-C)",
+}
+
+// commandExitCodes lists, per command, the exit codes it can return; a
+// command not named here (help, completion, version, the root itself) can
+// only answer, fail to write its answer, or be misused.
+var commandExitCodes = map[string][]int{
+	"whoami":   {ExitOK, ExitFailure, ExitUsage, ExitNoAnswer, ExitInterrupted},
+	"type":     {ExitOK, ExitFailure, ExitUsage, ExitNoAnswer, ExitVerdict, ExitInterrupted},
+	"ipv6":     {ExitOK, ExitFailure, ExitUsage, ExitNoAnswer, ExitInterrupted},
+	"tcp":      {ExitOK, ExitFailure, ExitUsage, ExitNoAnswer, ExitInterrupted},
+	"lifetime": {ExitOK, ExitFailure, ExitUsage, ExitNoAnswer, ExitInterrupted},
+	// report prints its report whatever the checks found; portmap reports
+	// a missing gateway; servers asks no server unless --probe, and then
+	// reports each one's silence.
+	"report":  {ExitOK, ExitFailure, ExitUsage, ExitInterrupted},
+	"portmap": {ExitOK, ExitFailure, ExitUsage, ExitInterrupted},
+	"servers": {ExitOK, ExitFailure, ExitUsage, ExitInterrupted},
+}
+
+// exitCodesHelp is the "Exit codes:" table of a command's help; meanings
+// overrides exitMeanings.
+func exitCodesHelp(codes []int, meanings map[int]string) string {
+	var b strings.Builder
+	b.WriteString("Exit codes:")
+	for _, c := range codes {
+		m, ok := meanings[c]
+		if !ok {
+			m = exitMeanings[c]
+		}
+		fmt.Fprintf(&b, "\n  %-4d %s", c, m)
+	}
+	return b.String()
+}
+
+// setExitCodes ends each command's help with the exit codes it can
+// return. serve has its own table, set when it was made.
+func setExitCodes(root *cobra.Command) {
+	plain := root.UsageTemplate()
+	root.SetUsageTemplate(plain + "\n" + exitCodesHelp([]int{ExitOK, ExitFailure, ExitUsage},
+		map[int]string{ExitFailure: "unexpected failure (e.g. stdout could not be written)", ExitUsage: "bad usage (unknown command, flag or argument)"}) + "\n")
+	for _, c := range root.Commands() {
+		if codes, ok := commandExitCodes[c.Name()]; ok {
+			c.SetUsageTemplate(plain + "\n" + exitCodesHelp(codes, nil) + "\n")
+		}
+	}
+}
 
 // ExitError carries an exit code with the one-line message printed on stderr.
 type ExitError struct {
@@ -98,7 +145,6 @@ behind NAT, of which kind, and what that means for peer-to-peer connections.`,
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &UsageError{Err: fmt.Errorf("%w (see '%s --help')", err, c.CommandPath())}
 	})
-	root.SetUsageTemplate(root.UsageTemplate() + "\n" + exitCodesHelp + "\n")
 	root.AddCommand(
 		newWhoAmICmd(d),
 		newTypeCmd(d),
@@ -116,6 +162,7 @@ behind NAT, of which kind, and what that means for peer-to-peer connections.`,
 	root.InitDefaultHelpCmd()
 	root.InitDefaultCompletionCmd()
 	strictHelpAndCompletion(root)
+	setExitCodes(root)
 	typeArgErrors(root)
 	return root
 }

@@ -85,3 +85,43 @@ func TestHelpAndCompletionAnswer(t *testing.T) {
 		t.Errorf("help frob: exit %d, stderr %q, want %q", code, errOut.String(), want)
 	}
 }
+
+// Each command's help lists the exit codes it can return, and only those.
+func TestHelpExitCodes(t *testing.T) {
+	for _, tc := range []struct {
+		cmd  []string
+		want string
+	}{
+		{nil, "0 1 2"},
+		{[]string{"version"}, "0 1 2"},
+		{[]string{"completion"}, "0 1 2"},
+		{[]string{"completion", "bash"}, "0 1 2"},
+		{[]string{"help"}, "0 1 2"},
+		{[]string{"whoami"}, "0 1 2 3 130"},
+		{[]string{"type"}, "0 1 2 3 4 130"},
+		{[]string{"report"}, "0 1 2 130"},
+		{[]string{"portmap"}, "0 1 2 130"},
+		{[]string{"servers"}, "0 1 2 130"},
+		{[]string{"ipv6"}, "0 1 2 3 130"},
+		{[]string{"tcp"}, "0 1 2 3 130"},
+		{[]string{"lifetime"}, "0 1 2 3 130"},
+		{[]string{"serve"}, "0 1 2"},
+	} {
+		var out bytes.Buffer
+		if code := Execute(context.Background(), append(tc.cmd, "--help"), testDeps(&out, io.Discard, nil)); code != ExitOK {
+			t.Fatalf("%v --help: exit %d", tc.cmd, code)
+		}
+		_, table, ok := strings.Cut(out.String(), "Exit codes:\n")
+		if !ok {
+			t.Errorf("%v --help has no exit codes:\n%s", tc.cmd, out.String())
+			continue
+		}
+		var codes []string
+		for _, line := range strings.Split(strings.TrimSpace(table), "\n") {
+			codes = append(codes, strings.Fields(line)[0])
+		}
+		if got := strings.Join(codes, " "); got != tc.want {
+			t.Errorf("%v --help lists exit codes %s, want %s", tc.cmd, got, tc.want)
+		}
+	}
+}
