@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/natcheck/natcheck/probe/stunclient"
+	"github.com/natcheck/natcheck/report"
 	"github.com/spf13/cobra"
 )
 
@@ -219,9 +220,14 @@ func Execute(ctx context.Context, args []string, d *Deps) (code int) {
 	if err == nil {
 		return ExitOK
 	}
-	msg := strings.TrimSpace(strings.ReplaceAll(err.Error(), "\n", " "))
-	fmt.Fprintf(d.ErrOut, "natcheck: %s\n", msg)
+	fmt.Fprintln(d.ErrOut, errorLine(err))
 	return exitCode(ctx, err)
+}
+
+// errorLine is the one line printed on stderr for err: errors.Join and
+// cobra put newlines between an error's parts.
+func errorLine(err error) string {
+	return "natcheck: " + report.OneLine(strings.TrimSpace(err.Error()))
 }
 
 // run runs the command args name. Bad usage, also as cobra finds it, comes

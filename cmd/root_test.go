@@ -49,7 +49,7 @@ func TestCobraErrorsAreUsageErrors(t *testing.T) {
 func TestUnknownCommandSuggests(t *testing.T) {
 	var out, errOut bytes.Buffer
 	code := Execute(context.Background(), []string{"whoam"}, testDeps(&out, &errOut, nil))
-	want := "natcheck: unknown command \"whoam\" for \"natcheck\"  Did you mean this? \twhoami\n"
+	want := "natcheck: unknown command \"whoam\" for \"natcheck\"; Did you mean this? whoami\n"
 	if code != ExitUsage || out.Len() != 0 || errOut.String() != want {
 		t.Errorf("exit %d, stdout %q, stderr %q; want exit 2 and %q", code, out.String(), errOut.String(), want)
 	}
@@ -123,5 +123,15 @@ func TestHelpExitCodes(t *testing.T) {
 		if got := strings.Join(codes, " "); got != tc.want {
 			t.Errorf("%v --help lists exit codes %s, want %s", tc.cmd, got, tc.want)
 		}
+	}
+}
+
+// An error made of several (errors.Join) is one line, its parts apart.
+func TestJoinedErrorIsOneLine(t *testing.T) {
+	err := &ExitError{Code: ExitNoAnswer, Err: fmt.Errorf("no STUN server answered (%w)",
+		errors.Join(errors.New("resolve a.invalid: no such host"), errors.New("resolve b.invalid: no such host")))}
+	want := "natcheck: no STUN server answered (resolve a.invalid: no such host; resolve b.invalid: no such host)"
+	if got := errorLine(err); got != want {
+		t.Errorf("errorLine = %q, want %q", got, want)
 	}
 }

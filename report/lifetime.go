@@ -83,7 +83,7 @@ func NewLifetimeJSON(l *lifetime.Result) LifetimeJSON {
 			j.MappedAddress = s.Mapped.String()
 		}
 		if s.Err != nil {
-			j.Error = s.Err.Error()
+			j.Error = errText(s.Err)
 		}
 		out.Servers = append(out.Servers, j)
 	}
@@ -169,7 +169,7 @@ func LifetimeText(out io.Writer, l *lifetime.Result, verbose bool) error {
 		}
 		line := "RESPONSE-PORT " + support
 		if s.Err != nil && s.Support != lifetime.RPSupported {
-			line += "  (" + s.Err.Error() + ")"
+			line += "  (" + errText(s.Err) + ")"
 		}
 		fmt.Fprintf(tw, "  %s\t%s\n", s.Server.Input, line)
 	}
@@ -192,7 +192,7 @@ func LifetimeOrError(out io.Writer, l *lifetime.Result, err error, verbose bool)
 	if l == nil {
 		msg := "UDP mapping lifetime: not measured"
 		if err != nil {
-			msg += " (" + err.Error() + ")"
+			msg += " (" + errText(err) + ")"
 		}
 		_, werr := fmt.Fprintln(out, msg)
 		return werr

@@ -212,7 +212,7 @@ func testLine(t nat.TestResult) string {
 		}
 	}
 	if t.Err != nil {
-		parts = append(parts, "("+t.Err.Error()+")")
+		parts = append(parts, "("+errText(t.Err)+")")
 	}
 	return strings.Join(parts, "  ")
 }
@@ -234,7 +234,7 @@ func NewTypeWithLifetimeJSON(f stunclient.Family, r *probe.TypeResult, l *lifeti
 		out.Lifetime = &j
 	}
 	if err != nil {
-		out.LifetimeError = err.Error()
+		out.LifetimeError = errText(err)
 	}
 	return out
 }
