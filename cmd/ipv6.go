@@ -46,7 +46,7 @@ func runIPv6(parent context.Context, d *Deps, f *probeFlags) error {
 	c, err := probe.CheckIPv6(ctx, probe.IPv6Options{Servers: r.servers})
 	if err != nil || parent.Err() != nil {
 		// An interrupted check still returns what it saw: say interrupted.
-		return runError(parent, err)
+		return r.runError(parent, err)
 	}
 	if f.json {
 		err = report.WriteJSON(d.Out, report.NewIPv6JSON(c))
@@ -56,5 +56,5 @@ func runIPv6(parent context.Context, d *Deps, f *probeFlags) error {
 	if err != nil || c.STUN == probe.IPv6Works {
 		return err
 	}
-	return &ExitError{Code: ExitNoAnswer, Err: errors.New("no STUN server answered over IPv6")}
+	return &ExitError{Code: ExitNoAnswer, Err: errors.New("no STUN server answered over IPv6" + r.timeoutTooShort())}
 }

@@ -54,13 +54,14 @@ type resolved struct {
 	servers []stunclient.Server
 	family  stunclient.Family
 	timeout time.Duration
+	start   time.Time // when the flags were resolved: the run's start
 }
 
 // resolve validates the flags; every failure is a usage error (exit 2).
 // Without --server, the servers come from d's environment, then d's
 // built-in list.
 func (f *probeFlags) resolve(d *Deps) (resolved, error) {
-	r := resolved{family: stunclient.IPv4, timeout: f.timeout}
+	r := resolved{family: stunclient.IPv4, timeout: f.timeout, start: time.Now()}
 	if f.ipv4 && f.ipv6 {
 		return r, usageError("-4 and -6 exclude each other")
 	}
@@ -146,11 +147,36 @@ func runError(parent context.Context, err error) error {
 	switch {
 	case parent.Err() != nil:
 		return &ExitError{Code: ExitInterrupted, Err: errors.New("interrupted")}
+	case errors.Is(err, stunclient.ErrRefused):
+		// Every server's host answered "port unreachable": the host is
+		// online and nothing blocked the traffic.
+		return &ExitError{Code: ExitNoAnswer, Err: err}
 	case errors.Is(err, stunclient.ErrNoAnswer):
 		return &ExitError{Code: ExitNoAnswer, Err: fmt.Errorf("%w; the host may be offline, or this traffic blocked", err)}
 	default:
 		return &ExitError{Code: ExitFailure, Err: err}
 	}
+}
+
+// runError is runError for a run bounded by --timeout: when no server
+// answered because a --timeout too short for an answer ran out, it says
+// so rather than blame the network.
+func (r resolved) runError(parent context.Context, err error) error {
+	if why := r.timeoutTooShort(); why != "" && parent.Err() == nil && errors.Is(err, stunclient.ErrNoAnswer) {
+		return &ExitError{Code: ExitNoAnswer, Err: fmt.Errorf("%w%s", err, why)}
+	}
+	return runError(parent, err)
+}
+
+// timeoutTooShort explains a run without answers when --timeout ran out
+// and was shorter than natcheck's first retransmission interval: too short
+// to expect an answer on most paths, so the timeout is the likely cause.
+// It is "" otherwise.
+func (r resolved) timeoutTooShort() string {
+	if r.timeout >= stunclient.DefaultRTO || time.Since(r.start) < r.timeout {
+		return ""
+	}
+	return fmt.Sprintf("; --timeout %s ran out before any server could answer (the default is %s)", r.timeout, defaultTimeout)
 }
 
 // verboseLogger writes --verbose progress lines to stderr, each marked

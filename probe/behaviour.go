@@ -189,6 +189,9 @@ func runType(ctx context.Context, cfg TypeConfig) (*TypeResult, error) {
 		if len(tcp) > 0 {
 			how = "UDP, then TCP"
 		}
+		if err := allRefused(binds); err != nil {
+			return res, fmt.Errorf("%w (%d asked over %s; %w)", stunclient.ErrNoAnswer, len(binds), how, err)
+		}
 		return res, fmt.Errorf("%w (%d asked over %s)", stunclient.ErrNoAnswer, len(binds), how)
 	}
 	res.Primary = binds[prim].To
@@ -314,6 +317,9 @@ func paced(ctx context.Context, c *stunclient.Conn, s send) (stunclient.Response
 			if a.err == nil {
 				a.r.Attempts = sent
 				return a.r, sent, nil
+			}
+			if errors.Is(a.err, stunclient.ErrRefused) {
+				return stunclient.Response{}, sent, a.err // a closed port: no copy will be answered
 			}
 			if !errors.Is(a.err, stunclient.ErrNoResponse) && ctx.Err() == nil {
 				return stunclient.Response{}, sent, a.err // the socket failed: say why
@@ -535,6 +541,19 @@ func (r *typeRun) verify(ctx context.Context, prim, other netip.AddrPort) nat.Te
 	return t
 }
 
+// allRefused is a refusal (stunclient.ErrRefused) when every server
+// refused the binding round, nil otherwise.
+func allRefused(binds []nat.TestResult) error {
+	var err error
+	for _, b := range binds {
+		if !errors.Is(b.Err, stunclient.ErrRefused) {
+			return nil
+		}
+		err = b.Err
+	}
+	return err
+}
+
 // errOtherSilent is the verify test's error when neither leg got a reply.
 var errOtherSilent = errors.New("OTHER-ADDRESS did not answer either")
 
@@ -542,7 +561,8 @@ var errOtherSilent = errors.New("OTHER-ADDRESS did not answer either")
 func result(name nat.TestName, local, to netip.AddrPort, change nat.ChangeFlags, resp stunclient.Response, n int, err error) nat.TestResult {
 	t := nat.TestResult{Name: name, Local: local, To: to, Change: change, Attempts: n}
 	if err != nil {
-		if !errors.Is(err, stunclient.ErrNoResponse) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+		// A refusal (ICMP port unreachable) is no reply too, but says why.
+		if errors.Is(err, stunclient.ErrRefused) || !errors.Is(err, stunclient.ErrNoResponse) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 			t.Err = err
 		}
 		return t
