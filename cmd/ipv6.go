@@ -37,6 +37,9 @@ server, no route, or silence) and the exit code is 3.`,
 }
 
 func runIPv6(parent context.Context, d *Deps, f *probeFlags) error {
+	if f.ipv4 {
+		return usageError("ipv6 checks IPv6; -4 does not apply")
+	}
 	r, err := f.resolve(d)
 	if err != nil {
 		return err

@@ -88,3 +88,13 @@ func TestIPv6WithoutIPv6ServerExits3(t *testing.T) {
 		t.Errorf("code %d stun %q translated %v stderr %q", code, j.STUN, j.Translated, errOut)
 	}
 }
+
+// A family flag that contradicts the command is bad usage, not ignored.
+func TestFamilyFlagThatDoesNotApply(t *testing.T) {
+	for _, args := range [][]string{{"ipv6", "-4"}, {"ipv6", "--ipv4"}, {"portmap", "-6"}} {
+		out, errOut, code := execute(t, nil, append(args, "-s", "127.0.0.1:9")...)
+		if code != ExitUsage || out != "" || !strings.Contains(errOut, "does not apply") {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q", args, code, out, errOut)
+		}
+	}
+}
