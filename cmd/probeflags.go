@@ -80,7 +80,10 @@ func (f *probeFlags) resolve(d *Deps) (resolved, error) {
 			}
 			r.servers = append(r.servers, list...)
 		}
-	case d.Getenv(ServersEnv) != "":
+		if len(r.servers) == 0 {
+			return r, usageError("--server names no STUN server")
+		}
+	case !blankServerList(d.Getenv(ServersEnv)):
 		list, err := stunclient.ParseServerList(d.Getenv(ServersEnv))
 		if err != nil {
 			return r, usageError("$%s: %v", ServersEnv, err)
@@ -94,6 +97,13 @@ func (f *probeFlags) resolve(d *Deps) (resolved, error) {
 	}
 	r.servers = dedupe(r.servers)
 	return r, r.fitFamily(f.ipv4)
+}
+
+// blankServerList reports whether a $NATCHECK_SERVERS value names no
+// server: empty, or only blanks and commas. Such a value counts as unset,
+// as an empty one always has, and the built-in list is used.
+func blankServerList(v string) bool {
+	return strings.Trim(v, " \t\r\n,") == ""
 }
 
 // dedupe drops servers named twice (also as "host" and "stun:host:3478"):
