@@ -116,6 +116,8 @@ func lifetimeAnswer(l *lifetime.Result) string {
 			roughDuration(l.Estimate()), FormatDuration(l.Lower), FormatDuration(l.Upper))
 	case lifetime.LongerThanMax:
 		return fmt.Sprintf("longer than %s (still alive at the longest idle time probed)", FormatDuration(l.Lower))
+	case lifetime.NoNAT:
+		return "no NAT mapping to measure (" + l.Reason + ")"
 	case lifetime.ShorterThanMin:
 		return fmt.Sprintf("shorter than %s (gone at the shortest idle time probed)", FormatDuration(l.Upper))
 	default:
@@ -153,7 +155,7 @@ func LifetimeText(out io.Writer, l *lifetime.Result, verbose bool) error {
 		traffic = "two exchanges 2.5 s apart (an established flow), then idle"
 	}
 	fmt.Fprintf(tw, "each mapping\t%s\n", traffic)
-	if l.Reason != "" && l.Result != lifetime.Unknown {
+	if l.Reason != "" && l.Result != lifetime.Unknown && l.Result != lifetime.NoNAT {
 		fmt.Fprintf(tw, "note\t%s\n", l.Reason)
 	}
 	if l.Contradictions > 0 {
