@@ -607,6 +607,9 @@ func summary(t nat.TestResult) string {
 		return fmt.Sprintf("%s: %v", t.Name, t.Err)
 	case !t.Replied:
 		return fmt.Sprintf("%s: no reply from %s after %d copies", t.Name, t.To, t.Attempts)
+	case !t.Public().IsValid():
+		// e.g. hairpin: the datagram itself came back, no mapped address
+		return fmt.Sprintf("%s: reply from %s after %v", t.Name, t.From, t.RTT.Round(time.Millisecond/10))
 	default:
 		return fmt.Sprintf("%s: reply from %s after %v, saw %s", t.Name, t.From, t.RTT.Round(time.Millisecond/10), t.Public())
 	}
