@@ -224,3 +224,20 @@ func TestTinyTimeoutSaysItRanOut(t *testing.T) {
 		}
 	}
 }
+
+// A pasted file given as -s or in $NATCHECK_SERVERS is not echoed whole.
+func TestHugeServerValueIsClipped(t *testing.T) {
+	huge := strings.Repeat("a", 100_000)
+	for _, tc := range []struct {
+		env  map[string]string
+		args []string
+	}{
+		{nil, []string{"whoami", "-s", huge}},
+		{map[string]string{ServersEnv: huge}, []string{"whoami"}},
+	} {
+		out, errOut, code := execute(t, tc.env, tc.args...)
+		if code != ExitUsage || out != "" || len(errOut) > 300 || !strings.Contains(errOut, "… (100000 bytes)") {
+			t.Errorf("exit %d, stdout %q, stderr of %d bytes: %.300s", code, out, len(errOut), errOut)
+		}
+	}
+}
