@@ -37,6 +37,9 @@ server, no route, or silence) and the exit code is 3.`,
 }
 
 func runIPv6(parent context.Context, d *Deps, f *probeFlags) error {
+	if f.ipv4 {
+		return usageError("ipv6 checks IPv6; -4 does not apply")
+	}
 	r, err := f.resolve(d)
 	if err != nil {
 		return err
@@ -46,7 +49,7 @@ func runIPv6(parent context.Context, d *Deps, f *probeFlags) error {
 	c, err := probe.CheckIPv6(ctx, probe.IPv6Options{Servers: r.servers, Resolver: r.resolver})
 	if err != nil || parent.Err() != nil {
 		// An interrupted check still returns what it saw: say interrupted.
-		return runError(parent, err)
+		return r.runError(parent, err)
 	}
 	if f.json {
 		err = report.WriteJSON(d.Out, report.NewIPv6JSON(c))
@@ -56,5 +59,5 @@ func runIPv6(parent context.Context, d *Deps, f *probeFlags) error {
 	if err != nil || c.STUN == probe.IPv6Works {
 		return err
 	}
-	return &ExitError{Code: ExitNoAnswer, Err: errors.New("no STUN server answered over IPv6")}
+	return &ExitError{Code: ExitNoAnswer, Err: errors.New("no STUN server answered over IPv6" + r.timeoutTooShort())}
 }

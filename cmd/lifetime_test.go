@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/natcheck/natcheck/internal/stuntest"
 	"github.com/natcheck/natcheck/report"
@@ -25,8 +26,12 @@ func TestLifetimeRejectsBadFlags(t *testing.T) {
 	}
 }
 
-// A server without RESPONSE-PORT gives a clear "unknown", exit 0, at once.
-func TestLifetimeUnknownWithAPlainServer(t *testing.T) {
+// On loopback the server sees this host's own address: there is no NAT
+// mapping to measure, and lifetime says so at once (exit 0) rather than
+// "longer than" the time it probed. (An RFC 5780 server without
+// RESPONSE-PORT, "unknown", is tested in probe/lifetime, which simulates a
+// NAT.)
+func TestLifetimeWithoutNAT(t *testing.T) {
 	s := stuntest.Start(t, "127.0.0.1", stuntest.Behaviour{})
 	out, errOut, code := execute(t, nil, "lifetime", "--json", "-s", s.Addr.String())
 	if code != ExitOK || errOut != "" {
@@ -36,9 +41,15 @@ func TestLifetimeUnknownWithAPlainServer(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &j); err != nil {
 		t.Fatalf("not JSON: %v\n%s", err, out)
 	}
-	if j.SchemaVersion != report.SchemaVersion || j.Result != "unknown" || j.LowerMs != nil ||
-		len(j.Servers) != 1 || j.Servers[0].ResponsePort != "ignored" || j.Probes == nil {
+	if j.SchemaVersion != report.SchemaVersion || j.Result != "no-nat" || j.LowerMs != nil ||
+		len(j.Servers) != 1 || j.Probes == nil {
 		t.Errorf("unexpected: %+v", j)
+	}
+	start := time.Now()
+	out, _, code = execute(t, nil, "lifetime", "-s", s.Addr.String())
+	want := "UDP mapping lifetime: no NAT mapping to measure (the servers see this host's own address 127.0.0.1)\n"
+	if code != ExitOK || out != want || time.Since(start) > 2*time.Second {
+		t.Errorf("exit %d after %v, stdout %q, want %q", code, time.Since(start), out, want)
 	}
 }
 

@@ -64,6 +64,9 @@ JSON fields.`,
 }
 
 func runPortmap(parent context.Context, d *Deps, o *portmapOptions) error {
+	if o.flags.ipv6 {
+		return usageError("portmap checks the gateway's IPv4 port mapping; -6 does not apply")
+	}
 	r, err := o.flags.resolve(d)
 	if err != nil {
 		return err

@@ -65,13 +65,14 @@ type resolved struct {
 	timeout  time.Duration
 	resolver stunclient.Resolver // d.Resolver: nil is the system's
 	bind     netip.AddrPort      // zero without --bind; port 0 when none was given
+	start    time.Time           // when the flags were resolved: the run's start
 }
 
 // resolve validates the flags; every failure is a usage error (exit 2).
 // Without --server, the servers come from d's environment, then d's
 // built-in list.
 func (f *probeFlags) resolve(d *Deps) (resolved, error) {
-	r := resolved{family: stunclient.IPv4, timeout: f.timeout, resolver: d.Resolver}
+	r := resolved{family: stunclient.IPv4, timeout: f.timeout, resolver: d.Resolver, start: time.Now()}
 	if f.ipv4 && f.ipv6 {
 		return r, usageError("-4 and -6 exclude each other")
 	}
@@ -90,7 +91,10 @@ func (f *probeFlags) resolve(d *Deps) (resolved, error) {
 			}
 			r.servers = append(r.servers, list...)
 		}
-	case d.Getenv(ServersEnv) != "":
+		if len(r.servers) == 0 {
+			return r, usageError("--server names no STUN server")
+		}
+	case !blankServerList(d.Getenv(ServersEnv)):
 		list, err := stunclient.ParseServerList(d.Getenv(ServersEnv))
 		if err != nil {
 			return r, usageError("$%s: %v", ServersEnv, err)
@@ -188,6 +192,13 @@ func (r *resolved) fitBind(explicit4, explicit6 bool) error {
 	return nil
 }
 
+// blankServerList reports whether a $NATCHECK_SERVERS value names no
+// server: empty, or only blanks and commas. Such a value counts as unset,
+// as an empty one always has, and the built-in list is used.
+func blankServerList(v string) bool {
+	return strings.Trim(v, " \t\r\n,") == ""
+}
+
 // dedupe drops servers named twice (also as "host" and "stun:host:3478"):
 // one server must not count as two agreeing witnesses.
 func dedupe(servers []stunclient.Server) []stunclient.Server {
@@ -242,11 +253,36 @@ func runError(parent context.Context, err error) error {
 	case errors.As(err, new(*stunclient.UnresolvedError)):
 		// DNS is the cause, and the message says so.
 		return &ExitError{Code: ExitNoAnswer, Err: err}
+	case errors.Is(err, stunclient.ErrRefused):
+		// Every server's host answered "port unreachable": the host is
+		// online and nothing blocked the traffic.
+		return &ExitError{Code: ExitNoAnswer, Err: err}
 	case errors.Is(err, stunclient.ErrNoAnswer):
 		return &ExitError{Code: ExitNoAnswer, Err: fmt.Errorf("%w; the host may be offline, or this traffic blocked", err)}
 	default:
 		return &ExitError{Code: ExitFailure, Err: err}
 	}
+}
+
+// runError is runError for a run bounded by --timeout: when no server
+// answered because a --timeout too short for an answer ran out, it says
+// so rather than blame the network.
+func (r resolved) runError(parent context.Context, err error) error {
+	if why := r.timeoutTooShort(); why != "" && parent.Err() == nil && errors.Is(err, stunclient.ErrNoAnswer) {
+		return &ExitError{Code: ExitNoAnswer, Err: fmt.Errorf("%w%s", err, why)}
+	}
+	return runError(parent, err)
+}
+
+// timeoutTooShort explains a run without answers when --timeout ran out
+// and was shorter than natcheck's first retransmission interval: too short
+// to expect an answer on most paths, so the timeout is the likely cause.
+// It is "" otherwise.
+func (r resolved) timeoutTooShort() string {
+	if r.timeout >= stunclient.DefaultRTO || time.Since(r.start) < r.timeout {
+		return ""
+	}
+	return fmt.Sprintf("; --timeout %s ran out before any server could answer (the default is %s)", r.timeout, defaultTimeout)
 }
 
 // verboseLogger writes --verbose progress lines to stderr, each marked

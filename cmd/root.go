@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/natcheck/natcheck/probe/stunclient"
+	"github.com/natcheck/natcheck/report"
 	"github.com/spf13/cobra"
 )
 
@@ -25,13 +26,60 @@ const (
 	ExitInterrupted = 130 // cancelled by Ctrl-C or SIGTERM (128 + SIGINT)
 )
 
-const exitCodesHelp = `Exit codes:
-  0    answered
-  1    unexpected failure (e.g. a socket could not be opened)
-  2    bad usage (unknown flag, malformed server address)
-  3    no STUN server answered (offline, or UDP blocked)
-  4    the verdict matched --fail-on (natcheck type)
-  130  interrupted (Ctrl-C)`
+// exitMeanings is what each exit code means in a command's help.
+var exitMeanings = map[int]string{
+	ExitOK:          "answered",
+	ExitFailure:     "unexpected failure (e.g. a socket could not be opened)",
+	ExitUsage:       "bad usage (unknown flag, malformed server address)",
+	ExitNoAnswer:    "no STUN server answered (offline, or UDP blocked)",
+	ExitVerdict:     "the verdict matched --fail-on",
+	ExitInterrupted: "interrupted (Ctrl-C)",
+}
+
+// commandExitCodes lists, per command, the exit codes it can return; a
+// command not named here (help, completion, version, the root itself) can
+// only answer, fail to write its answer, or be misused.
+var commandExitCodes = map[string][]int{
+	"whoami":   {ExitOK, ExitFailure, ExitUsage, ExitNoAnswer, ExitInterrupted},
+	"type":     {ExitOK, ExitFailure, ExitUsage, ExitNoAnswer, ExitVerdict, ExitInterrupted},
+	"ipv6":     {ExitOK, ExitFailure, ExitUsage, ExitNoAnswer, ExitInterrupted},
+	"tcp":      {ExitOK, ExitFailure, ExitUsage, ExitNoAnswer, ExitInterrupted},
+	"lifetime": {ExitOK, ExitFailure, ExitUsage, ExitNoAnswer, ExitInterrupted},
+	// report prints its report whatever the checks found; portmap reports
+	// a missing gateway; servers asks no server unless --probe, and then
+	// reports each one's silence.
+	"report":  {ExitOK, ExitFailure, ExitUsage, ExitInterrupted},
+	"portmap": {ExitOK, ExitFailure, ExitUsage, ExitInterrupted},
+	"servers": {ExitOK, ExitFailure, ExitUsage, ExitInterrupted},
+}
+
+// exitCodesHelp is the "Exit codes:" table of a command's help; meanings
+// overrides exitMeanings.
+func exitCodesHelp(codes []int, meanings map[int]string) string {
+	var b strings.Builder
+	b.WriteString("Exit codes:")
+	for _, c := range codes {
+		m, ok := meanings[c]
+		if !ok {
+			m = exitMeanings[c]
+		}
+		fmt.Fprintf(&b, "\n  %-4d %s", c, m)
+	}
+	return b.String()
+}
+
+// setExitCodes ends each command's help with the exit codes it can
+// return. serve has its own table, set when it was made.
+func setExitCodes(root *cobra.Command) {
+	plain := root.UsageTemplate()
+	root.SetUsageTemplate(plain + "\n" + exitCodesHelp([]int{ExitOK, ExitFailure, ExitUsage},
+		map[int]string{ExitFailure: "unexpected failure (e.g. stdout could not be written)", ExitUsage: "bad usage (unknown command, flag or argument)"}) + "\n")
+	for _, c := range root.Commands() {
+		if codes, ok := commandExitCodes[c.Name()]; ok {
+			c.SetUsageTemplate(plain + "\n" + exitCodesHelp(codes, nil) + "\n")
+		}
+	}
+}
 
 // ExitError carries an exit code with the one-line message printed on stderr.
 type ExitError struct {
@@ -105,7 +153,6 @@ behind NAT, of which kind, and what that means for peer-to-peer connections.`,
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &UsageError{Err: fmt.Errorf("%w (see '%s --help')", err, c.CommandPath())}
 	})
-	root.SetUsageTemplate(root.UsageTemplate() + "\n" + exitCodesHelp + "\n")
 	root.AddCommand(
 		newWhoAmICmd(d),
 		newTypeCmd(d),
@@ -122,8 +169,33 @@ behind NAT, of which kind, and what that means for peer-to-peer connections.`,
 	// lets their argument checks be typed as usage errors too.
 	root.InitDefaultHelpCmd()
 	root.InitDefaultCompletionCmd()
+	strictHelpAndCompletion(root)
+	setExitCodes(root)
 	typeArgErrors(root)
 	return root
+}
+
+// strictHelpAndCompletion makes "help TOPIC" and "completion SHELL" with an
+// unknown topic or shell bad usage: cobra prints help for them and exits 0.
+func strictHelpAndCompletion(root *cobra.Command) {
+	for _, c := range root.Commands() {
+		switch c.Name() {
+		case "help":
+			show := c.Run
+			c.RunE = func(c *cobra.Command, args []string) error {
+				if found, _, err := c.Root().Find(args); err != nil || found == nil {
+					return usageError("unknown help topic %q (see 'natcheck --help')", strings.Join(args, " "))
+				}
+				show(c, args)
+				return nil
+			}
+		case "completion":
+			// A command without Run is not runnable, and cobra prints its
+			// help before checking its arguments (NoArgs): with a Run the
+			// check comes first, so "completion foo" is an error.
+			c.RunE = func(c *cobra.Command, _ []string) error { return c.Help() }
+		}
+	}
 }
 
 // typeArgErrors makes the argument check of c and of every command below
@@ -155,9 +227,14 @@ func Execute(ctx context.Context, args []string, d *Deps) (code int) {
 	if err == nil {
 		return ExitOK
 	}
-	msg := strings.TrimSpace(strings.ReplaceAll(err.Error(), "\n", " "))
-	fmt.Fprintf(d.ErrOut, "natcheck: %s\n", msg)
+	fmt.Fprintln(d.ErrOut, errorLine(err))
 	return exitCode(ctx, err)
+}
+
+// errorLine is the one line printed on stderr for err: errors.Join and
+// cobra put newlines between an error's parts.
+func errorLine(err error) string {
+	return "natcheck: " + report.OneLine(strings.TrimSpace(err.Error()))
 }
 
 // run runs the command args name. Bad usage, also as cobra finds it, comes

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/netip"
 	"sync"
 	"time"
@@ -98,6 +99,12 @@ func (o *serveOptions) config(log io.Writer) (server.Config, error) {
 	}
 	if o.rateLimit < 0 || o.rateBurst < 0 || o.workers < 0 || o.batch < 0 || o.maxTCPConns < 0 {
 		return server.Config{}, usageError("--rate-limit, --rate-burst, --workers, --batch and --max-tcp-conns cannot be negative")
+	}
+	if o.batch == 0 {
+		return server.Config{}, usageError("--batch must be at least 1 (1 = one datagram per call)")
+	}
+	if math.IsNaN(o.rateLimit) || math.IsInf(o.rateLimit, 0) {
+		return server.Config{}, usageError("--rate-limit %v is not a number of requests per second (0 = unlimited)", o.rateLimit)
 	}
 	if len(o.software) > 128 {
 		return server.Config{}, usageError("--software is longer than 128 bytes")

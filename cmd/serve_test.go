@@ -23,6 +23,12 @@ func TestServeUsageErrors(t *testing.T) {
 		{[]string{"serve", "--listen", "0.0.0.0"}, "specific address"},
 		{[]string{"serve", "--listen", "127.0.0.1", "--rate-limit", "-1"}, "negative"},
 		{[]string{"serve", "extra"}, "unknown command"},
+		{[]string{"serve", "--listen", "224.0.0.1"}, "not a unicast address"},
+		{[]string{"serve", "--listen", "255.255.255.255"}, "not a unicast address"},
+		{[]string{"serve", "--listen", "ff02::1"}, "not a unicast address"},
+		{[]string{"serve", "--listen", "127.0.0.1", "--rate-limit", "NaN"}, "not a number"},
+		{[]string{"serve", "--listen", "127.0.0.1", "--rate-limit", "+Inf"}, "not a number"},
+		{[]string{"serve", "--listen", "127.0.0.1", "--batch", "0"}, "--batch must be at least 1"},
 	} {
 		var out, errOut bytes.Buffer
 		code := Execute(context.Background(), tc.args, testDeps(&out, &errOut, nil))

@@ -58,3 +58,19 @@ func TestServersProbeText(t *testing.T) {
 		t.Errorf("exit %d, output:\n%s", code, out)
 	}
 }
+
+// A $NATCHECK_SERVERS naming no server counts as unset, as an empty one:
+// the built-in list is used. An empty --server is bad usage naming it.
+func TestBlankServersEnvIsUnset(t *testing.T) {
+	want, _, _ := execute(t, nil, "servers")
+	for _, v := range []string{"", "   ", ",,,", " , \t"} {
+		out, errOut, code := execute(t, map[string]string{ServersEnv: v}, "servers")
+		if code != ExitOK || out != want || errOut != "" {
+			t.Errorf("%s=%q: exit %d, stdout %q, stderr %q; want the built-in list", ServersEnv, v, code, out, errOut)
+		}
+	}
+	_, errOut, code := execute(t, nil, "whoami", "-s", " , ")
+	if code != ExitUsage || !strings.Contains(errOut, "--server names no STUN server") {
+		t.Errorf("-s ' , ': exit %d, stderr %q", code, errOut)
+	}
+}

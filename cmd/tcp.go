@@ -55,7 +55,7 @@ func runTCP(parent context.Context, d *Deps, f *probeFlags) error {
 	defer cancel()
 	m, err := probe.RunTCPMapping(ctx, probe.TCPMappingOptions{Servers: r.servers, Family: r.family, Resolver: r.resolver, Bind: r.bind})
 	if err != nil {
-		return runError(parent, err)
+		return r.runError(parent, err)
 	}
 	if f.json {
 		return report.WriteJSON(d.Out, report.NewTCPMappingJSON(m))

@@ -135,7 +135,7 @@ func runType(parent context.Context, d *Deps, o *typeOptions) error {
 	}
 	t, err := diagnose.Type(parent, opts)
 	if err != nil {
-		return runError(parent, err)
+		return r.runError(parent, err)
 	}
 	res, l, lerr := t.Type, t.Lifetime, t.LifetimeErr
 	if o.flags.json {

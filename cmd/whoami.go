@@ -55,7 +55,7 @@ func runWhoAmI(parent context.Context, d *Deps, o *whoamiOptions) error {
 	defer cancel()
 	w, err := o.run(ctx, probe.WhoAmIOptions{Servers: r.servers, Family: r.family, Resolver: r.resolver, Bind: r.bind})
 	if err != nil {
-		return runError(parent, err)
+		return r.runError(parent, err)
 	}
 	if o.flags.json {
 		return report.WriteJSON(d.Out, report.NewWhoAmIJSON(w))

@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -172,6 +174,70 @@ func TestServerListsAreDedupedAndFitTheirFamily(t *testing.T) {
 	} {
 		if _, err := bad.resolve(testDeps(nil, nil, nil)); err == nil {
 			t.Errorf("%+v: want a usage error", bad)
+		}
+	}
+}
+
+// closedPort is a loopback UDP port nothing listens on: bound, then closed.
+func closedPort(t *testing.T) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := pc.LocalAddr().String()
+	pc.Close()
+	return addr
+}
+
+// A closed port answers with ICMP port unreachable: on Linux whoami and
+// type say "refused" at once instead of waiting out --timeout; elsewhere
+// the port reads as silence, as before.
+func TestClosedPortIsRefusedAtOnce(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("only Linux tells an unconnected socket which destination refused")
+	}
+	for _, command := range []string{"whoami", "type"} {
+		start := time.Now()
+		out, errOut, code := execute(t, nil, command, "-s", closedPort(t), "--timeout", "3s")
+		took := time.Since(start)
+		if code != ExitNoAnswer || out != "" || !strings.Contains(errOut, "refused (ICMP port unreachable)") ||
+			strings.Contains(errOut, "offline") || took > 2*time.Second {
+			t.Errorf("%s: exit %d after %v, stdout %q, stderr %q", command, code, took, out, errOut)
+		}
+	}
+	out, _, code := execute(t, nil, "whoami", "--json", "-s", closedPort(t))
+	if code != ExitNoAnswer || out != "" {
+		t.Errorf("whoami --json: exit %d, stdout %q", code, out)
+	}
+}
+
+// A --timeout too short for any answer is named as the cause, not the
+// network.
+func TestTinyTimeoutSaysItRanOut(t *testing.T) {
+	dead := stuntest.Dead(t, "127.0.0.1")
+	for _, command := range []string{"whoami", "type", "tcp", "ipv6"} {
+		_, errOut, code := execute(t, nil, command, "-s", dead.String(), "--timeout", "1ns")
+		if code != ExitNoAnswer || !strings.Contains(errOut, "--timeout 1ns ran out before any server could answer") ||
+			strings.Contains(errOut, "offline") {
+			t.Errorf("%s --timeout 1ns: exit %d, stderr %q", command, code, errOut)
+		}
+	}
+}
+
+// A pasted file given as -s or in $NATCHECK_SERVERS is not echoed whole.
+func TestHugeServerValueIsClipped(t *testing.T) {
+	huge := strings.Repeat("a", 100_000)
+	for _, tc := range []struct {
+		env  map[string]string
+		args []string
+	}{
+		{nil, []string{"whoami", "-s", huge}},
+		{map[string]string{ServersEnv: huge}, []string{"whoami"}},
+	} {
+		out, errOut, code := execute(t, tc.env, tc.args...)
+		if code != ExitUsage || out != "" || len(errOut) > 300 || !strings.Contains(errOut, "… (100000 bytes)") {
+			t.Errorf("exit %d, stdout %q, stderr of %d bytes: %.300s", code, out, len(errOut), errOut)
 		}
 	}
 }

@@ -193,7 +193,7 @@ func runType(ctx context.Context, cfg TypeConfig) (*TypeResult, error) {
 		if errors.Is(ctx.Err(), context.Canceled) {
 			return res, ctx.Err() // interrupted, not unanswered
 		}
-		return res, typeNoAnswer(len(binds), len(tcp) > 0, unresolved)
+		return res, typeNoAnswer(binds, len(tcp) > 0, unresolved)
 	}
 	res.Primary = binds[prim].To
 	if !cfg.Bind.IsValid() {
@@ -267,7 +267,8 @@ func runType(ctx context.Context, cfg TypeConfig) (*TypeResult, error) {
 // servers were asked in vain, unresolved names are named with their DNS
 // cause. When no name resolved and nothing else was asked, DNS is the cause
 // (a *stunclient.UnresolvedError).
-func typeNoAnswer(asked int, triedTCP bool, unresolved []error) error {
+func typeNoAnswer(binds []nat.TestResult, triedTCP bool, unresolved []error) error {
+	asked := len(binds)
 	if asked == 0 {
 		if err := stunclient.AllUnresolved(unresolved); err != nil {
 			return err
@@ -284,6 +285,9 @@ func typeNoAnswer(asked int, triedTCP bool, unresolved []error) error {
 			parts[i] = err.Error()
 		}
 		msg += fmt.Sprintf("; %d not resolved: %s", len(unresolved), strings.Join(parts, "; "))
+	}
+	if err := allRefused(binds); err != nil {
+		return fmt.Errorf("%w (%s; %w)", stunclient.ErrNoAnswer, msg, err)
 	}
 	return fmt.Errorf("%w (%s)", stunclient.ErrNoAnswer, msg)
 }
@@ -439,6 +443,9 @@ func paced(ctx context.Context, c *stunclient.Conn, s send) (stunclient.Response
 			if a.err == nil {
 				a.r.Attempts = sent
 				return a.r, sent, count(), nil
+			}
+			if errors.Is(a.err, stunclient.ErrRefused) {
+				return stunclient.Response{}, sent, count(), a.err // a closed port: no copy will be answered
 			}
 			if !errors.Is(a.err, stunclient.ErrNoResponse) && ctx.Err() == nil {
 				return stunclient.Response{}, sent, count(), a.err // the socket failed: say why
@@ -695,6 +702,19 @@ func (r *typeRun) verify(ctx context.Context, prim, other netip.AddrPort) nat.Te
 	return t
 }
 
+// allRefused is a refusal (stunclient.ErrRefused) when every server
+// refused the binding round, nil otherwise.
+func allRefused(binds []nat.TestResult) error {
+	var err error
+	for _, b := range binds {
+		if !errors.Is(b.Err, stunclient.ErrRefused) {
+			return nil
+		}
+		err = b.Err
+	}
+	return err
+}
+
 // errOtherSilent is the verify test's error when neither leg got a reply.
 var errOtherSilent = errors.New("OTHER-ADDRESS did not answer either")
 
@@ -702,7 +722,8 @@ var errOtherSilent = errors.New("OTHER-ADDRESS did not answer either")
 func result(name nat.TestName, local, to netip.AddrPort, change nat.ChangeFlags, resp stunclient.Response, n int, err error) nat.TestResult {
 	t := nat.TestResult{Name: name, Local: local, To: to, Change: change, Attempts: n}
 	if err != nil {
-		if !errors.Is(err, stunclient.ErrNoResponse) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+		// A refusal (ICMP port unreachable) is no reply too, but says why.
+		if errors.Is(err, stunclient.ErrRefused) || !errors.Is(err, stunclient.ErrNoResponse) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 			t.Err = err
 		}
 		return t
@@ -747,6 +768,9 @@ func summary(t nat.TestResult) string {
 		return fmt.Sprintf("%s: %v", t.Name, t.Err)
 	case !t.Replied:
 		return fmt.Sprintf("%s: no reply from %s after %d copies", t.Name, t.To, t.Attempts)
+	case !t.Public().IsValid():
+		// e.g. hairpin: the datagram itself came back, no mapped address
+		return fmt.Sprintf("%s: reply from %s after %v", t.Name, t.From, t.RTT.Round(time.Millisecond/10))
 	default:
 		return fmt.Sprintf("%s: reply from %s after %v, saw %s", t.Name, t.From, t.RTT.Round(time.Millisecond/10), t.Public())
 	}

@@ -22,6 +22,7 @@ type Status string
 const (
 	StatusAnswered   Status = "answered"
 	StatusNoAnswer   Status = "no-answer"   // asked, never answered before the run ended
+	StatusRefused    Status = "refused"     // ICMP port unreachable: nothing listens there (Linux tells)
 	StatusSkipped    Status = "skipped"     // still pending when agreeing answers made it unnecessary
 	StatusUnresolved Status = "unresolved"  // the name gave no address of the family (Err says why: stunclient.ResolveError)
 	StatusFailed     Status = "failed"      // e.g. the network is unreachable
@@ -162,6 +163,8 @@ func askServer(ctx context.Context, conn *stunclient.Conn, res stunclient.Resolv
 	r.Address = addrs[0]
 	resp, err := conn.Do(ctx, stunclient.Request{To: r.Address})
 	switch {
+	case errors.Is(err, stunclient.ErrRefused):
+		r.Status, r.Err = StatusRefused, err
 	case errors.Is(err, stunclient.ErrNoResponse) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
 		r.Status, r.Err = StatusNoAnswer, err
 	case err != nil:
@@ -198,12 +201,16 @@ func noAnswerError(results []ServerResult, ctxErr error) error {
 		}
 	}
 	var parts []string
-	for _, s := range []Status{StatusNoAnswer, StatusUnresolved, StatusFailed, StatusBadReply} {
+	for _, s := range []Status{StatusNoAnswer, StatusRefused, StatusUnresolved, StatusFailed, StatusBadReply} {
 		if counts[s] > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", counts[s], s))
 		}
 	}
 	msg := fmt.Sprintf("%d asked: %s", len(results), strings.Join(parts, ", "))
+	if firstErr != nil && counts[StatusRefused] == len(results) {
+		// Every server refused: the error says so (stunclient.ErrRefused).
+		return fmt.Errorf("%w (%s; %w)", stunclient.ErrNoAnswer, msg, firstErr)
+	}
 	if firstErr != nil {
 		msg += "; " + firstErr.Error()
 	}

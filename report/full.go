@@ -76,7 +76,7 @@ func NewFullJSON(in FullInput) FullJSON {
 		ReportElapsedMs: Millis(r.Elapsed),
 	}
 	for _, c := range r.Checks {
-		out.Checks = append(out.Checks, CheckJSON{Name: c.Name, Status: c.Status, Note: c.Note, ElapsedMs: Millis(c.Elapsed)})
+		out.Checks = append(out.Checks, CheckJSON{Name: c.Name, Status: c.Status, Note: OneLine(c.Note), ElapsedMs: Millis(c.Elapsed)})
 	}
 	if r.Portmap != nil {
 		pm := NewPortmapJSON(portmapInput(r))
@@ -114,7 +114,7 @@ func typeJSONOf(r *diagnose.Result) TypeJSON {
 	}
 	why := "the NAT type check did not run"
 	if c, ok := r.Check(diagnose.CheckType); ok && c.Note != "" {
-		why = "the NAT type check failed: " + c.Note
+		why = "the NAT type check failed: " + OneLine(c.Note)
 	}
 	return TypeJSON{
 		SchemaVersion: SchemaVersion, Family: "ipv4", Type: nat.TypeUnknown,
@@ -192,7 +192,7 @@ func sections(in FullInput, verbose bool) []section {
 	add("STUN over TCP", diagnose.CheckTCP, r.TCP != nil, func(w io.Writer) error { return TCPMappingText(w, r.TCP, verbose) }, nil)
 	add("Binding lifetime", diagnose.CheckLifetime, r.Lifetime != nil, func(w io.Writer) error { return LifetimeText(w, r.Lifetime, verbose) }, nil)
 	add("STUN servers", diagnose.CheckServers, r.Servers != nil, func(w io.Writer) error { return ServersText(w, in.Servers, r.Servers) },
-		func() string { c, _ := r.Check(diagnose.CheckServers); return c.Note })
+		func() string { c, _ := r.Check(diagnose.CheckServers); return OneLine(c.Note) })
 	add("This host", diagnose.CheckLocal, true, func(w io.Writer) error { return localText(w, r.Local) }, nil)
 	return out
 }
@@ -211,11 +211,11 @@ func notRun(r *diagnose.Result, name diagnose.CheckName) string {
 	}
 	switch c.Status {
 	case diagnose.StatusSkipped:
-		return c.Note
+		return OneLine(c.Note)
 	case diagnose.StatusTimeout:
 		return "did not finish within --timeout"
 	default:
-		return "failed: " + c.Note
+		return "failed: " + OneLine(c.Note)
 	}
 }
 
@@ -276,7 +276,7 @@ func headline(r *diagnose.Result) string {
 func writeChecks(w io.Writer, cs []diagnose.Check) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, c := range cs {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", c.Name, c.Status, checkTime(c), c.Note)
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", c.Name, c.Status, checkTime(c), OneLine(c.Note))
 	}
 	tw.Flush()
 }
@@ -304,7 +304,7 @@ func FullMarkdown(out io.Writer, in FullInput, verbose bool) error {
 	}
 	b.WriteString("\n## Checks\n\n| check | status | time | note |\n|---|---|---|---|\n")
 	for _, c := range r.Checks {
-		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", c.Name, c.Status, checkTime(c), mdCell(c.Note))
+		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", c.Name, c.Status, checkTime(c), mdCell(OneLine(c.Note)))
 	}
 	fmt.Fprintf(&b, "\n_natcheck %s, %s, took %s_\n", mdEscape(in.Version), in.At.UTC().Format(time.RFC3339), FormatDuration(r.Elapsed))
 	_, err := io.WriteString(out, b.String())

@@ -154,3 +154,48 @@ func TestPortmapHeadlineSaysRefused(t *testing.T) {
 		t.Errorf("headline %q", first)
 	}
 }
+
+// A failure made of several errors (errors.Join puts newlines between
+// them) keeps the verdict on the first line, the Markdown bold on one line
+// and JSON notes free of newlines.
+func TestFullJoinedErrorStaysOnOneLine(t *testing.T) {
+	in := sampleInput()
+	in.Result.Type = nil
+	note := "no STUN server answered (no server name resolved: resolve a.invalid: no IPv4 address\nresolve b.invalid: no IPv4 address\nresolve c.invalid: no IPv4 address)"
+	in.Result.Checks[0] = diagnose.Check{Name: diagnose.CheckType, Status: diagnose.StatusFailed, Note: note}
+	want := "unknown: failed: no STUN server answered (no server name resolved: resolve a.invalid: no IPv4 address; resolve b.invalid: no IPv4 address; resolve c.invalid: no IPv4 address)"
+	var text, md bytes.Buffer
+	FullText(&text, in, false)
+	if first, _, _ := strings.Cut(text.String(), "\n"); first != want {
+		t.Errorf("text headline %q, want %q", first, want)
+	}
+	FullMarkdown(&md, in, false)
+	if !strings.Contains(md.String(), "\n**"+mdEscape(want)+"**\n") {
+		t.Errorf("markdown verdict not one bold line:\n%s", md.String())
+	}
+	j := NewFullJSON(in)
+	for _, c := range j.Checks {
+		if strings.Contains(c.Note, "\n") {
+			t.Errorf("JSON note of %s has a newline: %q", c.Name, c.Note)
+		}
+	}
+	for _, e := range j.Evidence {
+		if strings.Contains(e, "\n") {
+			t.Errorf("JSON evidence has a newline: %q", e)
+		}
+	}
+}
+
+func TestOneLine(t *testing.T) {
+	for in, want := range map[string]string{
+		"plain":                               "plain",
+		"a\nb\n":                              "a; b",
+		"a\r\n\n  b  \n\tc":                   "a; b; c",
+		"x\n\nDid you mean this?\n\twhoami\n": "x; Did you mean this? whoami",
+		"errors:\none":                        "errors: one",
+	} {
+		if got := OneLine(in); got != want {
+			t.Errorf("OneLine(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -49,7 +49,7 @@ func NewIPv6JSON(c *probe.IPv6Check) IPv6JSON {
 		out.LocalIP, out.LocalPort = c.Local.Addr().String(), int(c.Local.Port())
 	}
 	if c.Err != nil {
-		out.Error = c.Err.Error()
+		out.Error = errText(c.Err)
 	}
 	if c.WhoAmI != nil {
 		out.Servers = ServersJSON(c.WhoAmI.Servers)

@@ -83,7 +83,7 @@ func NewLifetimeJSON(l *lifetime.Result) LifetimeJSON {
 			j.MappedAddress = s.Mapped.String()
 		}
 		if s.Err != nil {
-			j.Error = s.Err.Error()
+			j.Error = errText(s.Err)
 		}
 		out.Servers = append(out.Servers, j)
 	}
@@ -116,6 +116,8 @@ func lifetimeAnswer(l *lifetime.Result) string {
 			roughDuration(l.Estimate()), FormatDuration(l.Lower), FormatDuration(l.Upper))
 	case lifetime.LongerThanMax:
 		return fmt.Sprintf("longer than %s (still alive at the longest idle time probed)", FormatDuration(l.Lower))
+	case lifetime.NoNAT:
+		return "no NAT mapping to measure (" + l.Reason + ")"
 	case lifetime.ShorterThanMin:
 		return fmt.Sprintf("shorter than %s (gone at the shortest idle time probed)", FormatDuration(l.Upper))
 	default:
@@ -153,7 +155,7 @@ func LifetimeText(out io.Writer, l *lifetime.Result, verbose bool) error {
 		traffic = "two exchanges 2.5 s apart (an established flow), then idle"
 	}
 	fmt.Fprintf(tw, "each mapping\t%s\n", traffic)
-	if l.Reason != "" && l.Result != lifetime.Unknown {
+	if l.Reason != "" && l.Result != lifetime.Unknown && l.Result != lifetime.NoNAT {
 		fmt.Fprintf(tw, "note\t%s\n", l.Reason)
 	}
 	if l.Contradictions > 0 {
@@ -169,7 +171,7 @@ func LifetimeText(out io.Writer, l *lifetime.Result, verbose bool) error {
 		}
 		line := "RESPONSE-PORT " + support
 		if s.Err != nil && s.Support != lifetime.RPSupported {
-			line += "  (" + s.Err.Error() + ")"
+			line += "  (" + errText(s.Err) + ")"
 		}
 		fmt.Fprintf(tw, "  %s\t%s\n", s.Server.Input, line)
 	}
@@ -192,7 +194,7 @@ func LifetimeOrError(out io.Writer, l *lifetime.Result, err error, verbose bool)
 	if l == nil {
 		msg := "UDP mapping lifetime: not measured"
 		if err != nil {
-			msg += " (" + err.Error() + ")"
+			msg += " (" + errText(err) + ")"
 		}
 		_, werr := fmt.Fprintln(out, msg)
 		return werr

@@ -203,7 +203,7 @@ func protocolLine(r portmap.Result) string {
 		parts = append(parts, "mapping refused")
 	}
 	if r.Err != nil {
-		parts = append(parts, "("+r.Err.Error()+")")
+		parts = append(parts, "("+errText(r.Err)+")")
 	}
 	parts = append(parts, FormatDuration(r.Timings.Total))
 	return strings.Join(parts, "  ")

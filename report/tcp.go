@@ -72,7 +72,7 @@ func tcpBindings(rs []stunclient.TCPBindingResult) []TCPBindingJSON {
 		}
 		j.RTTMs = optMillis(r.RTT)
 		if r.Err != nil {
-			j.Error = r.Err.Error()
+			j.Error = errText(r.Err)
 		}
 		out = append(out, j)
 	}
@@ -107,7 +107,7 @@ func TCPMappingText(out io.Writer, m *probe.TCPMapping, verbose bool) error {
 		for _, r := range group.rs {
 			line := "saw " + AddrString(r.Mapped)
 			if r.Err != nil {
-				line = "(" + r.Err.Error() + ")"
+				line = "(" + errText(r.Err) + ")"
 			}
 			fmt.Fprintf(tw, "  %s %s\tfrom %s\t%s\n", r.Name, AddrString(r.To), AddrString(r.Local), line)
 		}

@@ -244,7 +244,13 @@ func TypeRunsText(out io.Writer, r *probe.TypeResult, runs *diagnose.Runs, verbo
 	fmt.Fprintf(tw, "mapping\t%s\n", v.Mapping)
 	fmt.Fprintf(tw, "filtering\t%s\n", v.Filtering)
 	fmt.Fprintf(tw, "port preservation\t%s\n", triState(v.PortPreservation))
-	fmt.Fprintf(tw, "hairpinning\t%s\n", triState(v.Hairpinning))
+	hairpin := triState(v.Hairpinning)
+	if v.NAT == tri.No && v.Hairpinning == tri.Unknown {
+		// Hairpinning is a NAT's property: the test may have run (and its
+		// datagram come straight back), but without NAT it tells nothing.
+		hairpin = "does not apply (no NAT)"
+	}
+	fmt.Fprintf(tw, "hairpinning\t%s\n", hairpin)
 	fmt.Fprintf(tw, "carrier-grade NAT\t%s\n", triState(v.CGNAT))
 	fmt.Fprintf(tw, "ALG\t%s\n", triState(v.ALG))
 	fmt.Fprintf(tw, "server\t%s (RFC 5780 support: %s)\n", AddrString(r.Primary), v.RFC5780)
@@ -317,7 +323,7 @@ func testLine(t nat.TestResult) string {
 		}
 	}
 	if t.Err != nil {
-		parts = append(parts, "("+t.Err.Error()+")")
+		parts = append(parts, "("+errText(t.Err)+")")
 	}
 	return strings.Join(parts, "  ")
 }
@@ -339,7 +345,7 @@ func NewTypeWithLifetimeJSON(f stunclient.Family, r *probe.TypeResult, l *lifeti
 		out.Lifetime = &j
 	}
 	if err != nil {
-		out.LifetimeError = err.Error()
+		out.LifetimeError = errText(err)
 	}
 	return out
 }

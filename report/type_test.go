@@ -40,3 +40,24 @@ func TestTypeJSONKeepsNotTestedApartFromFalse(t *testing.T) {
 		}
 	}
 }
+
+// Without NAT hairpinning does not apply: the text says so rather than
+// "not tested", although the hairpin test ran and its datagram came back.
+func TestTypeTextHairpinWithoutNAT(t *testing.T) {
+	r := &probe.TypeResult{Verdict: nat.Verdict{Type: nat.TypeOpenInternet, NAT: tri.No,
+		Public: netip.MustParseAddrPort("127.0.0.1:4000")},
+		Observations: nat.Observations{Tests: []nat.TestResult{{Name: nat.TestHairpin, Replied: true}}}}
+	var buf bytes.Buffer
+	if err := TypeText(&buf, r, false); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), "hairpinning        does not apply (no NAT)\n") {
+		t.Errorf("text:\n%s", buf.String())
+	}
+	r.Verdict.NAT = tri.Unknown
+	buf.Reset()
+	TypeText(&buf, r, false)
+	if !strings.Contains(buf.String(), "hairpinning        not tested / unknown\n") {
+		t.Errorf("text with NAT unknown:\n%s", buf.String())
+	}
+}

@@ -76,7 +76,7 @@ func ServersJSON(rs []probe.ServerResult) []ServerJSON {
 			s.MappedAddress = r.Mapped.String()
 		}
 		if r.Err != nil && r.Status != probe.StatusSkipped {
-			s.Error = r.Err.Error()
+			s.Error = errText(r.Err)
 		}
 		out = append(out, s)
 	}
@@ -103,12 +103,12 @@ func optMillis(d time.Duration) *float64 {
 }
 
 // errText is err's text for a report, or "" for nil: results carry
-// errors, and only the renderers turn them into text.
+// errors, and only the renderers turn them into text, on one line.
 func errText(err error) string {
 	if err == nil {
 		return ""
 	}
-	return err.Error()
+	return OneLine(err.Error())
 }
 
 // WriteJSON writes v as one indented JSON object and a newline.
@@ -165,7 +165,7 @@ func serverLine(r probe.ServerResult) string {
 		parts = append(parts, "saw "+r.Mapped.String())
 	}
 	if r.Err != nil && r.Status != probe.StatusSkipped {
-		parts = append(parts, "("+r.Err.Error()+")")
+		parts = append(parts, "("+errText(r.Err)+")")
 	}
 	return strings.Join(parts, "  ")
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"net/netip"
@@ -189,6 +190,8 @@ func (c *Config) normalise() error {
 			return &ConfigError{errors.New("invalid listen address")}
 		case a.IsUnspecified():
 			return &ConfigError{fmt.Errorf("cannot serve on %s: RFC 5780 needs each specific address (RESPONSE-ORIGIN, OTHER-ADDRESS)", a)}
+		case a.IsMulticast() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+			return &ConfigError{fmt.Errorf("cannot serve on %s: not a unicast address", a)}
 		case a.Zone() != "":
 			return &ConfigError{fmt.Errorf("cannot serve on %s: zoned (link-local) addresses are not supported", a)}
 		case seen[a]:
@@ -205,6 +208,9 @@ func (c *Config) normalise() error {
 	}
 	if c.Port != 0 && c.Port == c.AltPort {
 		return &ConfigError{fmt.Errorf("alternate port equals the primary port (%d)", c.Port)}
+	}
+	if math.IsNaN(c.RateLimit) || math.IsInf(c.RateLimit, 0) {
+		return &ConfigError{fmt.Errorf("rate limit %v is not a number of requests per second (0 = unlimited)", c.RateLimit)}
 	}
 	if c.Workers > maxWorkers || c.Batch > maxBatch {
 		return &ConfigError{fmt.Errorf("at most %d workers and batches of %d", maxWorkers, maxBatch)}

@@ -46,6 +46,9 @@ const (
 	LongerThanMax  Outcome = "longer-than-max"  // still alive at the longest idle time probed
 	ShorterThanMin Outcome = "shorter-than-min" // already gone at the shortest idle time probed
 	Unknown        Outcome = "unknown"          // no probe could decide (see Reason)
+	// NoNAT: the servers see this host's own address, so there is no NAT
+	// mapping whose lifetime could be measured.
+	NoNAT Outcome = "no-nat"
 )
 
 // ProbeState is what became of one lifetime probe.
@@ -106,6 +109,10 @@ type Options struct {
 	// than one that saw a single exchange.
 	Established bool
 	Logf        func(format string, args ...any) // progress for --verbose; may be nil
+	// OwnAddr tells whether a mapped address is one of this host's own
+	// (no NAT, nothing to measure); nil asks the host's interfaces. Tests
+	// that simulate a NAT on loopback say no.
+	OwnAddr func(netip.Addr) bool
 }
 
 // Probe is one idle mapping and what became of it.
@@ -182,6 +189,11 @@ func Measure(ctx context.Context, o Options) (*Result, error) {
 
 	srv, rtt, servers := pickResponsePortServer(ctx, o)
 	res.Servers = servers
+	if own := ownMapped(o, servers); own.IsValid() {
+		res.Result = NoNAT
+		res.Reason = fmt.Sprintf("the servers see this host's own address %s", own)
+		return res, nil
+	}
 	method := MethodResponsePort
 	if !srv.IsValid() {
 		if ctx.Err() == context.Canceled {
@@ -222,6 +234,41 @@ func Measure(ctx context.Context, o Options) (*Result, error) {
 		res.Reason = "the run's time limit ended the measurement early"
 	}
 	return res, nil
+}
+
+// ownMapped is the mapped address of an answering server when it is one
+// of this host's own addresses (no NAT on the path), else zero.
+func ownMapped(o Options, servers []Server) netip.Addr {
+	isOwn := o.OwnAddr
+	if isOwn == nil {
+		isOwn = hostAddrs(o.Net)
+	}
+	for _, s := range servers {
+		if a := s.Mapped.Addr().Unmap(); s.Mapped.IsValid() && isOwn(a) {
+			return a
+		}
+	}
+	return netip.Addr{}
+}
+
+// hostAddrs tells whether an address is on one of n's interfaces.
+func hostAddrs(n transport.Net) func(netip.Addr) bool {
+	own := map[netip.Addr]bool{}
+	ifs, _ := n.Interfaces()
+	for _, ifc := range ifs {
+		addrs, err := ifc.Addrs()
+		if err != nil {
+			continue
+		}
+		for _, a := range addrs {
+			if p, err := netip.ParsePrefix(a.String()); err == nil {
+				own[p.Addr().Unmap()] = true
+			} else if ip, err := netip.ParseAddr(a.String()); err == nil {
+				own[ip.Unmap()] = true
+			}
+		}
+	}
+	return func(a netip.Addr) bool { return own[a] }
 }
 
 func (o Options) withDefaults() (Options, error) {

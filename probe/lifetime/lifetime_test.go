@@ -124,6 +124,11 @@ func measure(t *testing.T, o Options, addrs ...netip.AddrPort) (*Result, error) 
 	for _, a := range addrs {
 		o.Servers = append(o.Servers, stuntest.ServerAt(t, a))
 	}
+	if o.OwnAddr == nil {
+		// The test servers simulate a NAT on loopback: 127.0.0.1 is not
+		// this host's own address here.
+		o.OwnAddr = func(netip.Addr) bool { return false }
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	return Measure(ctx, o)
@@ -343,5 +348,19 @@ func TestSummariseCountsContradictions(t *testing.T) {
 	summarise(none)
 	if none.Result != Unknown || none.Reason == "" {
 		t.Errorf("no decisive probe: %s %q", none.Result, none.Reason)
+	}
+}
+
+// Without NAT (the servers see this host's own address) there is no
+// mapping to measure: Measure says so at once instead of probing.
+func TestLifetimeWithoutNAT(t *testing.T) {
+	s := startRPServer(t, "honour", 600*time.Millisecond)
+	l, err := measure(t, Options{Min: 100 * time.Millisecond, Max: 5 * time.Second, Sockets: 4,
+		OwnAddr: func(a netip.Addr) bool { return a == netip.MustParseAddr("127.0.0.1") }}, s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Result != NoNAT || len(l.Probes) != 0 || !strings.Contains(l.Reason, "127.0.0.1") || l.Elapsed > time.Second {
+		t.Errorf("result %q reason %q, %d probes, %v; want no-nat at once", l.Result, l.Reason, len(l.Probes), l.Elapsed)
 	}
 }

@@ -19,6 +19,20 @@ import (
 // ErrNoResponse means a transaction ended without a valid reply.
 var ErrNoResponse = errors.New("no response")
 
+// ErrRefused means the server's host answered with ICMP port unreachable:
+// nothing listens on that port. An error that is ErrRefused is also
+// ErrNoResponse, so that a caller treating silence as "no answer" treats a
+// refusal alike, only sooner. Only Linux tells which destination refused
+// (IP_RECVERR); elsewhere a closed port reads as silence.
+var ErrRefused = errors.New("refused (ICMP port unreachable): no STUN server on that port")
+
+// refusedError is a transaction refused by its destination.
+type refusedError struct{ to netip.AddrPort }
+
+func (e *refusedError) Error() string { return fmt.Sprintf("%s: %v", e.to, ErrRefused) }
+
+func (e *refusedError) Is(target error) bool { return target == ErrRefused || target == ErrNoResponse }
+
 // ErrNoAnswer means no STUN server answered: the host is offline, UDP is
 // blocked, or every server named is dead.
 // It is shared by every prober.
@@ -75,6 +89,10 @@ type Conn struct {
 	mu      sync.Mutex
 	pending map[[stun.TransactionIDSize]byte]*transaction
 
+	// icmp reads the ICMP errors queued on the socket (Linux), nil when
+	// they cannot be read.
+	icmp func(refused func(netip.AddrPort))
+
 	ignored   atomic.Int64 // datagrams that matched no transaction or were malformed
 	done      chan struct{}
 	closeOnce sync.Once // Close runs from the caller and from the context watcher
@@ -84,6 +102,8 @@ type Conn struct {
 type transaction struct {
 	accept  func(netip.AddrPort) bool
 	replies chan Received
+	to      netip.AddrPort // where Do sent the request; zero for Expect
+	refused chan struct{}  // ICMP port unreachable from to; nil for Expect
 }
 
 // Received is one reply as the reader goroutine got it: the decoded
@@ -110,6 +130,7 @@ func Listen(ctx context.Context, n transport.Net, f Family, laddr string) (*Conn
 		pending: make(map[[stun.TransactionIDSize]byte]*transaction),
 		done:    make(chan struct{}),
 	}
+	c.icmp = icmpErrors(pc)
 	go c.readLoop()
 	go func() {
 		select {
@@ -173,9 +194,29 @@ func (c *Conn) readLoop() {
 			if isClosed(err) || c.closed() {
 				return
 			}
-			continue // e.g. ICMP errors surfacing on some platforms
+			// e.g. ICMP errors surfacing on some platforms; on Linux
+			// the error queue says which destination refused.
+			if c.icmp != nil {
+				c.icmp(c.refuse)
+			}
+			continue
 		}
 		c.dispatch(buf[:n], AddrPortOf(from), time.Now())
+	}
+}
+
+// refuse ends the pending transactions sent to to: its host answered
+// with ICMP port unreachable.
+func (c *Conn) refuse(to netip.AddrPort) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, t := range c.pending {
+		if t.refused != nil && t.to == to {
+			select {
+			case t.refused <- struct{}{}:
+			default:
+			}
+		}
 	}
 }
 
@@ -234,14 +275,17 @@ func decodeResponse(b []byte) (*stun.Message, bool) {
 
 // Do runs one transaction: it sends the request, retransmits with a doubling
 // RTO, and returns the first valid reply. It returns ErrNoResponse when the
-// attempts run out, and the context's error when ctx ends first.
+// attempts run out, ErrRefused (which is also ErrNoResponse) as soon as the
+// destination answers with ICMP port unreachable, where the system tells,
+// and the context's error when ctx ends first.
 func (c *Conn) Do(ctx context.Context, r Request) (Response, error) {
 	r = r.withDefaults()
 	msg, err := BuildRequest(r.Change)
 	if err != nil {
 		return Response{}, err
 	}
-	t := &transaction{accept: r.AcceptFrom, replies: make(chan Received, 1)}
+	t := &transaction{accept: r.AcceptFrom, replies: make(chan Received, 1),
+		to: nat.Unmap(r.To), refused: make(chan struct{}, 1)}
 	c.mu.Lock()
 	c.pending[msg.TransactionID] = t
 	c.mu.Unlock()
@@ -288,6 +332,8 @@ func (c *Conn) Do(ctx context.Context, r Request) (Response, error) {
 			if attempts >= r.Attempts {
 				return Response{Attempts: attempts}, fmt.Errorf("%s: %w after %d attempts", r.To, ErrNoResponse, attempts)
 			}
+		case <-t.refused:
+			return Response{Attempts: attempts}, &refusedError{r.To}
 		case <-ctx.Done():
 			return Response{Attempts: attempts}, ctx.Err()
 		case <-c.done:

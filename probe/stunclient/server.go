@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/pion/stun/v3"
 )
@@ -67,7 +68,7 @@ var ErrBadServer = errors.New("bad STUN server")
 func ParseServer(input string) (Server, error) {
 	s := strings.TrimSpace(input)
 	bad := func(why string) (Server, error) {
-		return Server{}, fmt.Errorf("%w %q: %s", ErrBadServer, input, why)
+		return Server{}, fmt.Errorf("%w %s: %s", ErrBadServer, quoteClipped(input), why)
 	}
 	if s == "" {
 		return bad("empty")
@@ -130,6 +131,23 @@ func finishServer(input, host string, port int, bad func(string) (Server, error)
 		return bad("not a valid host name or IP address")
 	}
 	return Server{Input: strings.TrimSpace(input), Host: host, Port: port}, nil
+}
+
+// maxEcho is how much of a bad server's text an error repeats.
+const maxEcho = 64
+
+// quoteClipped quotes s for an error message, only its first maxEcho bytes
+// (whole runes) and an ellipsis with its length when it is longer: a
+// pasted file given as a server must not flood the error line.
+func quoteClipped(s string) string {
+	if len(s) <= maxEcho {
+		return strconv.Quote(s)
+	}
+	cut := maxEcho
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s… (%d bytes)", strconv.Quote(s[:cut]), len(s))
 }
 
 // validHostname checks RFC 1123 label syntax, so that typos fail as usage
