@@ -246,9 +246,9 @@ func (c *checker) open(answered func(time.Duration), first bool) (*side, bool) {
 		c.fail(Failure{Step: StepReach, Err: err})
 		return nil, false
 	}
-	// pion's transactions know no context: closing the client and its
-	// socket ends them when ctx does.
-	s.stop = context.AfterFunc(c.ctx, func() { cl.Close(); s.conn.Close() })
+	// pion's transactions know no context: closing the client ends them
+	// when ctx does; the socket stays open for the deletion.
+	s.stop = context.AfterFunc(c.ctx, cl.Close)
 	return s, true
 }
 

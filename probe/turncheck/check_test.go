@@ -63,8 +63,8 @@ func startServer(t *testing.T, o serverOpts) testServer {
 	}
 	sl := tls.NewListener(mustListen(t), &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
 	s, err := turn.NewServer(turn.ServerConfig{
-		Realm:       "example.org",
-		AuthHandler: o.auth,
+		Realm:             "example.org",
+		AuthHandler:       o.auth,
 		PacketConnConfigs: []turn.PacketConnConfig{{PacketConn: pc, RelayAddressGenerator: o.relay, PermissionHandler: o.perm}},
 		ListenerConfigs: []turn.ListenerConfig{
 			{Listener: tl, RelayAddressGenerator: o.relay, PermissionHandler: o.perm},
@@ -175,7 +175,9 @@ func TestTLS(t *testing.T) {
 		"expired": func(t *testing.T) (tls.Certificate, *x509.CertPool) {
 			return testCert(t, "127.0.0.1", time.Now().Add(-time.Hour))
 		},
-		"name": func(t *testing.T) (tls.Certificate, *x509.CertPool) { return testCert(t, "turn.example.org", time.Now().Add(time.Hour)) },
+		"name": func(t *testing.T) (tls.Certificate, *x509.CertPool) {
+			return testCert(t, "turn.example.org", time.Now().Add(time.Hour))
+		},
 	} {
 		srv := startServer(t, serverOpts{cert: mk})
 		r := check(t, "turns:"+srv.TLS, Options{RootCAs: srv.CA}, 5*time.Second)
