@@ -1,7 +1,11 @@
 package cmd
 
 import (
+	"bytes"
+	"context"
+
 	"encoding/json"
+	"github.com/natcheck/natcheck/diagnose"
 	"net"
 	"strings"
 	"testing"
@@ -95,6 +99,41 @@ func TestTurnUsage(t *testing.T) {
 	} {
 		if _, _, code := execute(t, nil, args...); code != ExitUsage {
 			t.Errorf("%v: exit %d, want %d", args, code, ExitUsage)
+		}
+	}
+}
+
+func TestReportTurn(t *testing.T) {
+	key := turn.GenerateAuthKey("alice", "example.org", testPassword)
+	lt := turnServer(t, func(u, _ string, _ net.Addr) ([]byte, bool) { return key, u == "alice" })
+	env := map[string]string{"NATCHECK_TURN_PASSWORD": testPassword}
+	for _, format := range []string{"json", "markdown", "text"} {
+		var got diagnose.Options
+		out := &bytes.Buffer{}
+		c := newReportCmdWith(testDeps(out, &bytes.Buffer{}, env), fakeDiagnosis(&got))
+		c.SetArgs([]string{"-s", "203.0.113.10", "--turn", "turn:" + lt, "--user", "alice", "--format", format})
+		c.SilenceErrors, c.SilenceUsage = true, true
+		if err := c.ExecuteContext(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		s := out.String()
+		if strings.Contains(s, testPassword) {
+			t.Errorf("%s shows the password", format)
+		}
+		switch format {
+		case "json":
+			var v struct {
+				Turn []struct {
+					Verdict string `json:"verdict"`
+				} `json:"turn"`
+			}
+			if err := json.Unmarshal(out.Bytes(), &v); err != nil || len(v.Turn) != 1 || v.Turn[0].Verdict != "works" {
+				t.Errorf("json turn: %v %+v", err, v)
+			}
+		default:
+			if !strings.Contains(s, "TURN relay") || !strings.Contains(s, "relay works: 20/20 packets") {
+				t.Errorf("%s lacks the TURN section:\n%s", format, s)
+			}
 		}
 	}
 }
