@@ -7,6 +7,7 @@ import (
 
 	"github.com/natcheck/natcheck/diagnose"
 	"github.com/natcheck/natcheck/probe/lifetime"
+	"github.com/natcheck/natcheck/probe/turncheck"
 	"github.com/natcheck/natcheck/progress"
 	"github.com/natcheck/natcheck/report"
 	"github.com/spf13/cobra"
@@ -25,6 +26,7 @@ type reportOptions struct {
 	lifetimeMax time.Duration
 	noPortmap   bool
 	runs        int
+	turn        turnFlags
 	run         func(context.Context, diagnose.Options) (*diagnose.Result, error)
 	now         func() time.Time
 }
@@ -86,6 +88,7 @@ failed, e.g. because no STUN server answered, says why in the report.`,
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "no progress display on stderr")
 	f.BoolVar(&o.lifetime, "lifetime", false, "also measure how long an idle UDP mapping survives (takes up to --lifetime-max)")
 	f.DurationVar(&o.lifetimeMax, "lifetime-max", lifetime.DefaultMax, "longest idle time the lifetime measurement probes")
+	o.turn.register(c, "turn", "")
 	f.BoolVar(&o.noPortmap, "no-portmap", false, "skip the gateway's port-mapping test (it briefly creates a mapping)")
 	return c
 }
@@ -115,18 +118,38 @@ func runReport(parent context.Context, d *Deps, o *reportOptions) error {
 	if d.ErrOut == os.Stderr {
 		opt = progress.ForStderr(o.quiet)
 	}
+	var turnServers []turncheck.URI
+	var turnOpts turncheck.Options
+	if len(o.turn.servers) > 0 {
+		if turnServers, turnOpts, err = o.turn.options(d, time.Now()); err != nil {
+			return err
+		}
+	}
 	display := progress.New(d.ErrOut, opt)
 	started := o.now()
+	// report --turn: the relays are checked next to the other checks,
+	// under the same --timeout.
+	turnDone := make(chan []turncheck.Result, 1)
+	go func() {
+		if len(turnServers) == 0 {
+			turnDone <- nil
+			return
+		}
+		ctx, cancel := context.WithTimeout(parent, r.timeout)
+		defer cancel()
+		turnDone <- turncheck.Run(ctx, turnServers, turnOpts)
+	}()
 	res, err := o.run(parent, diagnose.Options{
 		Servers: r.servers, Resolver: r.resolver, Timeout: r.timeout, Lifetime: o.lifetime, LifetimeMax: o.lifetimeMax,
 		NoPortmap: o.noPortmap, Runs: o.runs, Bind: r.bind,
 		Start: func(name diagnose.CheckName) diagnose.Step { return display.Start(string(name)) },
 	})
+	turnResults := <-turnDone
 	display.Stop()
 	if err != nil {
 		return runError(parent, err)
 	}
-	in := report.FullInput{Result: res, Servers: r.servers, Version: readVersion().Version, At: started}
+	in := report.FullInput{Result: res, Servers: r.servers, Version: readVersion().Version, At: started, Turn: turnResults}
 	switch format {
 	case "json":
 		return report.WriteJSON(d.Out, report.NewFullJSON(in))

@@ -51,6 +51,16 @@ var commandExitCodes = map[string][]int{
 	"report":  {ExitOK, ExitFailure, ExitUsage, ExitInterrupted},
 	"portmap": {ExitOK, ExitFailure, ExitUsage, ExitInterrupted},
 	"servers": {ExitOK, ExitFailure, ExitUsage, ExitInterrupted},
+	"turn":    {ExitOK, ExitFailure, ExitUsage, ExitNoAnswer, ExitRelayFailed, ExitInterrupted},
+}
+
+// commandExitMeanings overrides exitMeanings for one command.
+var commandExitMeanings = map[string]map[int]string{
+	"turn": {
+		ExitOK:          "the relay works (on every server given)",
+		ExitNoAnswer:    "a TURN server did not answer over its transport (and none failed)",
+		ExitRelayFailed: "a TURN server was reached but relaying failed (auth, allocation, permission, data, TLS)",
+	},
 }
 
 // exitCodesHelp is the "Exit codes:" table of a command's help; meanings
@@ -76,7 +86,7 @@ func setExitCodes(root *cobra.Command) {
 		map[int]string{ExitFailure: "unexpected failure (e.g. stdout could not be written)", ExitUsage: "bad usage (unknown command, flag or argument)"}) + "\n")
 	for _, c := range root.Commands() {
 		if codes, ok := commandExitCodes[c.Name()]; ok {
-			c.SetUsageTemplate(plain + "\n" + exitCodesHelp(codes, nil) + "\n")
+			c.SetUsageTemplate(plain + "\n" + exitCodesHelp(codes, commandExitMeanings[c.Name()]) + "\n")
 		}
 	}
 }
@@ -162,6 +172,7 @@ behind NAT, of which kind, and what that means for peer-to-peer connections.`,
 		newLifetimeCmd(d),
 		newReportCmd(d),
 		newServersCmd(d),
+		newTurnCmd(d),
 		newServeCmd(d),
 		newVersionCmd(d),
 	)

@@ -46,6 +46,8 @@ func TestDocsExamples(t *testing.T) {
 		head   int  // compare with the first head lines only (`| head -N`)
 		subset bool // JSON: a jq selection of the document
 	}{
+		{file: "docs/turn.md", cmd: "natcheck turn -s turn:turn.example.net --user alice --password-file pw.txt", golden: "turn.txt"},
+		{file: "docs/turn.md", cmd: "natcheck turn -v -s turn:turn.example.net -s 'turns:turn.example.net:443?transport=tcp' --user alice", golden: "turn-verbose.txt"},
 		{file: "README.md", cmd: "natcheck whoami", golden: "whoami.txt"},
 		{file: "README.md", cmd: "natcheck whoami -v -s 203.0.113.10 -s 203.0.113.11 -s 203.0.113.99", golden: "whoami-agree-verbose.txt"},
 		{file: "README.md", cmd: "natcheck whoami --json -s 203.0.113.10 | jq -c '{public_ip, nat, local_ip}'", golden: "whoami.json", subset: true},

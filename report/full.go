@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/natcheck/natcheck/probe/turncheck"
 	"io"
 	"strings"
 	"text/tabwriter"
@@ -20,6 +21,7 @@ type FullInput struct {
 	Servers []stunclient.Server // the servers asked, in order
 	Version string              // natcheck's version, for the ticket
 	At      time.Time           // when the report was made
+	Turn    []turncheck.Result  // report --turn: each relay's check, none without --turn
 }
 
 // FullJSON is the JSON form of `natcheck report`. `natcheck type --json`'s
@@ -33,6 +35,7 @@ type FullJSON struct {
 	TCP             *TCPMappingJSON   `json:"tcp"`
 	Lifetime        *LifetimeJSON     `json:"binding_lifetime"`
 	ServerChecks    []ServerCheckJSON `json:"server_checks"`
+	Turn            []TurnServerJSON  `json:"turn,omitempty"` // report --turn; absent without it
 	Local           LocalJSON         `json:"local"`
 	NatcheckVersion string            `json:"natcheck_version"`
 	CreatedAt       string            `json:"created_at"`
@@ -93,6 +96,9 @@ func NewFullJSON(in FullInput) FullJSON {
 	if r.Lifetime != nil {
 		j := NewLifetimeJSON(r.Lifetime)
 		out.Lifetime = &j
+	}
+	if len(in.Turn) > 0 {
+		out.Turn = TurnServersJSON(in.Turn)
 	}
 	if r.Servers != nil {
 		out.ServerChecks = NewServersJSON(stunclient.IPv4, in.Servers, r.Servers).Servers
@@ -193,8 +199,30 @@ func sections(in FullInput, verbose bool) []section {
 	add("Binding lifetime", diagnose.CheckLifetime, r.Lifetime != nil, func(w io.Writer) error { return LifetimeText(w, r.Lifetime, verbose) }, nil)
 	add("STUN servers", diagnose.CheckServers, r.Servers != nil, func(w io.Writer) error { return ServersText(w, in.Servers, r.Servers) },
 		func() string { c, _ := r.Check(diagnose.CheckServers); return OneLine(c.Note) })
+	if len(in.Turn) > 0 {
+		out = append(out, turnSection(in.Turn, verbose))
+	}
 	add("This host", diagnose.CheckLocal, true, func(w io.Writer) error { return localText(w, r.Local) }, nil)
 	return out
+}
+
+// turnSection is report --turn's section: one verdict per relay.
+func turnSection(rs []turncheck.Result, verbose bool) section {
+	var b bytes.Buffer
+	if err := TurnText(&b, rs, verbose); err != nil {
+		fmt.Fprintf(&b, "(rendering failed: %v)\n", err)
+	}
+	works := 0
+	for _, r := range rs {
+		if r.Verdict == turncheck.Works {
+			works++
+		}
+	}
+	summary, _, _ := strings.Cut(b.String(), "\n")
+	if len(rs) > 1 {
+		summary = fmt.Sprintf("%d of %d relays work", works, len(rs))
+	}
+	return section{title: "TURN relay", summary: summary, body: b.String()}
 }
 
 // failed reports whether the named check failed or ran out of time.

@@ -508,7 +508,7 @@ func jsonOf(v func() any) func(io.Writer) error {
 // goldens lists every rendering under test, each through the function the
 // command calls (see cmd/*.go).
 func goldens() []golden {
-	return []golden{
+	return append([]golden{
 		// natcheck whoami [--json] [-v]
 		{"whoami.json", jsonOf(func() any { return NewWhoAmIJSON(fxWhoAmI()) })},
 		{"whoami.txt", func(w io.Writer) error { return WhoAmIText(w, fxWhoAmI(), false) }},
@@ -597,7 +597,9 @@ func goldens() []golden {
 		{"report-failed.json", jsonOf(func() any { return NewFullJSON(fxReportFailed()) })},
 		{"report-failed.txt", func(w io.Writer) error { return FullText(w, fxReportFailed(), false) }},
 		{"report-failed.md", func(w io.Writer) error { return FullMarkdown(w, fxReportFailed(), false) }},
-	}
+		{"report-turn.json", jsonOf(func() any { in := fxReport(); in.Turn = fxTurn(); return NewFullJSON(in) })},
+		{"report-turn.md", func(w io.Writer) error { in := fxReport(); in.Turn = fxTurn(); return FullMarkdown(w, in, false) }},
+	}, turnGoldens()...)
 }
 
 // render returns a golden's current output.
