@@ -73,6 +73,7 @@ func failedWith(t *testing.T, out string, code int, want string) {
 }
 
 func TestCoturnConfigs(t *testing.T) {
+	t.Parallel()
 	if _, err := exec.LookPath("turnutils_uclient"); err != nil {
 		t.Skip("turnutils_uclient (coturn-utils) not installed")
 	}
@@ -226,6 +227,7 @@ func TestCoturnConfigs(t *testing.T) {
 // With UDP blocked at the client's router, TURN over UDP gets no answer
 // at all while TURN over TLS (TCP) relays.
 func TestCoturnUDPBlocked(t *testing.T) {
+	t.Parallel()
 	if _, err := exec.LookPath("turnutils_uclient"); err != nil {
 		t.Skip("turnutils_uclient (coturn-utils) not installed")
 	}
