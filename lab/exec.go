@@ -179,6 +179,14 @@ func cleanStale() {
 			}
 		}
 	}
+	// Per-namespace /etc files (AddHosts) of namespaces gone with them.
+	if ents, err := os.ReadDir(etcNetns); err == nil {
+		for _, e := range ents {
+			if staleName(e.Name()) {
+				_ = os.RemoveAll(filepath.Join(etcNetns, e.Name()))
+			}
+		}
+	}
 	if ents, err := os.ReadDir(os.TempDir()); err == nil {
 		for _, e := range ents {
 			if staleName(e.Name()) && strings.HasSuffix(e.Name(), "-build") {
