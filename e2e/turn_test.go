@@ -476,7 +476,7 @@ func TestTurnUDPBlocked(t *testing.T) {
 		{name: "tcp", args: append([]string{"--json", "--packets", "5", "-s", turnURI(c, "tcp")}, lt...),
 			code: 0, verdict: "works"},
 		{name: "udp-and-turns", args: append([]string{"--json", "--timeout", "2s", "--packets", "5", "-s", turnURI(c, "udp"), "-s", turnURI(c, "tls")}, lt...),
-			code: anyCode, check: func(t *testing.T, r turnRun) {
+			code: anyCode, failedStep: "reach", check: func(t *testing.T, r turnRun) {
 				if n := len(r.json.Servers); n != 2 {
 					t.Fatalf("%d servers, want 2", n)
 				}

@@ -305,6 +305,10 @@ func (c *checker) allocate(s *side, first bool) bool {
 			if s := c.r.Step(StepAuth); s != nil {
 				s.OK, s.Err = false, err
 			}
+		case !first:
+			// The second allocation (B, the peer of the data test) was
+			// refused: a step of its own, after A's that succeeded.
+			c.step(StepAllocate, false, time.Since(t0), err)
 		}
 		c.fail(f)
 		return false
