@@ -127,29 +127,16 @@ func runReport(parent context.Context, d *Deps, o *reportOptions) error {
 	}
 	display := progress.New(d.ErrOut, opt)
 	started := o.now()
-	// report --turn: the relays are checked next to the other checks,
-	// under the same --timeout.
-	turnDone := make(chan []turncheck.Result, 1)
-	go func() {
-		if len(turnServers) == 0 {
-			turnDone <- nil
-			return
-		}
-		ctx, cancel := context.WithTimeout(parent, r.timeout)
-		defer cancel()
-		turnDone <- turncheck.Run(ctx, turnServers, turnOpts)
-	}()
 	res, err := o.run(parent, diagnose.Options{
 		Servers: r.servers, Resolver: r.resolver, Timeout: r.timeout, Lifetime: o.lifetime, LifetimeMax: o.lifetimeMax,
-		NoPortmap: o.noPortmap, Runs: o.runs, Bind: r.bind,
+		NoPortmap: o.noPortmap, Runs: o.runs, Bind: r.bind, Turn: turnServers, TurnOptions: turnOpts,
 		Start: func(name diagnose.CheckName) diagnose.Step { return display.Start(string(name)) },
 	})
-	turnResults := <-turnDone
 	display.Stop()
 	if err != nil {
 		return runError(parent, err)
 	}
-	in := report.FullInput{Result: res, Servers: r.servers, Version: readVersion().Version, At: started, Turn: turnResults}
+	in := report.FullInput{Result: res, Servers: r.servers, Version: readVersion().Version, At: started}
 	switch format {
 	case "json":
 		return report.WriteJSON(d.Out, report.NewFullJSON(in))

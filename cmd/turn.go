@@ -116,8 +116,10 @@ func newTurnCmd(d *Deps) *cobra.Command {
 relayed address, makes a second allocation, permits each allocation to
 talk to the other, binds a channel, and sends --packets packets from one
 allocation through the relay to the other and back (loss, round trip,
-jitter). The allocations are deleted at the end, also on Ctrl-C. The
-first failure stops the check and is named in plain words.
+jitter). It then refreshes both allocations (the lifetime granted is
+reported) and deletes them, also on Ctrl-C. The first failure stops the
+check and is named in plain words. IPv6 servers are given as literals:
+turn:[2001:db8::1].
 
 Credentials: --user with --password, $NATCHECK_TURN_PASSWORD or
 --password-file; or TURN REST credentials (coturn use-auth-secret) made
@@ -125,7 +127,9 @@ from --secret, $NATCHECK_TURN_SECRET or --secret-file, valid for --ttl.
 Values given as flags are visible to other users in ps. natcheck never
 prints a password or secret.
 
-Several -s are checked at once; --timeout bounds each server's check.
+Several -s are checked at once; --timeout bounds each server's check. A
+UDP server that got no answer says whether a TCP or TLS URI of the same
+host worked.
 Exit code 0 when every server's relay works, 5 when one was reached but
 relaying failed, 3 when the others could not be reached.`,
 		Example: `  natcheck turn -s turn:turn.example.net --user alice --password-file pw.txt

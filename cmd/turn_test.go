@@ -3,13 +3,13 @@ package cmd
 import (
 	"bytes"
 	"context"
-
 	"encoding/json"
-	"github.com/natcheck/natcheck/diagnose"
 	"net"
 	"strings"
 	"testing"
 
+	"github.com/natcheck/natcheck/diagnose"
+	"github.com/natcheck/natcheck/probe/turncheck"
 	"github.com/pion/logging"
 	"github.com/pion/turn/v4"
 )
@@ -107,10 +107,26 @@ func TestReportTurn(t *testing.T) {
 	key := turn.GenerateAuthKey("alice", "example.org", testPassword)
 	lt := turnServer(t, func(u, _ string, _ net.Addr) ([]byte, bool) { return key, u == "alice" })
 	env := map[string]string{"NATCHECK_TURN_PASSWORD": testPassword}
+	// The fake diagnosis runs only the turn check, as diagnose.Run does
+	// with the options report hands it.
+	fake := func(got *diagnose.Options) func(context.Context, diagnose.Options) (*diagnose.Result, error) {
+		return func(ctx context.Context, o diagnose.Options) (*diagnose.Result, error) {
+			*got = o
+			res, err := fakeDiagnosis(got)(ctx, o)
+			if err != nil {
+				return nil, err
+			}
+			tctx, cancel := context.WithTimeout(ctx, o.Timeout)
+			defer cancel()
+			res.Turn = turncheck.Run(tctx, o.Turn, o.TurnOptions)
+			res.Checks = append(res.Checks, diagnose.Check{Name: diagnose.CheckTurn, Status: diagnose.StatusDone, Note: diagnose.TurnNote(res.Turn)})
+			return res, nil
+		}
+	}
 	for _, format := range []string{"json", "markdown", "text"} {
 		var got diagnose.Options
 		out := &bytes.Buffer{}
-		c := newReportCmdWith(testDeps(out, &bytes.Buffer{}, env), fakeDiagnosis(&got))
+		c := newReportCmdWith(testDeps(out, &bytes.Buffer{}, env), fake(&got))
 		c.SetArgs([]string{"-s", "203.0.113.10", "--turn", "turn:" + lt, "--user", "alice", "--format", format})
 		c.SilenceErrors, c.SilenceUsage = true, true
 		if err := c.ExecuteContext(context.Background()); err != nil {
@@ -119,6 +135,9 @@ func TestReportTurn(t *testing.T) {
 		s := out.String()
 		if strings.Contains(s, testPassword) {
 			t.Errorf("%s shows the password", format)
+		}
+		if len(got.Turn) != 1 || got.Turn[0].Raw != "turn:"+lt || got.TurnOptions.User != "alice" || got.TurnOptions.Password != testPassword {
+			t.Errorf("diagnose options: turn %+v, user %q", got.Turn, got.TurnOptions.User)
 		}
 		switch format {
 		case "json":

@@ -19,6 +19,7 @@ import (
 	"github.com/natcheck/natcheck/probe/lifetime"
 	"github.com/natcheck/natcheck/probe/nat"
 	"github.com/natcheck/natcheck/probe/stunclient"
+	"github.com/natcheck/natcheck/probe/turncheck"
 	"github.com/pion/transport/v4/stdnet"
 )
 
@@ -34,6 +35,7 @@ const (
 	CheckServers  CheckName = "servers"
 	CheckLocal    CheckName = "local"
 	CheckLifetime CheckName = "binding-lifetime"
+	CheckTurn     CheckName = "turn"
 )
 
 // Status of a finished check.
@@ -76,6 +78,10 @@ type Options struct {
 	// and TCP checks; zero means any. The other checks use their own
 	// sockets.
 	Bind netip.AddrPort
+	// Turn adds the check of each TURN relay (report --turn), with
+	// TurnOptions, under Timeout.
+	Turn        []turncheck.URI
+	TurnOptions turncheck.Options
 	// Start announces a check; nil announces nothing.
 	Start func(name CheckName) Step
 }
@@ -108,6 +114,7 @@ type Result struct {
 	TCP      *probe.TCPMapping
 	Servers  []probe.ServerCheck
 	Lifetime *lifetime.Result
+	Turn     []turncheck.Result // with Options.Turn: each relay's check
 	Local    Local
 	Checks   []Check
 	Elapsed  time.Duration
@@ -206,6 +213,15 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		})
 	} else {
 		r.skip(CheckLifetime, "not measured (--lifetime)")
+	}
+	if len(o.Turn) > 0 {
+		r.run(CheckTurn, func(ctx context.Context) (string, error) {
+			rs := turncheck.Run(ctx, o.Turn, o.TurnOptions)
+			r.set(func() { res.Turn = rs })
+			return TurnNote(rs), nil
+		})
+	} else {
+		r.skip(CheckTurn, "not run (--turn)")
 	}
 	r.wg.Wait()
 
@@ -332,8 +348,26 @@ func serversNote(cs []probe.ServerCheck) string {
 	return fmt.Sprintf("%d of %d answered, %d with verified RFC 5780 support", up, len(cs), verified)
 }
 
+// TurnNote sums up the relays' checks: the verdict of one relay, or how
+// many of several work.
+func TurnNote(rs []turncheck.Result) string {
+	works := 0
+	for _, r := range rs {
+		if r.Verdict == turncheck.Works {
+			works++
+		}
+	}
+	if len(rs) == 1 {
+		if works == 1 {
+			return "relay works"
+		}
+		return "relay " + string(rs[0].Verdict) + " at " + string(rs[0].FailedStep)
+	}
+	return fmt.Sprintf("%d of %d relays work", works, len(rs))
+}
+
 // checkOrder is the order of checks in a report.
-var checkOrder = []CheckName{CheckType, CheckPortmap, CheckIPv6, CheckTCP, CheckLifetime, CheckServers, CheckLocal}
+var checkOrder = []CheckName{CheckType, CheckPortmap, CheckIPv6, CheckTCP, CheckLifetime, CheckServers, CheckTurn, CheckLocal}
 
 // orderChecks puts checks in report order (they finish in any order).
 func orderChecks(cs []Check) {

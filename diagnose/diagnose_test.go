@@ -3,6 +3,7 @@ package diagnose
 import (
 	"context"
 	"net"
+	"slices"
 	"testing"
 	"time"
 
@@ -10,6 +11,8 @@ import (
 	"github.com/natcheck/natcheck/probe"
 	"github.com/natcheck/natcheck/probe/nat"
 	"github.com/natcheck/natcheck/probe/stunclient"
+	"github.com/natcheck/natcheck/probe/turncheck"
+	"github.com/pion/turn/v4"
 )
 
 // A run against one plain loopback server: every check reports, none
@@ -31,7 +34,7 @@ func TestRunReportsEveryCheck(t *testing.T) {
 	}
 	want := map[CheckName]Status{
 		CheckType: StatusDone, CheckPortmap: StatusSkipped, CheckIPv6: StatusDone, CheckTCP: StatusFailed,
-		CheckLifetime: StatusSkipped, CheckServers: StatusDone, CheckLocal: StatusDone,
+		CheckLifetime: StatusSkipped, CheckServers: StatusDone, CheckTurn: StatusSkipped, CheckLocal: StatusDone,
 	}
 	if len(res.Checks) != len(want) || len(started) != len(want) {
 		t.Fatalf("checks %+v, started %v; want %d of each", res.Checks, started, len(want))
@@ -118,5 +121,47 @@ func TestServersDeadFamilyCostsAGrace(t *testing.T) {
 	}
 	if !got[0].Replied || got[1].Replied || got[1].RFC5780 != nat.RFC5780Unknown {
 		t.Errorf("checks %+v; want the IPv4 server answered, the IPv6 one unknown", got)
+	}
+}
+
+// report --turn: the relays are one more check, under the same timeout,
+// in its place in the report order.
+func TestRunChecksTurn(t *testing.T) {
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := turn.GenerateAuthKey("alice", "example.org", "pw")
+	s, err := turn.NewServer(turn.ServerConfig{
+		Realm:       "example.org",
+		AuthHandler: func(u, _ string, _ net.Addr) ([]byte, bool) { return key, u == "alice" },
+		PacketConnConfigs: []turn.PacketConnConfig{{PacketConn: pc,
+			RelayAddressGenerator: &turn.RelayAddressGeneratorStatic{RelayAddress: net.ParseIP("127.0.0.1"), Address: "127.0.0.1"}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	stun := stuntest.Start(t, "127.0.0.1", stuntest.Behaviour{})
+	srv, _ := stunclient.ParseServer(stun.Addr.String())
+	u, _ := turncheck.ParseURI("turn:" + pc.LocalAddr().String())
+	var started []CheckName
+	res, err := Run(context.Background(), Options{
+		Servers: []stunclient.Server{srv}, Timeout: 2 * time.Second, NoPortmap: true,
+		Turn: []turncheck.URI{u}, TurnOptions: turncheck.Options{User: "alice", Password: "pw", Packets: 3},
+		Start: func(name CheckName) Step { started = append(started, name); return nopStep{} },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, ok := res.Check(CheckTurn)
+	if !ok || c.Status != StatusDone || c.Note != "relay works" || len(res.Turn) != 1 || res.Turn[0].Verdict != turncheck.Works {
+		t.Errorf("turn check %+v, results %+v", c, res.Turn)
+	}
+	if !slices.Contains(started, CheckTurn) {
+		t.Errorf("turn check not announced: %v", started)
+	}
+	if i := slices.IndexFunc(res.Checks, func(c Check) bool { return c.Name == CheckTurn }); i < 1 || res.Checks[i-1].Name != CheckServers || res.Checks[i+1].Name != CheckLocal {
+		t.Errorf("checks in order %+v", res.Checks)
 	}
 }

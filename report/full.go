@@ -21,7 +21,6 @@ type FullInput struct {
 	Servers []stunclient.Server // the servers asked, in order
 	Version string              // natcheck's version, for the ticket
 	At      time.Time           // when the report was made
-	Turn    []turncheck.Result  // report --turn: each relay's check, none without --turn
 }
 
 // FullJSON is the JSON form of `natcheck report`. `natcheck type --json`'s
@@ -97,8 +96,8 @@ func NewFullJSON(in FullInput) FullJSON {
 		j := NewLifetimeJSON(r.Lifetime)
 		out.Lifetime = &j
 	}
-	if len(in.Turn) > 0 {
-		out.Turn = TurnServersJSON(in.Turn)
+	if len(r.Turn) > 0 {
+		out.Turn = TurnServersJSON(r.Turn)
 	}
 	if r.Servers != nil {
 		out.ServerChecks = NewServersJSON(stunclient.IPv4, in.Servers, r.Servers).Servers
@@ -199,8 +198,8 @@ func sections(in FullInput, verbose bool) []section {
 	add("Binding lifetime", diagnose.CheckLifetime, r.Lifetime != nil, func(w io.Writer) error { return LifetimeText(w, r.Lifetime, verbose) }, nil)
 	add("STUN servers", diagnose.CheckServers, r.Servers != nil, func(w io.Writer) error { return ServersText(w, in.Servers, r.Servers) },
 		func() string { c, _ := r.Check(diagnose.CheckServers); return OneLine(c.Note) })
-	if len(in.Turn) > 0 {
-		out = append(out, turnSection(in.Turn, verbose))
+	if len(r.Turn) > 0 {
+		out = append(out, turnSection(r.Turn, verbose))
 	}
 	add("This host", diagnose.CheckLocal, true, func(w io.Writer) error { return localText(w, r.Local) }, nil)
 	return out

@@ -443,6 +443,7 @@ func fxReport() FullInput {
 				{Name: diagnose.CheckTCP, Status: diagnose.StatusDone, Note: "mapping endpoint-independent", Elapsed: ms(6.4)},
 				{Name: diagnose.CheckLifetime, Status: diagnose.StatusDone, Note: "measured", Elapsed: ms(23102.6)},
 				{Name: diagnose.CheckServers, Status: diagnose.StatusDone, Note: "1 of 1 answered, 1 with verified RFC 5780 support", Elapsed: ms(105.2)},
+				{Name: diagnose.CheckTurn, Status: diagnose.StatusSkipped, Note: "not run (--turn)"},
 				{Name: diagnose.CheckLocal, Status: diagnose.StatusDone, Note: "4 addresses, default route via 192.168.1.1 dev eth0", Elapsed: ms(0.8)},
 			},
 			Elapsed: ms(23103.1),
@@ -483,6 +484,7 @@ func fxReportFailed() FullInput {
 				{Name: diagnose.CheckTCP, Status: diagnose.StatusFailed, Note: "no STUN server answered over TCP", Elapsed: ms(5000.4)},
 				{Name: diagnose.CheckLifetime, Status: diagnose.StatusSkipped, Note: "not measured (--lifetime)"},
 				{Name: diagnose.CheckServers, Status: diagnose.StatusTimeout, Note: "did not finish in time; partial: 0 of 2 answered, 0 with verified RFC 5780 support", Elapsed: ms(5000.1)},
+				{Name: diagnose.CheckTurn, Status: diagnose.StatusSkipped, Note: "not run (--turn)"},
 				{Name: diagnose.CheckLocal, Status: diagnose.StatusDone, Note: "2 addresses, no default route", Elapsed: ms(0.6)},
 			},
 			Elapsed: ms(5001.2),
@@ -597,8 +599,8 @@ func goldens() []golden {
 		{"report-failed.json", jsonOf(func() any { return NewFullJSON(fxReportFailed()) })},
 		{"report-failed.txt", func(w io.Writer) error { return FullText(w, fxReportFailed(), false) }},
 		{"report-failed.md", func(w io.Writer) error { return FullMarkdown(w, fxReportFailed(), false) }},
-		{"report-turn.json", jsonOf(func() any { in := fxReport(); in.Turn = fxTurn(); return NewFullJSON(in) })},
-		{"report-turn.md", func(w io.Writer) error { in := fxReport(); in.Turn = fxTurn(); return FullMarkdown(w, in, false) }},
+		{"report-turn.json", jsonOf(func() any { return NewFullJSON(fxReportTurn()) })},
+		{"report-turn.md", func(w io.Writer) error { return FullMarkdown(w, fxReportTurn(), false) }},
 	}, turnGoldens()...)
 }
 

@@ -31,6 +31,7 @@ type TurnServerJSON struct {
 	RelayedFamily    string              `json:"relayed_family"`
 	ReflexiveAddress string              `json:"reflexive_address"`
 	LifetimeS        float64             `json:"lifetime_s"`
+	RefreshedS       float64             `json:"refreshed_lifetime_s"`
 	Software         string              `json:"software"`
 	Realm            string              `json:"realm"`
 	Packets          *TurnPacketsJSON    `json:"packets"`
@@ -67,7 +68,7 @@ func TurnServersJSON(rs []turncheck.Result) []TurnServerJSON {
 		j := TurnServerJSON{
 			Server: r.URI.Raw, Transport: r.URI.Transport, Verdict: r.Verdict, FailedStep: r.FailedStep,
 			ErrorCode: r.ErrorCode, Cause: OneLine(r.Cause), Steps: []TurnStepJSON{},
-			LifetimeS: r.Lifetime.Seconds(), Software: r.Software, Realm: r.Realm, ElapsedMs: Millis(r.Elapsed),
+			LifetimeS: r.Lifetime.Seconds(), RefreshedS: r.Refreshed.Seconds(), Software: r.Software, Realm: r.Realm, ElapsedMs: Millis(r.Elapsed),
 		}
 		if r.Address.IsValid() {
 			j.Address = r.Address.String()
@@ -140,7 +141,11 @@ func TurnText(out io.Writer, rs []turncheck.Result, verbose bool) error {
 			fmt.Fprintf(tw, "  realm\t%s\tsoftware %s\n", r.Realm, r.Software)
 		}
 		if r.Relayed.IsValid() {
-			fmt.Fprintf(tw, "  relayed\t%s\tlifetime %s\n", r.Relayed, r.Lifetime)
+			refreshed := ""
+			if r.Refreshed > 0 {
+				refreshed = fmt.Sprintf(", refreshed to %s", r.Refreshed)
+			}
+			fmt.Fprintf(tw, "  relayed\t%s\tlifetime %s%s\n", r.Relayed, r.Lifetime, refreshed)
 		}
 		if r.Reflexive.IsValid() {
 			fmt.Fprintf(tw, "  reflexive\t%s\t\n", r.Reflexive)

@@ -5,8 +5,22 @@ import (
 	"io"
 	"time"
 
+	"github.com/natcheck/natcheck/diagnose"
 	"github.com/natcheck/natcheck/probe/turncheck"
 )
+
+// fxReportTurn is fxReport with report --turn's check of the two relays
+// of fxTurn.
+func fxReportTurn() FullInput {
+	in := fxReport()
+	in.Result.Turn = fxTurn()
+	for i, c := range in.Result.Checks {
+		if c.Name == diagnose.CheckTurn {
+			in.Result.Checks[i] = diagnose.Check{Name: diagnose.CheckTurn, Status: diagnose.StatusDone, Note: diagnose.TurnNote(in.Result.Turn), Elapsed: ms(215.6)}
+		}
+	}
+	return in
+}
 
 // fxTurn is a relay that works over UDP and a turns: relay whose
 // certificate expired, as docs/turn.md shows them.
@@ -24,9 +38,10 @@ func fxTurn() []turncheck.Result {
 				{Name: turncheck.StepPermission, OK: true, Elapsed: ms(25.3)},
 				{Name: turncheck.StepChannelBind, OK: true, Elapsed: ms(12.6)},
 				{Name: turncheck.StepData, OK: true, Elapsed: ms(126.8)},
+				{Name: turncheck.StepRefresh, OK: true, Elapsed: ms(24.7)},
 				{Name: turncheck.StepDelete, OK: true, Elapsed: ms(12.2)},
 			},
-			Relayed: ap("203.0.113.10:49152"), Reflexive: ap("198.51.100.7:41620"), Lifetime: 600 * time.Second,
+			Relayed: ap("203.0.113.10:49152"), Reflexive: ap("198.51.100.7:41620"), Lifetime: 600 * time.Second, Refreshed: 600 * time.Second,
 			Software: "Coturn-4.6.1 'Gorst'", Realm: "example.net",
 			Packets: &turncheck.Packets{Sent: 20, Forwarded: 20, Received: 20, RTT: ms(12.3), Jitter: ms(0.4)},
 			Elapsed: ms(215.2),

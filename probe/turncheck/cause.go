@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"time"
 )
 
 // TLSProblem is why a certificate was refused.
@@ -57,6 +58,14 @@ type Failure struct {
 	Server    netip.Addr
 	Relayed   netip.Addr
 	Err       error
+	// The clocks, for refused REST credentials: Expiry is the user name's
+	// timestamp, Now this host's time at the refusal; ServerSkew is how far
+	// the server's clock is ahead of this host's, give or take
+	// SkewPrecision, when SkewKnown.
+	Expiry, Now   time.Time
+	ServerSkew    time.Duration
+	SkewPrecision time.Duration
+	SkewKnown     bool
 }
 
 // Explain maps a failure to its verdict and cause in plain words.
@@ -99,12 +108,18 @@ func Explain(f Failure) (Verdict, string) {
 	}
 	switch f.Code {
 	case 401:
+		if clock := restClock(f); f.REST && clock != "" {
+			return Failed, "the server refused the REST credentials (401): " + clock + realm
+		}
 		if f.REST {
 			return Failed, "the server refused the credentials (401): the REST credentials may have expired or not be valid yet (check the clock on this host and on the server), the shared secret may be wrong, or the realm differs from the server's" + realm
 		}
 		return Failed, "the server refused the credentials (401): wrong user or password, or the user is not in the server's realm" + realm
 	case 400:
 		if f.Step == StepAuth {
+			if clock := restClock(f); f.REST && clock != "" {
+				return Failed, "the server refused the REST credentials (400; some servers, such as pion/turn, answer 400 where coturn answers 401): " + clock + realm
+			}
 			if f.REST {
 				return Failed, "the server rejected the authenticated request (400; some servers, such as pion/turn, answer 400 where coturn answers 401): the REST credentials may have expired (check the clock) or the shared secret is wrong" + realm
 			}
@@ -121,6 +136,9 @@ func Explain(f Failure) (Verdict, string) {
 		}
 		return Failed, "the server forbids this request (403 Forbidden): the user may not allocate here"
 	case 437:
+		if f.Step == StepRefresh {
+			return Failed, "the server no longer knows the allocation (437 Allocation Mismatch on Refresh): it was deleted or expired before its lifetime ended"
+		}
 		return Failed, "allocation mismatch (437): the server already has an allocation for this client address and port, or it expired; retry from a new port"
 	case 440:
 		return Failed, "address family not supported (440) by the server"
@@ -149,6 +167,10 @@ func Explain(f Failure) (Verdict, string) {
 	case StepChannelBind:
 		if f.Silent {
 			return Failed, "the server never answered ChannelBind"
+		}
+	case StepRefresh:
+		if f.Silent {
+			return Failed, "the server never answered the Refresh of a working allocation: a call through it would end when the allocation's lifetime runs out"
 		}
 	case StepData:
 		hint := ""

@@ -20,6 +20,7 @@ import (
 	"github.com/natcheck/natcheck/probe/gather"
 	"github.com/natcheck/natcheck/probe/stunclient"
 	"github.com/pion/stun/v3"
+	"github.com/pion/transport/v4/stdnet"
 	"github.com/pion/turn/v4"
 )
 
@@ -52,7 +53,9 @@ func RESTCredentials(secret, user string, ttl time.Duration, now time.Time) (use
 
 // Run checks every server at once, as tasks of one gather run: a server
 // that has not answered when the Survey grace after another's answer ends
-// is given up as unreachable. ctx bounds the whole run.
+// is given up as unreachable. ctx bounds the whole run. A UDP server
+// that got no answer has its cause completed with what the TCP and TLS
+// URIs of the same host found (CompareTransports).
 func Run(ctx context.Context, servers []URI, o Options) []Result {
 	tasks := make([]gather.Task[Result], len(servers))
 	for i, u := range servers {
@@ -65,6 +68,7 @@ func Run(ctx context.Context, servers []URI, o Options) []Result {
 	for i, r := range rs {
 		out[i] = r.Value
 	}
+	CompareTransports(out)
 	return out
 }
 
@@ -97,6 +101,10 @@ type checker struct {
 	o      Options
 	r      *Result
 	server netip.AddrPort
+	// skew is how far the server's clock is ahead of this host's, when
+	// its nonce tells (skewKnown).
+	skew, skewPrecision time.Duration
+	skewKnown           bool
 }
 
 func (c *checker) step(n StepName, ok bool, d time.Duration, err error) {
@@ -116,7 +124,12 @@ func (c *checker) fail(f Failure) {
 	if c.ctx.Err() != nil && context.Cause(c.ctx) != context.DeadlineExceeded && !f.Silent {
 		f.Silent = true
 	}
-	c.r.FailedStep, c.r.ErrorCode = f.Step, f.Code
+	if c.o.REST {
+		f.Now = time.Now()
+		f.Expiry, _ = RESTExpiry(c.o.User)
+		f.ServerSkew, f.SkewPrecision, f.SkewKnown = c.skew, c.skewPrecision, c.skewKnown
+	}
+	c.r.FailedStep, c.r.ErrorCode, c.r.silent = f.Step, f.Code, f.Silent
 	c.r.Verdict, c.r.Cause = Explain(f)
 	c.r.Err = f.Err
 	if c.r.Err == nil {
@@ -180,7 +193,9 @@ func Check(ctx context.Context, u URI, o Options, answered func(time.Duration)) 
 	if !c.channelBind(a, b, relA, relB) {
 		return res
 	}
-	c.data(a, b, relA, relB)
+	if c.data(a, b, relA, relB) {
+		c.refresh(a, b)
+	}
 	return res
 }
 
@@ -191,7 +206,7 @@ func (c *checker) open(answered func(time.Duration), first bool) (*side, bool) {
 	t0 := time.Now()
 	switch c.u.Transport {
 	case UDP:
-		pc, err := net.ListenPacket("udp4", ":0")
+		pc, err := net.ListenPacket(c.network("udp"), ":0")
 		if err != nil {
 			c.fail(Failure{Step: StepReach, Err: err})
 			return nil, false
@@ -199,7 +214,7 @@ func (c *checker) open(answered func(time.Duration), first bool) (*side, bool) {
 		s.conn = pc
 	default:
 		d := net.Dialer{}
-		conn, err := d.DialContext(c.ctx, "tcp4", c.server.String())
+		conn, err := d.DialContext(c.ctx, c.network("tcp"), c.server.String())
 		if err != nil {
 			c.fail(Failure{Step: StepReach, Silent: isTimeout(err) || c.ctx.Err() != nil, Err: err})
 			return nil, false
@@ -227,14 +242,24 @@ func (c *checker) open(answered func(time.Duration), first bool) (*side, bool) {
 		s.conn = turn.NewSTUNConn(conn)
 	}
 	s.tap = newTap(s.conn)
-	cl, err := turn.NewClient(&turn.ClientConfig{
+	cfg := &turn.ClientConfig{
 		TURNServerAddr: c.server.String(),
 		Username:       c.o.User,
 		Password:       c.o.Password,
 		Software:       "natcheck",
 		Conn:           s.tap,
 		LoggerFactory:  s.binds,
-	})
+	}
+	if c.server.Addr().Is6() {
+		n, err := stdnet.NewNet()
+		if err != nil {
+			s.close()
+			c.fail(Failure{Step: StepReach, Err: err})
+			return nil, false
+		}
+		cfg.Net = literalNet{n}
+	}
+	cl, err := turn.NewClient(cfg)
 	if err != nil {
 		s.close()
 		c.fail(Failure{Step: StepReach, Err: err})
@@ -271,6 +296,11 @@ func (c *checker) allocate(s *side, first bool) bool {
 			challenge = &rs[i]
 		} else {
 			final = &rs[i]
+		}
+	}
+	for _, r := range rs {
+		if t, p, ok := nonceClock(r.nonce, r.at); ok && !c.skewKnown {
+			c.skew, c.skewPrecision, c.skewKnown = t.Sub(r.at), p, true
 		}
 	}
 	if len(rs) > 0 && first {
@@ -424,7 +454,7 @@ const magic = "NCK1"
 
 // data sends N packets from A through the relay to B, which echoes each
 // back: loss, round trip and jitter.
-func (c *checker) data(a, b *side, relA, relB net.Addr) {
+func (c *checker) data(a, b *side, relA, relB net.Addr) bool {
 	n := c.o.Packets
 	t0 := time.Now()
 	sent := make([]time.Time, n)
@@ -521,10 +551,11 @@ func (c *checker) data(a, b *side, relA, relB net.Addr) {
 		err := fmt.Errorf("0 of %d packets came back (%d reached the other allocation)", p.Sent, forwarded)
 		c.step(StepData, false, time.Since(t0), err)
 		c.fail(Failure{Step: StepData, Err: err})
-		return
+		return false
 	}
 	c.step(StepData, true, time.Since(t0), nil)
 	c.r.Verdict = Works
+	return true
 }
 
 // rttStats is the median round trip and the mean difference between
@@ -589,11 +620,30 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-// resolve looks host up (IPv4: pion's client speaks to IPv4 servers).
+// network is "udp4" or "tcp4", "udp6" or "tcp6" for the server's family.
+func (c *checker) network(proto string) string {
+	if c.server.Addr().Is6() {
+		return proto + "6"
+	}
+	return proto + "4"
+}
+
+// literalNet is the network of pion's client for an IPv6 server: pion
+// resolves the server's address as "udp4", which refuses an IPv6
+// literal; the address is already resolved, so any family will do.
+type literalNet struct{ *stdnet.Net }
+
+func (n literalNet) ResolveUDPAddr(_, address string) (*net.UDPAddr, error) {
+	return n.Net.ResolveUDPAddr("udp", address)
+}
+
+// resolve looks host up: an IP literal of either family as it is, a name
+// to its IPv4 address (natcheck does not pick between a name's families:
+// give an IPv6 server as a literal, turn:[2001:db8::1]).
 func resolve(ctx context.Context, res stunclient.Resolver, host string) (netip.Addr, error) {
 	if a, err := netip.ParseAddr(host); err == nil {
-		if !a.Unmap().Is4() {
-			return netip.Addr{}, fmt.Errorf("%s: IPv6 TURN servers are not supported yet", host)
+		if a.Zone() != "" {
+			return netip.Addr{}, fmt.Errorf("%s: link-local addresses with a zone are not supported", host)
 		}
 		return a.Unmap(), nil
 	}

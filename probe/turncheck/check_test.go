@@ -29,6 +29,7 @@ type serverOpts struct {
 	perm  turn.PermissionHandler
 	relay turn.RelayAddressGenerator
 	cert  func(*testing.T) (tls.Certificate, *x509.CertPool)
+	ip    string // the listeners' address; 127.0.0.1 when empty
 }
 
 func authFor(user, realm, pass string) turn.AuthHandler {
@@ -49,19 +50,23 @@ func startServer(t *testing.T, o serverOpts) testServer {
 	if o.relay == nil {
 		o.relay = &turn.RelayAddressGeneratorStatic{RelayAddress: net.ParseIP("127.0.0.1"), Address: "127.0.0.1"}
 	}
-	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if o.ip == "" {
+		o.ip = "127.0.0.1"
+	}
+	at := net.JoinHostPort(o.ip, "0")
+	pc, err := net.ListenPacket("udp", at)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tl, err := net.Listen("tcp4", "127.0.0.1:0")
+	tl, err := net.Listen("tcp", at)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cert, pool := testCert(t, "127.0.0.1", time.Now().Add(time.Hour))
+	cert, pool := testCert(t, o.ip, time.Now().Add(time.Hour))
 	if o.cert != nil {
 		cert, pool = o.cert(t)
 	}
-	sl := tls.NewListener(mustListen(t), &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	sl := tls.NewListener(mustListen(t, at), &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
 	s, err := turn.NewServer(turn.ServerConfig{
 		Realm:             "example.org",
 		AuthHandler:       o.auth,
@@ -78,8 +83,8 @@ func startServer(t *testing.T, o serverOpts) testServer {
 	return testServer{UDP: pc.LocalAddr().String(), TCP: tl.Addr().String(), TLS: sl.Addr().String(), CA: pool}
 }
 
-func mustListen(t *testing.T) net.Listener {
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
+func mustListen(t *testing.T, at string) net.Listener {
+	l, err := net.Listen("tcp", at)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,11 +153,11 @@ func TestWorks(t *testing.T) {
 		if r.Verdict != Works || r.Packets == nil || r.Packets.Received != 10 {
 			t.Fatalf("%s: %s (%s) %+v, steps %s", s, r.Verdict, r.Cause, r.Packets, steps(r))
 		}
-		if want := "reach=true auth=true allocate=true permission=true channel-bind=true data=true delete=true"; steps(r) != want {
+		if want := "reach=true auth=true allocate=true permission=true channel-bind=true data=true refresh=true delete=true"; steps(r) != want {
 			t.Errorf("%s: steps %s, want %s", s, steps(r), want)
 		}
-		if r.Realm != "example.org" || !r.Relayed.IsValid() || !r.Reflexive.IsValid() || r.Lifetime == 0 {
-			t.Errorf("%s: realm %q relayed %v reflexive %v lifetime %v", s, r.Realm, r.Relayed, r.Reflexive, r.Lifetime)
+		if r.Realm != "example.org" || !r.Relayed.IsValid() || !r.Reflexive.IsValid() || r.Lifetime == 0 || r.Refreshed != r.Lifetime {
+			t.Errorf("%s: realm %q relayed %v reflexive %v lifetime %v refreshed %v", s, r.Realm, r.Relayed, r.Reflexive, r.Lifetime, r.Refreshed)
 		}
 	}
 }
@@ -200,7 +205,12 @@ func TestFailures(t *testing.T) {
 		cause     string
 	}{
 		{"wrong password", "turn:" + deny.UDP, Options{User: "alice", Password: "wrong"}, Failed, StepAuth, 400, "wrong user or password"},
-		{"REST expired", "turn:" + deny.UDP, Options{User: "1:alice", Password: "x", REST: true}, Failed, StepAuth, 400, "clock"},
+		{"REST expired", "turn:" + deny.UDP, Options{User: "1:alice", Password: "x", REST: true}, Failed, StepAuth, 400,
+			"the credentials expired at 1970-01-01T00:00:01Z by this host's clock"},
+		{"REST expired: pion's nonce tells its clock", "turn:" + deny.UDP, Options{User: "1:alice", Password: "x", REST: true}, Failed, StepAuth, 400,
+			"the server's clock (read from its nonce, to 60 s) agrees with this host's"},
+		{"REST valid but refused", "turn:" + deny.UDP, Options{User: "4102444800:alice", Password: "x", REST: true}, Failed, StepAuth, 400,
+			"valid until 2100-01-01T00:00:00Z by this host's clock: if the server still refuses them, its clock or its secret differs"},
 		{"auth handler rejects", "turn:" + reject.TCP + "?transport=tcp", Options{}, Failed, StepAuth, 400, "realm"},
 		{"peer denied", "turn:" + deny.UDP, Options{}, Failed, StepPermission, 0, "denies that peer address"},
 		{"no data", "turn:" + blackhole.UDP, Options{Packets: 5}, Failed, StepData, 0, "carries no data"},

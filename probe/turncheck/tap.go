@@ -20,6 +20,7 @@ type response struct {
 	success  bool
 	code     int
 	realm    string
+	nonce    string
 	software string
 	mapped   netip.AddrPort
 	lifetime time.Duration
@@ -50,6 +51,10 @@ func (t *tap) ReadFrom(p []byte) (int, net.Addr, error) {
 			var realm stun.Realm
 			if realm.GetFrom(m) == nil {
 				r.realm = realm.String()
+			}
+			var nonce stun.Nonce
+			if nonce.GetFrom(m) == nil {
+				r.nonce = nonce.String()
 			}
 			var sw stun.Software
 			if sw.GetFrom(m) == nil {
@@ -85,6 +90,18 @@ func (t *tap) since(t0 time.Time) []response {
 		}
 	}
 	return out
+}
+
+// nonce is the last NONCE the server sent, "" if none.
+func (t *tap) nonce() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for i := len(t.rs) - 1; i >= 0; i-- {
+		if t.rs[i].nonce != "" {
+			return t.rs[i].nonce
+		}
+	}
+	return ""
 }
 
 // wait waits until a response of method m arrives after t0, or d passes.

@@ -154,11 +154,15 @@ type Result struct {
 	Relayed    netip.AddrPort // allocation A's relayed address
 	Reflexive  netip.AddrPort // the client's address as the server saw it
 	Lifetime   time.Duration
+	Refreshed  time.Duration // the lifetime the server granted on Refresh; 0 if the refresh did not run
 	Software   string
 	Realm      string
 	Packets    *Packets // nil when the data step did not run
 	Elapsed    time.Duration
 	Err        error // the failure's error, nil when it works
+	// silent marks a failure where the server never answered (for the
+	// UDP-versus-TCP/TLS comparison of Run).
+	silent bool
 }
 
 // Step returns the named step, or nil.
