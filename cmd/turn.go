@@ -87,6 +87,10 @@ func (f *turnFlags) options(d *Deps, now time.Time) ([]turncheck.URI, turncheck.
 		return nil, o, usageError("a TURN server needs credentials: --user with --password (or $NATCHECK_TURN_PASSWORD, --password-file), or --secret (or $NATCHECK_TURN_SECRET, --secret-file)")
 	default:
 		o.User, o.Password = f.user, password
+		// REST credentials made elsewhere (a web app hands them out) come
+		// as --user and --password: a refusal is then explained with the
+		// clock, as for --secret.
+		o.REST = turncheck.LooksREST(f.user, now)
 	}
 	if f.ca != "" {
 		pem, err := os.ReadFile(f.ca)

@@ -23,6 +23,18 @@ func RESTExpiry(username string) (time.Time, bool) {
 	return time.Time{}, false
 }
 
+// LooksREST reports whether username has the shape of TURN REST
+// credentials: an expiry timestamp (RESTExpiry) within ten years of now,
+// which no plain user name is likely to carry.
+func LooksREST(username string, now time.Time) bool {
+	t, ok := RESTExpiry(username)
+	if !ok {
+		return false
+	}
+	d := t.Sub(now)
+	return d < 10*365*24*time.Hour && d > -10*365*24*time.Hour
+}
+
 // nonceClock reads the server's clock from a nonce, for the servers whose
 // nonces carry it (pion/turn's), with the reading's precision. coturn's
 // nonces are random: no clock. pion/turn's current nonces are base36
