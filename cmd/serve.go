@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/natcheck/natcheck/rendezvous"
 	"github.com/natcheck/natcheck/server"
 )
 
@@ -26,6 +27,10 @@ type serveOptions struct {
 	maxTCPConns int
 	metrics     string
 	software    string
+
+	rendezvous  bool
+	rdvTTL      time.Duration
+	rdvMaxCodes int
 }
 
 func newServeCmd(d *Deps) *cobra.Command {
@@ -43,11 +48,16 @@ served side by side (up to two addresses per family).
 
 It never answers malformed packets, keeps every UDP answer within 4 times
 the request's size, limits each source's request rate, and bounds its
-memory. Logs go to stderr; --metrics serves Prometheus text on /metrics.
+memory.
+
+With --rendezvous it also lets two natcheck peer --via runs meet on the
+same UDP ports: per code it keeps at most two encrypted blobs it cannot
+read, for at most --rendezvous-ttl (2m). Logs go to stderr; --metrics serves Prometheus text on /metrics.
 SIGINT or SIGTERM stop it cleanly (exit code 0).`,
 		Example: `  natcheck serve --listen 203.0.113.10 --listen 203.0.113.11
   natcheck serve --listen 192.0.2.1 --port 3478 --alt-port 3479 --metrics 127.0.0.1:9478
-  natcheck serve --listen 2001:db8::10 --listen 2001:db8::11 --rate-limit 0`,
+  natcheck serve --listen 2001:db8::10 --listen 2001:db8::11 --rate-limit 0
+  natcheck serve --listen 192.0.2.1 --rendezvous`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			cfg, err := o.config(d.ErrOut)
@@ -69,6 +79,9 @@ SIGINT or SIGTERM stop it cleanly (exit code 0).`,
 	f.IntVar(&o.maxTCPConns, "max-tcp-conns", 1024, "open TCP connections at most (8 per source address)")
 	f.StringVar(&o.metrics, "metrics", "", "host:port serving Prometheus metrics on /metrics (off when empty)")
 	f.StringVar(&o.software, "software", "natcheck", "SOFTWARE attribute value; empty to omit")
+	f.BoolVar(&o.rendezvous, "rendezvous", false, "also serve the rendezvous of natcheck peer --via (UDP, primary and alternate ports)")
+	f.DurationVar(&o.rdvTTL, "rendezvous-ttl", rendezvous.DefaultTTL, "how long a rendezvous code and its two encrypted blobs are kept (at most 5m)")
+	f.IntVar(&o.rdvMaxCodes, "rendezvous-max-codes", rendezvous.DefaultMaxCodes, "rendezvous codes held at once")
 	// serve is a daemon, not a probe: its exit codes are its own. (Set
 	// before the command joins the tree, so UsageTemplate is cobra's plain
 	// one, not the root's with the probes' codes.)
@@ -106,6 +119,12 @@ func (o *serveOptions) config(log io.Writer) (server.Config, error) {
 	if math.IsNaN(o.rateLimit) || math.IsInf(o.rateLimit, 0) {
 		return server.Config{}, usageError("--rate-limit %v is not a number of requests per second (0 = unlimited)", o.rateLimit)
 	}
+	if o.rdvTTL <= 0 || o.rdvTTL > rendezvous.MaxTTL {
+		return server.Config{}, usageError("--rendezvous-ttl %v is out of range (above 0, at most %v)", o.rdvTTL, rendezvous.MaxTTL)
+	}
+	if o.rdvMaxCodes < 1 {
+		return server.Config{}, usageError("--rendezvous-max-codes must be at least 1")
+	}
 	if len(o.software) > 128 {
 		return server.Config{}, usageError("--software is longer than 128 bytes")
 	}
@@ -115,6 +134,7 @@ func (o *serveOptions) config(log io.Writer) (server.Config, error) {
 		RateLimit: o.rateLimit, RateBurst: o.rateBurst,
 		NoTCP: o.noTCP, MaxTCPConns: o.maxTCPConns,
 		Software: o.software, MetricsAddr: o.metrics,
+		Rendezvous: o.rendezvous, RendezvousTTL: o.rdvTTL, RendezvousMaxCodes: o.rdvMaxCodes,
 		Logf: stderrLogger(log),
 	}, nil
 }

@@ -29,6 +29,9 @@ func TestServeUsageErrors(t *testing.T) {
 		{[]string{"serve", "--listen", "127.0.0.1", "--rate-limit", "NaN"}, "not a number"},
 		{[]string{"serve", "--listen", "127.0.0.1", "--rate-limit", "+Inf"}, "not a number"},
 		{[]string{"serve", "--listen", "127.0.0.1", "--batch", "0"}, "--batch must be at least 1"},
+		{[]string{"serve", "--listen", "127.0.0.1", "--rendezvous", "--rendezvous-ttl", "10m"}, "--rendezvous-ttl 10m0s is out of range"},
+		{[]string{"serve", "--listen", "127.0.0.1", "--rendezvous", "--rendezvous-ttl", "0s"}, "--rendezvous-ttl"},
+		{[]string{"serve", "--listen", "127.0.0.1", "--rendezvous-max-codes", "0"}, "--rendezvous-max-codes must be at least 1"},
 	} {
 		var out, errOut bytes.Buffer
 		code := Execute(context.Background(), tc.args, testDeps(&out, &errOut, nil))

@@ -1,14 +1,23 @@
 package server
 
-import "net/netip"
+import (
+	"net/netip"
+
+	"github.com/natcheck/natcheck/rendezvous"
+)
 
 // amplification bounds a UDP answer to this many times the request's size.
 // With it a minimal 20-byte request still gets every attribute over IPv4
 // (80 bytes) and the ones RFC 5780 clients need over IPv6; see buildSuccess.
 const amplification = 4
 
-// maxResponse is the largest answer we build (mirrored PADDING included).
-const maxResponse = 2048
+// maxSTUN is the largest STUN request answered, and the largest STUN
+// answer built (mirrored PADDING included).
+const maxSTUN = 2048
+
+// maxResponse is the size of an answer buffer: a STUN answer or a
+// rendezvous reply (a sealed 2 KiB blob and its header).
+const maxResponse = rendezvous.MaxMessage
 
 // Endpoint indexes within a family: bit 0 selects the alternate port,
 // bit 1 the alternate IP, so CHANGE-REQUEST flags map onto XOR.
@@ -30,10 +39,11 @@ const (
 	replySuccess replyKind = iota
 	replyError400
 	replyError420
+	replyRendezvous
 	numReplyKinds
 )
 
-var replyNames = [numReplyKinds]string{"success", "error_400", "error_420"}
+var replyNames = [numReplyKinds]string{"success", "error_400", "error_420", "rendezvous"}
 
 // reply is the outcome of one request.
 type reply struct {
@@ -50,6 +60,7 @@ type handler struct {
 	fam      *family
 	lim      *limiter // nil: no rate limit
 	software string
+	rdv      *rendezvous.Store // nil: rendezvous requests get "disabled"
 }
 
 // handle processes one request that arrived on endpoint local from src.
@@ -57,6 +68,15 @@ type handler struct {
 // connection and no amplification bound is needed (the handshake proves
 // the source).
 func (h *handler) handle(pkt []byte, src netip.AddrPort, local int, stream bool, now int64, out []byte) reply {
+	if !stream && rendezvous.IsMessage(pkt) {
+		return h.rendezvous(pkt, src, local, now, out)
+	}
+	if len(pkt) > maxSTUN {
+		return reply{drop: dropTooLarge}
+	}
+	if len(out) > maxSTUN {
+		out = out[:maxSTUN]
+	}
 	var r request
 	if d := parseRequest(pkt, &r); d != dropNone {
 		return reply{drop: d}
@@ -113,6 +133,29 @@ func (h *handler) handle(pkt []byte, src netip.AddrPort, local int, stream bool,
 		budget = amplification * len(pkt)
 	}
 	rep.n = buildSuccess(out, &r, &a, budget, h.software)
+	return rep
+}
+
+// rendezvous answers a rendezvous datagram (UDP only: its magic can never
+// start a STUN message, see package rendezvous). It takes a token from the
+// source's buckets like a plain Binding request. Without --rendezvous a
+// well-formed request is told so, in a reply smaller than itself.
+func (h *handler) rendezvous(pkt []byte, src netip.AddrPort, local int, now int64, out []byte) reply {
+	if len(pkt) > rendezvous.MaxMessage {
+		return reply{drop: dropTooLarge}
+	}
+	if h.lim != nil && !h.lim.allow(src, limitPlain, now) {
+		return reply{drop: dropRateLimited}
+	}
+	rep := reply{from: local, to: src, kind: replyRendezvous}
+	if h.rdv != nil {
+		rep.n = h.rdv.Handle(pkt, src, now, out)
+	} else {
+		rep.n = rendezvous.Disabled(pkt, out)
+	}
+	if rep.n == 0 {
+		rep.drop = dropMalformed
+	}
 	return rep
 }
 

@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 
 	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/natcheck/natcheck/rendezvous"
 )
 
 // counters belong to one reader goroutine (or to all TCP connections), so
@@ -81,6 +83,18 @@ func (s *Server) WriteMetrics(w io.Writer) {
 		sources = s.lim.size()
 	}
 	metrics.WriteGaugeUint64(w, "natcheck_serve_ratelimit_sources", uint64(sources))
+	if s.rdv != nil {
+		st := s.rdv.Stats(s.now())
+		metrics.WriteGaugeUint64(w, "natcheck_serve_rendezvous_codes_active", uint64(st.Codes))
+		metrics.WriteGaugeUint64(w, "natcheck_serve_rendezvous_blobs_held", uint64(st.Blobs))
+		metrics.WriteGaugeUint64(w, "natcheck_serve_rendezvous_bytes_held", uint64(st.Bytes))
+		metrics.WriteCounterUint64(w, "natcheck_serve_rendezvous_blobs_stored_total", st.Stored)
+		metrics.WriteCounterUint64(w, "natcheck_serve_rendezvous_codes_expired_total", st.Expired)
+		metrics.WriteCounterUint64(w, "natcheck_serve_rendezvous_leaves_total", st.Left)
+		for i, name := range rendezvous.RefusalNames {
+			metrics.WriteCounterUint64(w, fmt.Sprintf(`natcheck_serve_rendezvous_refused_total{reason=%q}`, name), st.Refused[i])
+		}
+	}
 	metrics.WriteProcessMetrics(w)
 }
 

@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/natcheck/natcheck/rendezvous"
 )
 
 // DefaultRateLimit is the default sustained rate per source address, in
@@ -58,6 +60,12 @@ type Config struct {
 	TCPIdle time.Duration
 	// Software is sent in the SOFTWARE attribute ("" for none).
 	Software string
+	// Rendezvous enables the rendezvous service (package rendezvous) on
+	// the UDP endpoints; RendezvousTTL (0: 2 min, at most 5 min) and
+	// RendezvousMaxCodes (0: 10000) bound what it keeps.
+	Rendezvous         bool
+	RendezvousTTL      time.Duration
+	RendezvousMaxCodes int
 	// MetricsAddr, if set, is a host:port serving Prometheus text on /metrics.
 	MetricsAddr string
 	// Logf receives log lines (nil: discarded).
@@ -106,7 +114,8 @@ func (e *BindError) Unwrap() error { return e.Err }
 type Server struct {
 	cfg  Config
 	fams []*servedFamily
-	lim  *limiter // shared by all families; nil without a rate limit
+	lim  *limiter          // shared by all families; nil without a rate limit
+	rdv  *rendezvous.Store // shared by all families; nil without --rendezvous
 
 	udpCounters []*counters
 	tcpCounters *counters
@@ -149,8 +158,11 @@ func Listen(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.RateLimit > 0 {
 		s.lim = newLimiter(cfg.RateLimit, cfg.RateBurst)
 	}
+	if cfg.Rendezvous {
+		s.rdv = rendezvous.NewStore(rendezvous.StoreConfig{TTL: cfg.RendezvousTTL, MaxCodes: cfg.RendezvousMaxCodes, Amplification: amplification})
+	}
 	for _, addrs := range groupFamilies(cfg.Addrs) {
-		sf := &servedFamily{h: &handler{lim: s.lim, software: cfg.Software}}
+		sf := &servedFamily{h: &handler{lim: s.lim, software: cfg.Software, rdv: s.rdv}}
 		sf.h.fam = &sf.fam
 		if err := s.bindFamily(ctx, sf, addrs); err != nil {
 			s.closeSockets()
@@ -211,6 +223,12 @@ func (c *Config) normalise() error {
 	}
 	if math.IsNaN(c.RateLimit) || math.IsInf(c.RateLimit, 0) {
 		return &ConfigError{fmt.Errorf("rate limit %v is not a number of requests per second (0 = unlimited)", c.RateLimit)}
+	}
+	if c.RendezvousTTL < 0 || c.RendezvousTTL > rendezvous.MaxTTL {
+		return &ConfigError{fmt.Errorf("rendezvous TTL %v is out of range (at most %v)", c.RendezvousTTL, rendezvous.MaxTTL)}
+	}
+	if c.RendezvousMaxCodes < 0 {
+		return &ConfigError{errors.New("rendezvous codes cannot be negative")}
 	}
 	if c.Workers > maxWorkers || c.Batch > maxBatch {
 		return &ConfigError{fmt.Errorf("at most %d workers and batches of %d", maxWorkers, maxBatch)}
@@ -501,6 +519,9 @@ func (s *Server) describe() string {
 	proto := "udp+tcp"
 	if s.cfg.NoTCP {
 		proto = "udp"
+	}
+	if s.rdv != nil {
+		proto += ", rendezvous on udp"
 	}
 	return fmt.Sprintf("%s (%s, %d workers)", d, proto, s.cfg.Workers)
 }

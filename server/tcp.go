@@ -67,8 +67,8 @@ func (s *Server) release(c net.Conn, ip netip.Addr) {
 // trusted after garbage.
 func (s *Server) serveConn(sf *servedFamily, ep int, conn *net.TCPConn, src netip.AddrPort) {
 	c := s.tcpCounters
-	buf := make([]byte, rxSize)
-	out := make([]byte, maxResponse)
+	buf := make([]byte, maxSTUN) // no rendezvous over TCP
+	out := make([]byte, maxSTUN)
 	src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
 	for {
 		_ = conn.SetReadDeadline(time.Now().Add(s.cfg.TCPIdle))

@@ -1,10 +1,16 @@
 package server
 
-import "time"
+import (
+	"time"
 
-// rxSize is the receive buffer per datagram: room for a request padded to
-// a 1500-byte MTU (RFC 5780 PADDING). Larger datagrams are dropped.
-const rxSize = 2048
+	"github.com/natcheck/natcheck/rendezvous"
+)
+
+// rxSize is the receive buffer per datagram: room for a STUN request padded
+// to a 1500-byte MTU (RFC 5780 PADDING; STUN requests over 2048 bytes are
+// dropped) and for a rendezvous request carrying a 2 KiB blob. Larger
+// datagrams are dropped.
+const rxSize = rendezvous.MaxMessage
 
 // udpLoop answers datagrams arriving on endpoint ep of worker w until the
 // socket is closed.
