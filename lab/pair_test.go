@@ -82,6 +82,13 @@ type puncher struct {
 	mu      sync.Mutex
 	targets []netip.AddrPort
 	got     []netip.AddrPort // sources the peer's datagrams came from
+	peer    *puncher         // when both have heard from each other, the punch is over
+}
+
+func (p *puncher) heard() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.got) > 0
 }
 
 // run sends to every target every 20 ms from start until stop, and
@@ -92,6 +99,11 @@ func (p *puncher) run(start time.Duration, stop time.Time, refl netip.AddrPort, 
 	time.Sleep(start)
 	buf := make([]byte, 100)
 	for time.Now().Before(stop) {
+		if p.peer != nil && p.heard() && p.peer.heard() {
+			// One more round, so the peer's last datagrams find an answer.
+			stop = time.Now().Add(100 * time.Millisecond)
+			p.peer = nil
+		}
 		p.mu.Lock()
 		targets := slices.Clone(p.targets)
 		p.mu.Unlock()
@@ -147,6 +159,7 @@ func punch(t *testing.T, p *Pair, lead time.Duration, viaHost bool) punchResult 
 	r.mapA, r.mapB = mapping(t, ca, refl), mapping(t, cb, refl)
 	a := &puncher{c: ca, name: "A"}
 	b := &puncher{c: cb, name: "B"}
+	a.peer, b.peer = b, a
 	for _, x := range []struct {
 		p    *puncher
 		m    netip.AddrPort
