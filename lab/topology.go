@@ -251,6 +251,12 @@ func lossRules(n int) string {
 // redirects, and ICMP errors (time exceeded for TTL probes) are not rate
 // limited. The wire namespace gets no IPv6 so its relay ports stay silent.
 func (l *Lab) sysctls(ns string) error {
+	return l.setSysctls(ns, ns == l.Router || ns == l.Carrier, ns == l.Wire)
+}
+
+// setSysctls sets a namespace up as a router (forwarding, no redirects),
+// a wire (no IPv6) or a host; see sysctls.
+func (l *Lab) setSysctls(ns string, router, wire bool) error {
 	set := map[string]string{
 		"net/ipv4/conf/all/rp_filter":     "0",
 		"net/ipv4/conf/default/rp_filter": "0",
@@ -261,12 +267,12 @@ func (l *Lab) sysctls(ns string) error {
 		"net/ipv6/conf/all/accept_dad":     "0",
 		"net/ipv6/conf/default/accept_dad": "0",
 	}
-	switch ns {
-	case l.Router, l.Carrier:
+	switch {
+	case router:
 		set["net/ipv4/ip_forward"] = "1"
 		set["net/ipv4/conf/all/send_redirects"] = "0"
 		set["net/ipv4/conf/default/send_redirects"] = "0"
-	case l.Wire:
+	case wire:
 		set["net/ipv6/conf/all/disable_ipv6"] = "1"
 		set["net/ipv6/conf/default/disable_ipv6"] = "1"
 	}

@@ -14,15 +14,20 @@ import (
 // WAN (veth end wire0) and the internet (veth end wire1) holding every frame for
 // DelayMs. The kernel has no netem, so this relay is the lab's delay line.
 func (l *Lab) startWire() error {
+	return l.startWireIn(l.Wire, time.Duration(l.Options.DelayMs)*time.Millisecond)
+}
+
+// startWireIn runs labwire in the wire namespace ns, between its wire0 and
+// wire1, holding every frame for delay.
+func (l *Lab) startWireIn(ns string, delay time.Duration) error {
 	bin, err := buildOnce("labwire", "./lab/cmd/labwire")
 	if err != nil {
 		return err
 	}
-	if err := l.ip(l.Wire, "link set dev wire0 promisc on up\nlink set dev wire1 promisc on up"); err != nil {
+	if err := l.ip(ns, "link set dev wire0 promisc on up\nlink set dev wire1 promisc on up"); err != nil {
 		return err
 	}
-	delay := time.Duration(l.Options.DelayMs) * time.Millisecond
-	cmd := l.Command(context.Background(), l.Wire, bin, "-a", "wire0", "-b", "wire1", "-delay", delay.String())
+	cmd := l.Command(context.Background(), ns, bin, "-a", "wire0", "-b", "wire1", "-delay", delay.String())
 	dieWithParent(cmd)
 	// labwire also exits when its stdin closes, i.e. when this process dies.
 	stdin, err := cmd.StdinPipe()
