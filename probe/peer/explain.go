@@ -55,7 +55,7 @@ func Explain(outcome nat.P2P, sel *Pair, a, b Side) (explanation, finding string
 			finding = mismatch(a, b)
 		}
 	default:
-		explanation = "direct failed: " + directWhy(a, b, reason, predicted)
+		explanation = directWhy(a, b, reason, predicted)
 		switch {
 		case turn:
 			explanation += "; the relay did not connect either (check it with natcheck turn)"

@@ -35,7 +35,7 @@ const (
 	// are gathered.
 	NATTimeout = 2 * time.Second
 	// GatherTimeout bounds gathering (STUN and TURN servers).
-	GatherTimeout = 3 * time.Second
+	GatherTimeout = 2 * time.Second
 	pingInterval  = 20 * time.Millisecond
 )
 
