@@ -189,7 +189,7 @@ func PeerText(out io.Writer, r *peer.Result, verbose bool) error {
 		}
 	}
 	if len(r.Pairs) > 0 {
-		fmt.Fprintf(tw, "pairs (local -> remote)\t\n")
+		fmt.Fprintf(tw, "pairs (local -> remote)\n")
 	}
 	for _, p := range r.Pairs {
 		nom := ""

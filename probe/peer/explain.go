@@ -7,9 +7,9 @@ import (
 	"github.com/natcheck/natcheck/probe/nat"
 )
 
-// classify sets the outcome from the selected pair, then compares it with
-// the prediction and explains both.
-func classify(r *Result) {
+// Classify sets the outcome from the selected pair, then the prediction
+// from both sides' NAT types, whether they match, and why.
+func Classify(r *Result) {
 	switch {
 	case r.Selected == nil:
 		r.Outcome = nat.P2PFailed
@@ -19,6 +19,7 @@ func classify(r *Result) {
 		r.Outcome = nat.P2PDirect
 	}
 	a, b := r.AB()
+	r.Predicted = nat.Predict(a.NAT.Type, b.NAT.Type, a.TURN || b.TURN)
 	r.Explanation, r.Finding = Explain(r.Outcome, r.Selected, a, b)
 	r.Matched = tri.Unknown
 	if r.Predicted != nat.P2PUnknown && r.Predicted != "" {

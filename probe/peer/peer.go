@@ -226,7 +226,7 @@ func Run(ctx context.Context, o Options) *Result {
 			return res
 		}
 		logf("ICE checks: %v", err)
-		classify(res)
+		Classify(res)
 		return res
 	}
 	res.TimeToConnect = time.Since(met)
@@ -254,7 +254,7 @@ func Run(ctx context.Context, o Options) *Result {
 		res.Err = ctx.Err()
 		return res
 	}
-	classify(res)
+	Classify(res)
 	return res
 }
 
