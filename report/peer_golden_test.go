@@ -36,9 +36,9 @@ var (
 func fxPeerDirect() *peer.Result {
 	r := &peer.Result{
 		Role: peer.Controlling, Meeting: peer.MeetingTicket,
-		Selected: &peer.Pair{Local: fxASrflx, Remote: fxBSrflx, State: "succeeded", Nominated: true, RTT: ms(41.9)},
+		Selected:      &peer.Pair{Local: fxASrflx, Remote: fxBSrflx, State: "succeeded", Nominated: true, RTT: ms(41.9)},
 		TimeToConnect: ms(612.4), Pings: peer.Pings{Sent: 20, Received: 20, RTT: ms(41.3)},
-		Local: peerSide(nat.TypePortRestrictedCone, nat.EndpointIndependent, nat.AddressAndPortDependent, "203.0.113.2:50412", fxAHost, fxASrflx),
+		Local:  peerSide(nat.TypePortRestrictedCone, nat.EndpointIndependent, nat.AddressAndPortDependent, "203.0.113.2:50412", fxAHost, fxASrflx),
 		Remote: peerSide(nat.TypeFullCone, nat.EndpointIndependent, nat.EndpointIndependent, "198.51.100.7:61002", fxBHost, fxBSrflx),
 		Pairs: []peer.Pair{
 			{Local: fxAHost, Remote: fxBHost, State: "failed"},
@@ -86,9 +86,9 @@ func fxPeerRelayed() *peer.Result {
 	aSrflx := cand(peer.Srflx, "203.0.113.2:40001", "192.168.1.2:50412")
 	r := &peer.Result{
 		Role: peer.Controlling, Meeting: peer.MeetingTicket,
-		Selected: &peer.Pair{Local: aSrflx, Remote: relay, State: "succeeded", Nominated: true, RTT: ms(63.0)},
+		Selected:      &peer.Pair{Local: aSrflx, Remote: relay, State: "succeeded", Nominated: true, RTT: ms(63.0)},
 		TimeToConnect: 2*time.Second + ms(540), Pings: peer.Pings{Sent: 20, Received: 19, RTT: ms(62.4), Loss: 0.05},
-		Local: peerSide(nat.TypeSymmetric, nat.AddressAndPortDependent, nat.AddressAndPortDependent, "203.0.113.2:40001", fxAHost, aSrflx),
+		Local:  peerSide(nat.TypeSymmetric, nat.AddressAndPortDependent, nat.AddressAndPortDependent, "203.0.113.2:40001", fxAHost, aSrflx),
 		Remote: peerSide(nat.TypeSymmetric, nat.AddressAndPortDependent, nat.AddressAndPortDependent, "198.51.100.7:40777", fxBHost, fxBSrflx, relay),
 		Pairs: []peer.Pair{
 			{Local: aSrflx, Remote: fxBSrflx, State: "failed"},
