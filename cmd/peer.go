@@ -152,7 +152,7 @@ func runPeer(parent context.Context, d *Deps, c *cobra.Command, o *peerOptions, 
 			return &UsageError{Err: res.Err}
 		}
 		if parent.Err() != nil {
-			return parent.Err()
+			return &ExitError{Code: ExitInterrupted, Err: errors.New("interrupted")}
 		}
 		return res.Err
 	}
