@@ -52,6 +52,7 @@ var commandExitCodes = map[string][]int{
 	"portmap": {ExitOK, ExitFailure, ExitUsage, ExitInterrupted},
 	"servers": {ExitOK, ExitFailure, ExitUsage, ExitInterrupted},
 	"turn":    {ExitOK, ExitFailure, ExitUsage, ExitNoAnswer, ExitRelayFailed, ExitInterrupted},
+	"peer":    {ExitOK, ExitFailure, ExitUsage, ExitNoAnswer, ExitRelayedOnly, ExitInterrupted},
 }
 
 // commandExitMeanings overrides exitMeanings for one command.
@@ -60,6 +61,12 @@ var commandExitMeanings = map[string]map[int]string{
 		ExitOK:          "the relay works (on every server given)",
 		ExitNoAnswer:    "a TURN server did not answer over its transport (and none failed)",
 		ExitRelayFailed: "a TURN server was reached but relaying failed (auth, allocation, permission, data, TLS)",
+	},
+	"peer": {
+		ExitOK:          "connected directly (a host or reflexive pair)",
+		ExitUsage:       "bad usage (also a malformed or wrong ticket)",
+		ExitNoAnswer:    "no connection within --timeout",
+		ExitRelayedOnly: "connected through the TURN relay only",
 	},
 }
 
@@ -173,6 +180,7 @@ behind NAT, of which kind, and what that means for peer-to-peer connections.`,
 		newReportCmd(d),
 		newServersCmd(d),
 		newTurnCmd(d),
+		newPeerCmd(d),
 		newServeCmd(d),
 		newVersionCmd(d),
 	)

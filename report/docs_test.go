@@ -65,6 +65,11 @@ func TestDocsExamples(t *testing.T) {
 		{file: "docs/tcp.md", first: "{", golden: "tcp.json"},
 		{file: "docs/lifetime.md", cmd: "natcheck lifetime -s stun.example.net", golden: "lifetime.txt"},
 		{file: "docs/lifetime.md", first: "{", golden: "lifetime.json"},
+		{file: "docs/peer.md", cmd: "natcheck peer AQEWl3Jr...", golden: "peer.txt"},
+		{file: "docs/peer.md", cmd: "natcheck peer --answer answer.txt", golden: "peer-failed.txt"},
+		{file: "docs/peer.md", cmd: "natcheck peer AQEWl3Jr...     # two port-restricted cones", golden: "peer-mismatch.txt"},
+		{file: "docs/peer.md", cmd: "natcheck peer --turn turn:turn.example.net --user alice AQEWl3Jr...", golden: "peer-relayed.txt"},
+		{file: "docs/peer.md", first: "{", golden: "peer-failed.json"},
 	} {
 		name := ex.file + ": " + ex.cmd + ex.first
 		t.Run(name, func(t *testing.T) {

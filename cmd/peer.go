@@ -1,0 +1,231 @@
+package cmd
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/natcheck/natcheck/probe/nat"
+	"github.com/natcheck/natcheck/probe/peer"
+	"github.com/natcheck/natcheck/report"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+)
+
+// ExitRelayedOnly is peer's "connected, but only through the TURN relay".
+const ExitRelayedOnly = 6
+
+// peerOptions is everything `natcheck peer` takes from its flags.
+type peerOptions struct {
+	flags    probeFlags
+	turn     turnFlags
+	answer   string
+	via      string
+	pings    int
+	noHost   bool
+	loopback bool
+}
+
+func newPeerCmd(d *Deps) *cobra.Command {
+	o := &peerOptions{}
+	c := &cobra.Command{
+		Use:   "peer [TICKET]",
+		Short: "Test whether two hosts connect directly (ICE), and explain why not",
+		Long: `peer runs a real connection attempt between this host and another, the way
+WebRTC does (ICE, RFC 8445): each side gathers host, server-reflexive (from
+the STUN servers) and, with --turn, relay candidates, and runs the quick NAT
+check meanwhile; the two sides exchange tickets; both check every
+candidate pair for at most --timeout; the selected pair is pinged --pings
+times for round trip and loss. The outcome is direct (and over which
+pair), relayed (only through TURN) or failed, compared with what the two
+NAT types predict: a mismatch is itself a finding.
+
+Without a ticket, peer prints its ticket on stderr ("ticket: ...") and
+reads the other side's answer from --answer PATH (polled until it holds a
+line; - for stdin) or from stdin. With the other side's TICKET, it prints
+its answer ("answer: ...") and starts the checks. The side that printed
+the first ticket is A (controlling), the other B.
+
+Candidates are IPv4 and IPv6 (a pair forms where both sides have the
+family); -4 or -6 keeps one. TURN servers and credentials as for
+natcheck turn (--turn, --user, --password, --secret, ...); --ca and
+--insecure are not supported here (the ICE agent verifies a turns:
+server with the system's CAs). Ctrl-C says bye to the other side over the
+connection, which then ends too.`,
+		Example: `  natcheck peer                              # side A: prints a ticket, then waits for the answer
+  natcheck peer AQE...                       # side B: takes A's ticket, prints the answer
+  natcheck peer --answer answer.txt --json   # side A in a script
+  natcheck peer --turn turn:turn.example.net --user alice --password-file pw.txt AQE...`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			ticket := ""
+			if len(args) == 1 {
+				ticket = args[0]
+			}
+			return runPeer(c.Context(), d, c, o, ticket)
+		},
+	}
+	o.flags.register(c)
+	fl := c.Flags()
+	fl.Lookup("timeout").Usage = "bound of the ICE checks once both sides met"
+	fl.Lookup("timeout").DefValue = peer.DefaultTimeout.String()
+	o.flags.timeout = peer.DefaultTimeout
+	fl.Lookup("ipv4").Usage = "offer IPv4 candidates only (default: IPv4 and IPv6)"
+	fl.Lookup("ipv6").Usage = "offer IPv6 candidates only, and run the NAT check over IPv6"
+	o.turn.register(c, "turn", "")
+	fl.StringVar(&o.answer, "answer", "", "side A: read the answer ticket from this file (polled until it holds a line; - for stdin)")
+	fl.StringVar(&o.via, "via", "", "meet through a natcheck serve --rendezvous at HOST[:PORT] instead of tickets")
+	fl.IntVar(&o.pings, "pings", peer.DefaultPings, "pings over the selected pair, for round trip and loss")
+	fl.BoolVar(&o.noHost, "no-host", false, "offer no host candidates (to test the reflexive paths)")
+	fl.BoolVar(&o.loopback, "loopback", false, "offer loopback host candidates (both sides on one host)")
+	_ = fl.MarkHidden("loopback")
+	return c
+}
+
+func runPeer(parent context.Context, d *Deps, c *cobra.Command, o *peerOptions, ticket string) error {
+	if o.via != "" {
+		return usageError("--via: rendezvous not available in this build; use tickets (run natcheck peer, then natcheck peer TICKET on the other side)")
+	}
+	if o.pings < 1 || o.pings > 1000 {
+		return usageError("--pings must be 1-1000, got %d", o.pings)
+	}
+	r, err := o.flags.resolve(d)
+	if err != nil {
+		return err
+	}
+	opts := peer.Options{Servers: r.servers, Resolver: r.resolver, Pings: o.pings, Timeout: r.timeout,
+		NoHost: o.noHost, Loopback: o.loopback}
+	if o.flags.ipv4 || o.flags.ipv6 {
+		opts.Family = r.family
+	}
+	if len(o.turn.servers) > 0 {
+		if o.turn.ca != "" || o.turn.insecure {
+			return usageError("--ca and --insecure are not supported by peer: the ICE agent verifies a turns: server with the system's CAs")
+		}
+		us, to, err := o.turn.options(d, time.Now())
+		if err != nil {
+			return err
+		}
+		opts.TURN, opts.TURNUser, opts.TURNPass = us, to.User, to.Password
+	}
+	show := func(label string) func(string) error {
+		return func(s string) error {
+			_, err := fmt.Fprintf(d.ErrOut, "%s: %s\n", label, s)
+			if err == nil && isTerminal(d.ErrOut) {
+				if label == "ticket" {
+					fmt.Fprintln(d.ErrOut, "Send this ticket to the other side, which runs: natcheck peer TICKET")
+				} else {
+					fmt.Fprintln(d.ErrOut, "Send this answer to the other side; the test starts now.")
+				}
+			}
+			return err
+		}
+	}
+	if ticket != "" {
+		if o.answer != "" {
+			return usageError("--answer is for the side without a ticket")
+		}
+		t, err := peer.DecodeTicket(ticket)
+		if err != nil {
+			return &UsageError{Err: err}
+		}
+		if t.Answer {
+			return usageError("that is an answer ticket: give it to the side that printed the first ticket (its --answer file or stdin)")
+		}
+		opts.Signal = &peer.TicketAnswer{Offer: t, Show: show("answer")}
+	} else {
+		opts.Signal = &peer.TicketOffer{Show: show("ticket"), ReadAnswer: func(ctx context.Context) (string, error) {
+			return readAnswer(ctx, d, o.answer)
+		}}
+	}
+	if o.flags.verbose {
+		opts.Logf = verboseLogger(d, "peer")
+	}
+	res := peer.Run(parent, opts)
+	if res.Err != nil {
+		if errors.Is(res.Err, peer.ErrBadTicket) {
+			return &UsageError{Err: res.Err}
+		}
+		if parent.Err() != nil {
+			return &ExitError{Code: ExitInterrupted, Err: errors.New("interrupted")}
+		}
+		return res.Err
+	}
+	if o.flags.json {
+		err = report.WriteJSON(d.Out, report.NewPeerJSON(res))
+	} else {
+		err = report.PeerText(d.Out, res, o.flags.verbose)
+	}
+	if err != nil {
+		return err
+	}
+	return peerExit(res)
+}
+
+// peerExit is nil for a direct connection, else an ExitError: 6 when only
+// the relay connected, 3 when nothing did.
+func peerExit(r *peer.Result) error {
+	switch r.Outcome {
+	case nat.P2PDirect:
+		return nil
+	case nat.P2PRelayed:
+		return &ExitError{Code: ExitRelayedOnly, Err: errors.New("connected through the relay only")}
+	}
+	return &ExitError{Code: ExitNoAnswer, Err: errors.New("no connection")}
+}
+
+// readAnswer reads the answer ticket: from the file path (polled every
+// 100 ms until it holds a complete line), from stdin for "-" or "" (with
+// a prompt on a terminal).
+func readAnswer(ctx context.Context, d *Deps, path string) (string, error) {
+	if path != "" && path != "-" {
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			if b, err := os.ReadFile(path); err == nil {
+				if line, _, ok := strings.Cut(string(b), "\n"); ok {
+					return line, nil
+				}
+			} else if !errors.Is(err, os.ErrNotExist) {
+				return "", usageError("--answer: cannot read %s: %v", path, errors.Unwrap(err))
+			}
+			select {
+			case <-tick.C:
+			case <-ctx.Done():
+				return "", ctx.Err()
+			}
+		}
+	}
+	if path == "" && isTerminal(d.In) {
+		fmt.Fprint(d.ErrOut, "answer> ")
+	}
+	line := make(chan string, 1)
+	fail := make(chan error, 1)
+	go func() {
+		s, err := bufio.NewReader(d.In).ReadString('\n')
+		if err != nil && (err != io.EOF || strings.TrimSpace(s) == "") {
+			fail <- usageError("no answer ticket on stdin")
+			return
+		}
+		line <- s
+	}()
+	select {
+	case s := <-line:
+		return s, nil
+	case err := <-fail:
+		return "", err
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+}
+
+// isTerminal reports whether a stream is a terminal.
+func isTerminal(s any) bool {
+	f, ok := s.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}

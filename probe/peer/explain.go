@@ -1,0 +1,101 @@
+package peer
+
+import (
+	"fmt"
+
+	"github.com/natcheck/natcheck/internal/tri"
+	"github.com/natcheck/natcheck/probe/nat"
+)
+
+// Classify sets the outcome from the selected pair, then the prediction
+// from both sides' NAT types, whether they match, and why.
+func Classify(r *Result) {
+	switch {
+	case r.Selected == nil:
+		r.Outcome = nat.P2PFailed
+	case r.Selected.Local.Type == Relay || r.Selected.Remote.Type == Relay:
+		r.Outcome = nat.P2PRelayed
+	default:
+		r.Outcome = nat.P2PDirect
+	}
+	a, b := r.AB()
+	r.Predicted = nat.Predict(a.NAT.Type, b.NAT.Type, a.TURN || b.TURN)
+	r.Explanation, r.Finding = Explain(r.Outcome, r.Selected, a, b)
+	r.Matched = tri.Unknown
+	if r.Predicted != nat.P2PUnknown && r.Predicted != "" {
+		r.Matched = tri.Of(r.Predicted == r.Outcome)
+	}
+}
+
+// Explain says why the outcome is what it is, from the selected pair and
+// both sides (a controlling, b controlled), and, when the outcome is not
+// the one their NAT types predict, what that suggests (finding; "" when
+// they agree or there is no prediction).
+func Explain(outcome nat.P2P, sel *Pair, a, b Side) (explanation, finding string) {
+	turn := a.TURN || b.TURN
+	predicted := nat.Predict(a.NAT.Type, b.NAT.Type, turn)
+	reason := nat.PredictionReason(a.NAT.Type, b.NAT.Type)
+	switch outcome {
+	case nat.P2PDirect:
+		switch {
+		case sel != nil && sel.Local.Type == Host && sel.Remote.Type == Host:
+			explanation = "the host addresses reach each other: the two sides share a network, or one has a public address"
+		default:
+			explanation = "hole punching worked: each side's packets got through the other's NAT"
+		}
+		if predicted == nat.P2PFailed || predicted == nat.P2PRelayed {
+			if sel != nil && sel.Local.Type == Host && sel.Remote.Type == Host {
+				finding = "the NAT types predict no direct path (" + reason + "), but the two sides did not need to cross their NATs"
+			} else {
+				finding = "better than the NAT types predict (" + reason + "): a NAT kept its port toward the peer, or allocates ports predictably"
+			}
+		}
+	case nat.P2PRelayed:
+		explanation = "direct failed: " + directWhy(a, b, reason, predicted) + "; the TURN relay carried the connection"
+		if predicted == nat.P2PDirect {
+			finding = mismatch(a, b)
+		}
+	default:
+		explanation = directWhy(a, b, reason, predicted)
+		switch {
+		case turn:
+			explanation += "; the relay did not connect either (check it with natcheck turn)"
+		default:
+			explanation += "; a relay is needed (--turn), or a port mapping"
+		}
+		if predicted == nat.P2PDirect {
+			finding = mismatch(a, b)
+		}
+	}
+	return explanation, finding
+}
+
+// directWhy says why no direct path was found.
+func directWhy(a, b Side, reason string, predicted nat.P2P) string {
+	switch predicted {
+	case nat.P2PFailed, nat.P2PRelayed:
+		return reason
+	case nat.P2PDirect:
+		return "no candidate pair answered although the NAT types allow it"
+	}
+	if len(a.Candidates) == 0 || len(b.Candidates) == 0 {
+		return "a side offered no candidates"
+	}
+	return "no candidate pair answered (the NAT types are not both known)"
+}
+
+// mismatch is the finding of a direct path that the NAT types allow but
+// that did not work.
+func mismatch(a, b Side) string {
+	cone := func(t nat.NATType) bool {
+		return t == nat.TypePortRestrictedCone || t == nat.TypeSymmetricFirewall
+	}
+	if cone(a.NAT.Type) && cone(b.NAT.Type) {
+		return fmt.Sprintf("both sides filter by address and port (A %s, B %s), which should connect, but did not: "+
+			"a firewall, or a router that answers unsolicited packets (conntrack), so the mapping toward the peer differs from the STUN one",
+			a.NAT.Type, b.NAT.Type)
+	}
+	return fmt.Sprintf("the NAT types (A %s, B %s) allow a direct path, but none worked: "+
+		"a firewall drops UDP between the sides, or a NAT maps toward the peer differently than toward STUN",
+		a.NAT.Type, b.NAT.Type)
+}

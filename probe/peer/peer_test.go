@@ -1,0 +1,114 @@
+package peer
+
+import (
+	"context"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/natcheck/natcheck/internal/stuntest"
+	"github.com/natcheck/natcheck/internal/tri"
+	"github.com/natcheck/natcheck/probe/nat"
+	"github.com/natcheck/natcheck/probe/stunclient"
+)
+
+// meet runs both sides in one process, the tickets passed through
+// channels as a user would paste them, and returns A's and B's results.
+func meet(t *testing.T, a, b Options) (*Result, *Result) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	offer, answer := make(chan string, 1), make(chan string, 1)
+	a.Signal = &TicketOffer{
+		Show: func(s string) error { offer <- s; return nil },
+		ReadAnswer: func(ctx context.Context) (string, error) {
+			select {
+			case s := <-answer:
+				return s, nil
+			case <-ctx.Done():
+				return "", ctx.Err()
+			}
+		},
+	}
+	bres := make(chan *Result, 1)
+	go func() {
+		var s string
+		select {
+		case s = <-offer:
+		case <-ctx.Done():
+			bres <- &Result{Err: ctx.Err()}
+			return
+		}
+		tk, err := DecodeTicket(s)
+		if err != nil {
+			bres <- &Result{Err: err}
+			return
+		}
+		b.Signal = &TicketAnswer{Offer: tk, Show: func(s string) error { answer <- s; return nil }}
+		bres <- Run(ctx, b)
+	}()
+	ra := Run(ctx, a)
+	rb := <-bres
+	return ra, rb
+}
+
+func checkDirect(t *testing.T, name string, r *Result, typ CandidateType) {
+	t.Helper()
+	if r.Err != nil {
+		t.Fatalf("%s: %v", name, r.Err)
+	}
+	if r.Outcome != nat.P2PDirect || r.Selected == nil {
+		t.Fatalf("%s: outcome %s, selected %+v; pairs %+v", name, r.Outcome, r.Selected, r.Pairs)
+	}
+	if r.Selected.Local.Type != typ || r.Selected.Remote.Type != typ {
+		t.Errorf("%s: selected %s <-> %s, want %s on both sides", name, r.Selected.Local.Type, r.Selected.Remote.Type, typ)
+	}
+	if r.Pings.Sent != 5 || r.Pings.Received != 5 || r.Pings.Loss != 0 || r.Pings.RTT <= 0 {
+		t.Errorf("%s: pings %+v, want 5 of 5 answered with an RTT", name, r.Pings)
+	}
+	if r.TimeToConnect <= 0 || r.PeerLeft {
+		t.Errorf("%s: time to connect %v, peer left %v", name, r.TimeToConnect, r.PeerLeft)
+	}
+	t.Logf("%s: %s %s <-> %s %s in %v, rtt %v; elapsed %v", name, r.Selected.Local.Type, r.Selected.Local.Addr,
+		r.Selected.Remote.Type, r.Selected.Remote.Addr, r.TimeToConnect, r.Pings.RTT, r.Elapsed)
+}
+
+// TestHostPair: two agents on loopback connect over host candidates.
+func TestHostPair(t *testing.T) {
+	o := Options{Loopback: true, Pings: 5, Timeout: 5 * time.Second, Family: stunclient.IPv4}
+	ra, rb := meet(t, o, o)
+	checkDirect(t, "A", ra, Host)
+	checkDirect(t, "B", rb, Host)
+	if ra.Role != Controlling || rb.Role != Controlled || ra.Meeting != MeetingTicket {
+		t.Errorf("roles %s/%s, meeting %s", ra.Role, rb.Role, ra.Meeting)
+	}
+	// Without STUN servers nothing is known of the NATs.
+	if ra.Predicted != nat.P2PUnknown || ra.Matched != tri.Unknown {
+		t.Errorf("predicted %s, matched %v", ra.Predicted, ra.Matched)
+	}
+}
+
+// TestSrflxPair: without host candidates the two sides connect over
+// their server-reflexive candidates, from a STUN server on loopback. On
+// loopback a srflx address is the socket's own address.
+func TestSrflxPair(t *testing.T) {
+	srv := stuntest.Start(t, "127.0.0.1", stuntest.Behaviour{})
+	o := Options{NoHost: true, Loopback: true, Pings: 5, Timeout: 5 * time.Second, Family: stunclient.IPv4,
+		Servers: []stunclient.Server{stuntest.ServerAt(t, srv.Addr)}}
+	ra, rb := meet(t, o, o)
+	checkDirect(t, "A", ra, Srflx)
+	checkDirect(t, "B", rb, Srflx)
+	for _, r := range []*Result{ra, rb} {
+		for _, c := range r.Local.Candidates {
+			if c.Type != Srflx || c.Addr.Addr() != netip.MustParseAddr("127.0.0.1") || c.Related.Port() != c.Addr.Port() {
+				t.Errorf("candidate %+v: want srflx 127.0.0.1, the same port as its base", c)
+			}
+		}
+		if r.Local.NAT.Type == "" {
+			t.Error("no NAT summary")
+		}
+	}
+	if ra.Remote.NAT != rb.Local.NAT {
+		t.Errorf("A saw B's NAT as %+v, B has %+v", ra.Remote.NAT, rb.Local.NAT)
+	}
+}
