@@ -12,6 +12,8 @@ import (
 
 	"github.com/natcheck/natcheck/probe/nat"
 	"github.com/natcheck/natcheck/probe/peer"
+	"github.com/natcheck/natcheck/probe/stunclient"
+	"github.com/natcheck/natcheck/rendezvous"
 	"github.com/natcheck/natcheck/report"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -26,6 +28,7 @@ type peerOptions struct {
 	turn     turnFlags
 	answer   string
 	via      string
+	wait     time.Duration
 	pings    int
 	noHost   bool
 	loopback bool
@@ -34,7 +37,7 @@ type peerOptions struct {
 func newPeerCmd(d *Deps) *cobra.Command {
 	o := &peerOptions{}
 	c := &cobra.Command{
-		Use:   "peer [TICKET]",
+		Use:   "peer [TICKET | --via HOST CODE]",
 		Short: "Test whether two hosts connect directly (ICE), and explain why not",
 		Long: `peer runs a real connection attempt between this host and another, the way
 WebRTC does (ICE, RFC 8445): each side gathers host, server-reflexive (from
@@ -51,6 +54,12 @@ line; - for stdin) or from stdin. With the other side's TICKET, it prints
 its answer ("answer: ...") and starts the checks. The side that printed
 the first ticket is A (controlling), the other B.
 
+With --via HOST[:PORT], both sides meet through a natcheck serve
+--rendezvous instead: the side without a CODE creates one and prints it
+on stderr ("code: ..."), the other side passes it. The code (80 random
+bits) names the meeting and keys its encryption: the server only holds
+two sealed tickets, for at most two minutes (docs/serve.md).
+
 Candidates are IPv4 and IPv6 (a pair forms where both sides have the
 family); -4 or -6 keeps one. TURN servers and credentials as for
 natcheck turn (--turn, --user, --password, --secret, ...); --ca and
@@ -60,6 +69,8 @@ connection, which then ends too.`,
 		Example: `  natcheck peer                              # side A: prints a ticket, then waits for the answer
   natcheck peer AQE...                       # side B: takes A's ticket, prints the answer
   natcheck peer --answer answer.txt --json   # side A in a script
+  natcheck peer --via stun.example.net       # side A: prints a code
+  natcheck peer --via stun.example.net k7p2-9xqa-m3tc-f8wd   # side B
   natcheck peer --turn turn:turn.example.net --user alice --password-file pw.txt AQE...`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
@@ -79,7 +90,8 @@ connection, which then ends too.`,
 	fl.Lookup("ipv6").Usage = "offer IPv6 candidates only, and run the NAT check over IPv6"
 	o.turn.register(c, "turn", "")
 	fl.StringVar(&o.answer, "answer", "", "side A: read the answer ticket from this file (polled until it holds a line; - for stdin)")
-	fl.StringVar(&o.via, "via", "", "meet through a natcheck serve --rendezvous at HOST[:PORT] instead of tickets")
+	fl.StringVar(&o.via, "via", "", "meet through a natcheck serve --rendezvous at HOST[:PORT] instead of tickets (then the argument is the CODE)")
+	fl.DurationVar(&o.wait, "wait", 2*time.Minute, "with --via: how long to wait for the other side")
 	fl.IntVar(&o.pings, "pings", peer.DefaultPings, "pings over the selected pair, for round trip and loss")
 	fl.BoolVar(&o.noHost, "no-host", false, "offer no host candidates (to test the reflexive paths)")
 	fl.BoolVar(&o.loopback, "loopback", false, "offer loopback host candidates (both sides on one host)")
@@ -88,9 +100,6 @@ connection, which then ends too.`,
 }
 
 func runPeer(parent context.Context, d *Deps, c *cobra.Command, o *peerOptions, ticket string) error {
-	if o.via != "" {
-		return usageError("--via: rendezvous not available in this build; use tickets (run natcheck peer, then natcheck peer TICKET on the other side)")
-	}
 	if o.pings < 1 || o.pings > 1000 {
 		return usageError("--pings must be 1-1000, got %d", o.pings)
 	}
@@ -126,7 +135,16 @@ func runPeer(parent context.Context, d *Deps, c *cobra.Command, o *peerOptions, 
 			return err
 		}
 	}
-	if ticket != "" {
+	if o.via != "" {
+		if o.answer != "" {
+			return usageError("--answer is for tickets, not for --via")
+		}
+		rv, err := o.rendezvous(parent, d, r, ticket)
+		if err != nil {
+			return err
+		}
+		opts.Signal = rv
+	} else if ticket != "" {
 		if o.answer != "" {
 			return usageError("--answer is for the side without a ticket")
 		}
@@ -147,8 +165,12 @@ func runPeer(parent context.Context, d *Deps, c *cobra.Command, o *peerOptions, 
 		opts.Logf = verboseLogger(d, "peer")
 	}
 	res := peer.Run(parent, opts)
+	if rv, ok := opts.Signal.(*peer.Rendezvous); ok && parent.Err() == nil {
+		// Done: free the code on the server rather than let it expire.
+		_ = rv.Bye(context.WithoutCancel(parent))
+	}
 	if res.Err != nil {
-		if errors.Is(res.Err, peer.ErrBadTicket) {
+		if errors.Is(res.Err, peer.ErrBadTicket) || errors.Is(res.Err, rendezvous.ErrBadCode) {
 			return &UsageError{Err: res.Err}
 		}
 		if parent.Err() != nil {
@@ -228,4 +250,54 @@ func readAnswer(ctx context.Context, d *Deps, path string) (string, error) {
 func isTerminal(s any) bool {
 	f, ok := s.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// rendezvous is the meeting through a natcheck serve --rendezvous at
+// --via: with code empty this side creates the code and prints it, else it
+// joins. The server's name is looked up as a STUN server's is.
+func (o *peerOptions) rendezvous(ctx context.Context, d *Deps, r resolved, code string) (*peer.Rendezvous, error) {
+	srv, err := stunclient.ParseServer(o.via)
+	if err != nil {
+		return nil, &UsageError{Err: fmt.Errorf("--via: %w", err)}
+	}
+	if code != "" {
+		if _, err := rendezvous.ParseCode(code); err != nil {
+			return nil, &UsageError{Err: err}
+		}
+	}
+	lookup, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	addrs, err := srv.Resolve(lookup, r.resolver, stunclient.IPv4)
+	if err != nil {
+		return nil, &ExitError{Code: ExitNoAnswer, Err: fmt.Errorf("--via: %w", err)}
+	}
+	client := &rendezvous.Client{Server: addrs[0]}
+	var session *rendezvous.Session
+	rv := &peer.Rendezvous{Creator: code == ""}
+	rv.Swap = func(ctx context.Context, blob []byte) ([]byte, error) {
+		if code != "" {
+			s, their, err := client.Join(ctx, code, blob)
+			session = s
+			return their, err
+		}
+		s, err := client.Create(ctx, blob)
+		if err != nil {
+			return nil, err
+		}
+		session = s
+		fmt.Fprintf(d.ErrOut, "code: %s\n", s.Code())
+		if isTerminal(d.ErrOut) {
+			fmt.Fprintf(d.ErrOut, "The other side runs: natcheck peer --via %s %s\n", o.via, s.Code())
+		}
+		wctx, cancel := context.WithTimeout(ctx, o.wait)
+		defer cancel()
+		return s.Wait(wctx)
+	}
+	rv.Bye = func(ctx context.Context) error {
+		if session == nil {
+			return nil
+		}
+		return session.Leave(ctx)
+	}
+	return rv, nil
 }
