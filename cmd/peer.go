@@ -19,6 +19,9 @@ import (
 	"golang.org/x/term"
 )
 
+// errNoPeer is a meeting whose other side never came.
+var errNoPeer = errors.New("the two sides never met")
+
 // ExitRelayedOnly is peer's "connected, but only through the TURN relay".
 const ExitRelayedOnly = 6
 
@@ -176,6 +179,11 @@ func runPeer(parent context.Context, d *Deps, c *cobra.Command, o *peerOptions, 
 		if parent.Err() != nil {
 			return &ExitError{Code: ExitInterrupted, Err: errors.New("interrupted")}
 		}
+		if errors.Is(res.Err, errNoPeer) || errors.Is(res.Err, rendezvous.ErrNoAnswer) ||
+			errors.Is(res.Err, rendezvous.ErrPeerLeft) || errors.Is(res.Err, rendezvous.ErrUnknownCode) {
+			// The two sides never met: no connection to test.
+			return &ExitError{Code: ExitNoAnswer, Err: res.Err}
+		}
 		return res.Err
 	}
 	if o.flags.json {
@@ -291,7 +299,17 @@ func (o *peerOptions) rendezvous(ctx context.Context, d *Deps, r resolved, code 
 		}
 		wctx, cancel := context.WithTimeout(ctx, o.wait)
 		defer cancel()
-		return s.Wait(wctx)
+		their, err := s.Wait(wctx)
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil || errors.Is(err, rendezvous.ErrExpired) {
+			return nil, fmt.Errorf("%w: the other side did not join within --wait %v (code %s)", errNoPeer, o.wait, s.Code())
+		}
+		return their, err
+	}
+	rv.Left = func(ctx context.Context) error {
+		if session == nil {
+			return errors.New("no meeting")
+		}
+		return session.PeerLeft(ctx)
 	}
 	rv.Bye = func(ctx context.Context) error {
 		if session == nil {

@@ -161,7 +161,10 @@ func PeerText(out io.Writer, r *peer.Result, verbose bool) error {
 		b.WriteString(OneLine(r.Explanation) + "\n")
 	}
 	b.WriteString(PredictionLine(r) + "\n")
-	if r.PeerLeft {
+	switch {
+	case r.PeerLeft && r.Outcome == nat.P2PFailed:
+		b.WriteString("the peer left (Ctrl-C) before the two connected\n")
+	case r.PeerLeft:
 		b.WriteString("the peer left (Ctrl-C) before the pings ended\n")
 	}
 	if _, err := io.WriteString(out, b.String()); err != nil || !verbose {

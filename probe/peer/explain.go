@@ -22,6 +22,12 @@ func Classify(r *Result) {
 	r.Predicted = nat.Predict(a.NAT.Type, b.NAT.Type, a.TURN || b.TURN)
 	r.Explanation, r.Finding = Explain(r.Outcome, r.Selected, a, b)
 	r.Matched = tri.Unknown
+	if r.Outcome == nat.P2PFailed && r.PeerLeft {
+		// Cut short by the other side: no verdict on the path.
+		r.Explanation = "the other side left (interrupted) before the connection checks ended: nothing can be concluded about the path"
+		r.Finding = ""
+		return
+	}
 	if r.Predicted != nat.P2PUnknown && r.Predicted != "" {
 		r.Matched = tri.Of(r.Predicted == r.Outcome)
 	}

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/natcheck/natcheck/internal/tri"
@@ -213,6 +214,19 @@ func Run(ctx context.Context, o Options) *Result {
 
 	checks, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
+	var leftEarly atomic.Bool
+	if w, ok := o.Signal.(LeaveWatcher); ok {
+		// The other side may be interrupted before any path exists to say
+		// bye over: the meeting place tells, and the checks end at once.
+		watch, stop := context.WithCancel(ctx)
+		defer stop()
+		go func() {
+			if w.WatchLeave(watch) == nil {
+				leftEarly.Store(true)
+				cancel()
+			}
+		}()
+	}
 	var conn *ice.Conn
 	if res.Role == Controlling {
 		conn, err = agent.Dial(checks, remote.Ufrag, remote.Pwd)
@@ -222,10 +236,12 @@ func Run(ctx context.Context, o Options) *Result {
 	if err != nil {
 		res.Pairs = pairs(agent)
 		if ctx.Err() != nil {
+			sayBye(ctx, o.Signal)
 			res.Err = ctx.Err()
 			return res
 		}
 		logf("ICE checks: %v", err)
+		res.PeerLeft = leftEarly.Load()
 		Classify(res)
 		return res
 	}
@@ -246,11 +262,7 @@ func Run(ctx context.Context, o Options) *Result {
 		}
 	}
 	if ctx.Err() != nil {
-		if l, ok := o.Signal.(Leaver); ok {
-			bye, cancel := context.WithTimeout(context.WithoutCancel(ctx), 500*time.Millisecond)
-			_ = l.Leave(bye)
-			cancel()
-		}
+		sayBye(ctx, o.Signal)
 		res.Err = ctx.Err()
 		return res
 	}
@@ -429,4 +441,14 @@ func pairs(agent *ice.Agent) []Pair {
 			RTT: time.Duration(s.CurrentRoundTripTime * float64(time.Second))})
 	}
 	return out
+}
+
+// sayBye tells the other side through the meeting place, when it can, that
+// this one was interrupted (at most 500 ms, though ctx is done).
+func sayBye(ctx context.Context, s Signal) {
+	if l, ok := s.(Leaver); ok {
+		bye, cancel := context.WithTimeout(context.WithoutCancel(ctx), 500*time.Millisecond)
+		_ = l.Leave(bye)
+		cancel()
+	}
 }

@@ -37,6 +37,13 @@ type Leaver interface {
 	Leave(ctx context.Context) error
 }
 
+// LeaveWatcher is a Signal that can learn that the other side left before
+// the two connected (a rendezvous can): WatchLeave returns nil when it
+// did, else an error when ctx ends or the watch fails.
+type LeaveWatcher interface {
+	WatchLeave(ctx context.Context) error
+}
+
 // TicketOffer is the side that starts a meeting by tickets: it shows its
 // ticket, then reads the answer.
 type TicketOffer struct {
@@ -116,6 +123,8 @@ type Rendezvous struct {
 	// Bye, when set, tells the other side through the server that this
 	// one left.
 	Bye func(ctx context.Context) error
+	// Left, when set, returns nil once the other side said Bye.
+	Left func(ctx context.Context) error
 }
 
 func (*Rendezvous) Meeting() Meeting    { return MeetingRendezvous }
@@ -132,6 +141,14 @@ func (r *Rendezvous) Exchange(ctx context.Context, local *Ticket) (*Ticket, erro
 		return nil, err
 	}
 	return UnmarshalTicket(theirs)
+}
+
+func (r *Rendezvous) WatchLeave(ctx context.Context) error {
+	if r.Left == nil {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	return r.Left(ctx)
 }
 
 func (r *Rendezvous) Leave(ctx context.Context) error {
