@@ -73,7 +73,6 @@ func TestCreateJoinLeave(t *testing.T) {
 	// Leave on one side ends the other's PeerLeft.
 	left := make(chan error, 1)
 	go func() { left <- a.PeerLeft(ctx) }()
-	time.Sleep(120 * time.Millisecond)
 	start = time.Now()
 	if err := b.Leave(ctx); err != nil {
 		t.Fatal(err)
