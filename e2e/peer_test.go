@@ -789,9 +789,15 @@ func TestPeerInterrupt(t *testing.T) {
 	const prompt = 3 * time.Second
 	// after is when each side ended, counted from A's SIGINT.
 	type after struct{ a, b time.Duration }
-	interrupt := func(wait time.Duration, got *after) func(a, b *peerProc) {
+	// interrupt sends A a SIGINT once A's verbose log shows the stage
+	// (an event, not a guess of how long the set-up takes).
+	interrupt := func(stage string, got *after) func(a, b *peerProc) {
 		return func(a, b *peerProc) {
-			time.Sleep(wait)
+			if _, err := a.stderr.await(stage, 60*time.Second, a.done); err != nil {
+				got.a, got.b = -1, -1
+				<-b.done
+				return
+			}
 			sent := time.Now()
 			_ = a.cmd.Process.Signal(syscall.SIGINT)
 			<-a.done
@@ -822,14 +828,14 @@ func TestPeerInterrupt(t *testing.T) {
 	jobs := []*peerJob{
 		{name: "ticket-connected", opts: lab.PairOptions{A: lab.PortRestrictedCone, B: lab.FullCone}, runs: []peerJobRun{
 			{name: "sigint", check: check("ticket", &tick, peerDirect), run: func(p *lab.Pair, dir string) pairRun {
-				args := peerArgs(p, "--pings", "1000") // 20 s of pings: still running at the SIGINT
-				return runTickets(p, bin, dir, args, args, interrupt(3*time.Second, &tick))
+				args := peerArgs(p, "-v", "--pings", "1000") // 20 s of pings: still running at the SIGINT
+				return runTickets(p, bin, dir, args, args, interrupt("[peer] connected", &tick))
 			}},
 		}},
 		{name: "rendezvous-unconnected", opts: lab.PairOptions{A: lab.Symmetric, B: lab.Symmetric}, runs: []peerJobRun{
 			{name: "sigint", needs: "rendezvous", check: check("rendezvous", &rdv, peerFailed), run: func(p *lab.Pair, dir string) pairRun {
-				args := peerArgs(p, "--timeout", "60s")
-				return runRendezvous(p, bin, args, args, interrupt(3*time.Second, &rdv))
+				args := peerArgs(p, "-v", "--timeout", "60s")
+				return runRendezvous(p, bin, args, args, interrupt("[peer] checking", &rdv))
 			}},
 		}},
 	}

@@ -227,6 +227,7 @@ func Run(ctx context.Context, o Options) *Result {
 			}
 		}()
 	}
+	logf("checking candidate pairs for at most %v", o.Timeout)
 	var conn *ice.Conn
 	if res.Role == Controlling {
 		conn, err = agent.Dial(checks, remote.Ufrag, remote.Pwd)
@@ -246,6 +247,7 @@ func Run(ctx context.Context, o Options) *Result {
 		return res
 	}
 	res.TimeToConnect = time.Since(met)
+	logf("connected after %v", res.TimeToConnect.Round(time.Millisecond))
 	if p, err := agent.GetSelectedCandidatePair(); err == nil && p != nil {
 		sel := &Pair{State: "succeeded", Nominated: true}
 		sel.Local, _ = fromICE(p.Local)
