@@ -656,16 +656,7 @@ func TestPeerMatrix(t *testing.T) {
 					return runTickets(p, bin, dir, peerArgs(p), peerArgs(p), nil)
 				}},
 				rendezvousRun(bin, a, b, check(want)),
-				{name: "turn", check: func(t *testing.T, p *lab.Pair, r pairRun) {
-					if withTurn.outcome == "relayed" {
-						// Known defect, issue 11 stays open: ICE pairs through
-						// coturn never succeed (the controlling side's relay
-						// sends no permission or check), so a relayed-only
-						// cell ends failed. Direct cells with TURN are checked.
-						t.Skip("relayed ICE through coturn does not connect yet (issue 11 open)")
-					}
-					checkRun(t, p, r, withTurn)
-				}, run: func(p *lab.Pair, dir string) pairRun {
+				{name: "turn", check: check(withTurn), run: func(p *lab.Pair, dir string) pairRun {
 					return runTickets(p, bin, dir, peerArgs(p, turnArgs(c, a)...), peerArgs(p, turnArgs(c, b)...), nil)
 				}},
 			}

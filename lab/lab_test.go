@@ -568,3 +568,23 @@ func TestHelpers(t *testing.T) {
 		t.Errorf("natcheck --help in the client namespace: %v\n%s", err, out)
 	}
 }
+
+// TestInternetVoid: from the internet, a packet to an address nobody
+// routes (a client's private LAN) leaves without an error, as on the real
+// internet, in the single-site lab and in the pair; a server in the lab
+// that relays to a peer's private candidate must not see ENETUNREACH.
+func TestInternetVoid(t *testing.T) {
+	t.Parallel()
+	for _, l := range []*Lab{New(t, Options{Kind: PortRestrictedCone}), NewPair(t, PairOptions{A: Symmetric, B: FullCone}).Lab} {
+		conn, err := l.ListenUDP(l.Internet, l.ServerIPs[0].String()+":0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		to := &net.UDPAddr{IP: net.IPv4(192, 168, 77, 7), Port: 9}
+		for i := range 3 {
+			if _, err := conn.WriteToUDP([]byte("x"), to); err != nil {
+				t.Errorf("send %d from the internet to unrouted %v: %v, want it sent into the void", i, to, err)
+			}
+		}
+	}
+}

@@ -269,8 +269,8 @@ func (p *Pair) build(id string) error {
 			}
 		}
 	}
-	inet := ports + fmt.Sprintf("addr add %s/24 dev eth0\naddr add %s/24 dev eth0\naddr add %s/24 dev eth0\nlink set eth0 up",
-		inetGateway, serverIP1, serverIP2)
+	inet := ports + fmt.Sprintf("addr add %s/24 dev eth0\naddr add %s/24 dev eth0\naddr add %s/24 dev eth0\nlink set eth0 up\n",
+		inetGateway, serverIP1, serverIP2) + voidRoute
 	for _, s := range sites {
 		if topologies[s.Kind].public {
 			inet += fmt.Sprintf("\nroute add %s via %s", netip.PrefixFrom(s.ClientIP, 24).Masked(), s.RouterWAN)

@@ -200,7 +200,7 @@ link set wan0 up`, carrierLAN, routerWAN)); err != nil {
 			return err
 		}
 	}
-	inet := fmt.Sprintf("addr add %s/24 dev eth0\naddr add %s/24 dev eth0\nlink set eth0 up", serverIP1, serverIP2)
+	inet := fmt.Sprintf("addr add %s/24 dev eth0\naddr add %s/24 dev eth0\nlink set eth0 up\n", serverIP1, serverIP2) + voidRoute
 	if topo.public {
 		inet += fmt.Sprintf("\nroute add %s via %s", pubNet, routerWAN)
 	}
@@ -286,3 +286,18 @@ func (l *Lab) setSysctls(ns string, router, wire bool) error {
 		return nil
 	})
 }
+
+// voidRoute is the internet namespace's default route: into a link where
+// packets vanish, as packets to private or unassigned addresses do on the
+// real internet (a send succeeds, nothing answers). Without it a send from
+// the internet to an address it has no route for fails at once with
+// ENETUNREACH, which servers on the real internet never see: coturn, for
+// one, then tears down the allocation that relayed it, so every ICE check
+// through its relay after a check toward a peer's private host candidate
+// was lost.
+const voidRoute = `link add void0 type veth peer name void1
+link set void0 up
+link set void1 up
+addr add 198.18.255.1/30 dev void0
+neigh add 198.18.255.2 lladdr 02:00:00:00:00:01 dev void0 nud permanent
+route add default via 198.18.255.2 dev void0`
