@@ -203,5 +203,4 @@ func runServe(c *cobra.Command, cfg server.Config) error {
 const serveExitCodesHelp = `Exit codes:
   0    stopped by SIGINT or SIGTERM after serving
   1    could not serve (address not assigned, port in use, metrics listener)
-  2    bad usage (unknown flag, an alternate address or port equal to the primary,
-       --advertise not one per --listen of the same family)`
+  2    bad usage (unknown flag, an alternate address or port equal to the primary, a bad --advertise)`

@@ -14,8 +14,10 @@ import (
 // TCP 3478-3479 only. See docs/lab.md ("A server behind a cloud's 1:1 NAT").
 //
 //	client ── router ── (eth0) internet (cloud0) ── (wan0) cloud (lan0) ── (eth0) vm
-//	                    proxy ARP for          198.18.0.1/30   198.18.0.2/30    172.31.0.1/24   172.31.0.10/24
-//	                    203.0.113.20, .21                                                       172.31.0.11/24
+//
+// The internet answers ARP for the public addresses 203.0.113.20 and .21
+// and routes them over 198.18.0.0/30 to the cloud router, which maps them
+// to the VM's 172.31.0.10 and .11 (its LAN is 172.31.0.0/24).
 
 // CloudServer is the server site AddCloudServer built.
 type CloudServer struct {
