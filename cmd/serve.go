@@ -159,7 +159,7 @@ func (o *serveOptions) advertised() ([]netip.Addr, error) {
 		return nil, nil
 	}
 	if len(o.advertise) != len(o.listen) {
-		return nil, usageError("--advertise given %d times for %d --listen: give one per --listen, in the same order", len(o.advertise), len(o.listen))
+		return nil, usageError("%d --listen but %d --advertise: give one --advertise per --listen, in the same order", len(o.listen), len(o.advertise))
 	}
 	adv := make([]netip.Addr, 0, len(o.advertise))
 	for _, s := range o.advertise {

@@ -117,8 +117,8 @@ func TestAdvertiseConfigErrors(t *testing.T) {
 		addrs, adv []netip.Addr
 		msg        string
 	}{
-		{"fewer", []netip.Addr{lo1, lo2}, []netip.Addr{pub1}, "1 advertised addresses for 2 listen addresses"},
-		{"more", []netip.Addr{lo1}, []netip.Addr{pub1, pub2}, "2 advertised addresses for 1 listen addresses"},
+		{"fewer", []netip.Addr{lo1, lo2}, []netip.Addr{pub1}, "Advertise has 1 addresses and Addrs 2"},
+		{"more", []netip.Addr{lo1}, []netip.Addr{pub1, pub2}, "Advertise has 2 addresses and Addrs 1"},
 		{"family", []netip.Addr{lo1}, []netip.Addr{v6}, "cannot advertise 2001:db8::20 for 127.0.0.1: not the same address family"},
 		{"family v6", []netip.Addr{lo6}, []netip.Addr{pub1}, "not the same address family"},
 		{"unspecified", []netip.Addr{lo1}, []netip.Addr{netip.IPv4Unspecified()}, "cannot advertise 0.0.0.0: not a unicast address"},

@@ -279,7 +279,7 @@ func (c *Config) checkAdvertise() error {
 		return nil
 	}
 	if len(c.Advertise) != len(c.Addrs) {
-		return &ConfigError{fmt.Errorf("%d advertised addresses for %d listen addresses: give one for each, in the same order", len(c.Advertise), len(c.Addrs))}
+		return &ConfigError{fmt.Errorf("Advertise has %d addresses and Addrs %d: give one for each, in the same order", len(c.Advertise), len(c.Addrs))}
 	}
 	c.Advertise = slices.Clone(c.Advertise)
 	seen := map[netip.Addr]netip.Addr{}
