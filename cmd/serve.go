@@ -17,6 +17,7 @@ import (
 
 type serveOptions struct {
 	listen      []string
+	advertise   []string
 	port        int
 	altPort     int
 	workers     int
@@ -50,6 +51,12 @@ It never answers malformed packets, keeps every UDP answer within 4 times
 the request's size, limits each source's request rate, and bounds its
 memory.
 
+Behind a 1:1 NAT (a cloud VM whose interfaces carry private addresses the
+provider maps to public ones), give each --listen its public address with
+--advertise, in the same order: RESPONSE-ORIGIN and OTHER-ADDRESS must name
+addresses clients can reach. Ports are kept, so open UDP and TCP 3478-3479
+to both public addresses (docs/serve.md has a walk-through).
+
 With --rendezvous it also lets two natcheck peer --via runs meet on the
 same UDP ports: per code it keeps at most two encrypted blobs it cannot
 read, for at most --rendezvous-ttl (2m). Logs go to stderr; --metrics serves Prometheus text on /metrics.
@@ -57,7 +64,8 @@ SIGINT or SIGTERM stop it cleanly (exit code 0).`,
 		Example: `  natcheck serve --listen 203.0.113.10 --listen 203.0.113.11
   natcheck serve --listen 192.0.2.1 --port 3478 --alt-port 3479 --metrics 127.0.0.1:9478
   natcheck serve --listen 2001:db8::10 --listen 2001:db8::11 --rate-limit 0
-  natcheck serve --listen 192.0.2.1 --rendezvous`,
+  natcheck serve --listen 192.0.2.1 --rendezvous
+  natcheck serve --listen 172.31.0.10 --advertise 203.0.113.10 --listen 172.31.0.11 --advertise 203.0.113.11`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			cfg, err := o.config(d.ErrOut)
@@ -69,6 +77,7 @@ SIGINT or SIGTERM stop it cleanly (exit code 0).`,
 	}
 	f := c.Flags()
 	f.StringArrayVar(&o.listen, "listen", nil, "IP address to serve; give it twice for RFC 5780 change-IP (primary, then alternate)")
+	f.StringArrayVar(&o.advertise, "advertise", nil, "public IP a 1:1 NAT maps a --listen address to, named in RESPONSE-ORIGIN and OTHER-ADDRESS; one per --listen, same order")
 	f.IntVar(&o.port, "port", 3478, "primary port (UDP and TCP)")
 	f.IntVar(&o.altPort, "alt-port", 3479, "alternate port, for CHANGE-REQUEST change-port")
 	f.IntVar(&o.workers, "workers", 0, "UDP sockets per address and port (SO_REUSEPORT); 0 = one per CPU")
@@ -102,6 +111,10 @@ func (o *serveOptions) config(log io.Writer) (server.Config, error) {
 		}
 		addrs = append(addrs, a)
 	}
+	adv, err := o.advertised()
+	if err != nil {
+		return server.Config{}, err
+	}
 	for _, p := range []struct {
 		name string
 		v    int
@@ -129,7 +142,7 @@ func (o *serveOptions) config(log io.Writer) (server.Config, error) {
 		return server.Config{}, usageError("--software is longer than 128 bytes")
 	}
 	return server.Config{
-		Addrs: addrs, Port: o.port, AltPort: o.altPort,
+		Addrs: addrs, Advertise: adv, Port: o.port, AltPort: o.altPort,
 		Workers: o.workers, Batch: o.batch,
 		RateLimit: o.rateLimit, RateBurst: o.rateBurst,
 		NoTCP: o.noTCP, MaxTCPConns: o.maxTCPConns,
@@ -137,6 +150,26 @@ func (o *serveOptions) config(log io.Writer) (server.Config, error) {
 		Rendezvous: o.rendezvous, RendezvousTTL: o.rdvTTL, RendezvousMaxCodes: o.rdvMaxCodes,
 		Logf: stderrLogger(log),
 	}, nil
+}
+
+// advertised parses --advertise: none, or one per --listen. Family and
+// unicast checks are the server's (server.Config.Advertise).
+func (o *serveOptions) advertised() ([]netip.Addr, error) {
+	if len(o.advertise) == 0 {
+		return nil, nil
+	}
+	if len(o.advertise) != len(o.listen) {
+		return nil, usageError("%d --listen but %d --advertise: give one --advertise per --listen, in the same order", len(o.listen), len(o.advertise))
+	}
+	adv := make([]netip.Addr, 0, len(o.advertise))
+	for _, s := range o.advertise {
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, usageError("--advertise %q is not an IP address", s)
+		}
+		adv = append(adv, a)
+	}
+	return adv, nil
 }
 
 // stderrLogger writes timestamped lines; the mutex keeps lines whole when
@@ -170,4 +203,4 @@ func runServe(c *cobra.Command, cfg server.Config) error {
 const serveExitCodesHelp = `Exit codes:
   0    stopped by SIGINT or SIGTERM after serving
   1    could not serve (address not assigned, port in use, metrics listener)
-  2    bad usage (unknown flag, an alternate address or port equal to the primary)`
+  2    bad usage (unknown flag, an alternate address or port equal to the primary, a bad --advertise)`

@@ -32,6 +32,12 @@ func TestServeUsageErrors(t *testing.T) {
 		{[]string{"serve", "--listen", "127.0.0.1", "--rendezvous", "--rendezvous-ttl", "10m"}, "--rendezvous-ttl 10m0s is out of range"},
 		{[]string{"serve", "--listen", "127.0.0.1", "--rendezvous", "--rendezvous-ttl", "0s"}, "--rendezvous-ttl"},
 		{[]string{"serve", "--listen", "127.0.0.1", "--rendezvous-max-codes", "0"}, "--rendezvous-max-codes must be at least 1"},
+		{[]string{"serve", "--listen", "127.0.0.1", "--listen", "127.0.0.2", "--advertise", "203.0.113.20"}, "2 --listen but 1 --advertise: give one --advertise per --listen"},
+		{[]string{"serve", "--listen", "127.0.0.1", "--advertise", "public"}, `--advertise "public" is not an IP address`},
+		{[]string{"serve", "--listen", "127.0.0.1", "--advertise", "2001:db8::20"}, "cannot advertise 2001:db8::20 for 127.0.0.1: not the same address family"},
+		{[]string{"serve", "--listen", "127.0.0.1", "--advertise", "0.0.0.0"}, "cannot advertise 0.0.0.0: not a unicast address"},
+		{[]string{"serve", "--listen", "127.0.0.1", "--advertise", "224.0.0.1"}, "not a unicast address"},
+		{[]string{"serve", "--listen", "127.0.0.1", "--listen", "127.0.0.2", "--advertise", "203.0.113.20", "--advertise", "203.0.113.20"}, "both advertised as 203.0.113.20"},
 	} {
 		var out, errOut bytes.Buffer
 		code := Execute(context.Background(), tc.args, testDeps(&out, &errOut, nil))

@@ -28,8 +28,20 @@ const (
 
 // family is the RFC 5780 address/port grid of one address family.
 type family struct {
-	ep    [4]netip.AddrPort // ep[2], ep[3] are invalid without a second IP
+	ep [4]netip.AddrPort // the bound sockets; ep[2], ep[3] are invalid without a second IP
+	// adv are the addresses clients reach ep at, named in RESPONSE-ORIGIN
+	// and OTHER-ADDRESS: different from ep behind a 1:1 NAT (a cloud VM's
+	// public addresses, Config.Advertise). An invalid entry means ep's own.
+	adv   [4]netip.AddrPort
 	twoIP bool
+}
+
+// advertised is the address clients know endpoint i by.
+func (f *family) advertised(i int) netip.AddrPort {
+	if a := f.adv[i]; a.IsValid() {
+		return a
+	}
+	return f.ep[i]
 }
 
 // replyKind classifies what was sent, for metrics.
@@ -122,11 +134,14 @@ func (h *handler) handle(pkt []byte, src netip.AddrPort, local int, stream bool,
 	if r.hasRespPort {
 		rep.to = netip.AddrPortFrom(src.Addr(), r.respPort)
 	}
-	a := answer{mapped: src, origin: h.fam.ep[rep.from]}
+	// Both name the advertised addresses: behind a 1:1 NAT the answer
+	// still leaves from a private socket, and the NAT gives it the
+	// public source that RESPONSE-ORIGIN names.
+	a := answer{mapped: src, origin: h.fam.advertised(rep.from)}
 	if h.fam.twoIP {
 		// OTHER-ADDRESS is Ca:Cp relative to where the request arrived,
 		// whatever the flags (RFC 5780 table 1).
-		a.other = h.fam.ep[local^(epAltIP|epAltPort)]
+		a.other = h.fam.advertised(local ^ (epAltIP | epAltPort))
 	}
 	budget := len(out)
 	if !stream {

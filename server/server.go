@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -35,6 +36,14 @@ type Config struct {
 	// Addrs are the IP addresses to serve: one or two per address family.
 	// The first of a family is its primary, the second its alternate.
 	Addrs []netip.Addr
+	// Advertise, if not empty, holds one address per Addrs entry, in the
+	// same order and of the same family: the address clients reach that
+	// one at, named in RESPONSE-ORIGIN and OTHER-ADDRESS (and RFC 3489's
+	// SOURCE-ADDRESS and CHANGED-ADDRESS) instead of the bound one. It is
+	// for a host behind a 1:1 NAT, such as a cloud VM whose interfaces
+	// carry private addresses the provider maps to public ones; ports are
+	// taken to be kept, as such NATs do.
+	Advertise []netip.Addr
 	// Port and AltPort are the primary and alternate ports, used on every
 	// address, for UDP and TCP. 0 picks free ports (tests).
 	Port, AltPort int
@@ -161,7 +170,7 @@ func Listen(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Rendezvous {
 		s.rdv = rendezvous.NewStore(rendezvous.StoreConfig{TTL: cfg.RendezvousTTL, MaxCodes: cfg.RendezvousMaxCodes, Amplification: amplification})
 	}
-	for _, addrs := range groupFamilies(cfg.Addrs) {
+	for _, addrs := range groupFamilies(cfg.Addrs, cfg.Advertise) {
 		sf := &servedFamily{h: &handler{lim: s.lim, software: cfg.Software, rdv: s.rdv}}
 		sf.h.fam = &sf.fam
 		if err := s.bindFamily(ctx, sf, addrs); err != nil {
@@ -215,6 +224,9 @@ func (c *Config) normalise() error {
 			return &ConfigError{fmt.Errorf("at most two addresses per family (primary and alternate); got a third: %s", a)}
 		}
 	}
+	if err := c.checkAdvertise(); err != nil {
+		return err
+	}
 	if c.Port < 0 || c.Port > 65535 || c.AltPort < 0 || c.AltPort > 65535 {
 		return &ConfigError{errors.New("ports must be between 1 and 65535")}
 	}
@@ -257,18 +269,59 @@ func (c *Config) normalise() error {
 	return nil
 }
 
-// groupFamilies splits addresses into IPv4 and IPv6 groups, keeping order.
-func groupFamilies(addrs []netip.Addr) [][]netip.Addr {
-	var v4, v6 []netip.Addr
-	for _, a := range addrs {
+// checkAdvertise validates Advertise against Addrs (already checked):
+// one each, same family, unicast, and two different ones per family, since
+// an OTHER-ADDRESS naming the primary's IP makes clients misjudge
+// filtering. An empty Advertise becomes Addrs itself.
+func (c *Config) checkAdvertise() error {
+	if len(c.Advertise) == 0 {
+		c.Advertise = slices.Clone(c.Addrs)
+		return nil
+	}
+	if len(c.Advertise) != len(c.Addrs) {
+		return &ConfigError{fmt.Errorf("Advertise has %d addresses and Addrs %d: give one for each, in the same order", len(c.Advertise), len(c.Addrs))}
+	}
+	c.Advertise = slices.Clone(c.Advertise)
+	seen := map[netip.Addr]netip.Addr{}
+	for i, a := range c.Advertise {
+		a = a.Unmap()
+		c.Advertise[i] = a
+		l := c.Addrs[i]
+		switch {
+		case !a.IsValid():
+			return &ConfigError{errors.New("invalid advertised address")}
+		case a.Is4() != l.Is4():
+			return &ConfigError{fmt.Errorf("cannot advertise %s for %s: not the same address family", a, l)}
+		case a.IsUnspecified() || a.IsMulticast() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+			return &ConfigError{fmt.Errorf("cannot advertise %s: not a unicast address", a)}
+		case a.Zone() != "":
+			return &ConfigError{fmt.Errorf("cannot advertise %s: zoned (link-local) addresses are not supported", a)}
+		}
+		if prev, dup := seen[a]; dup {
+			return &ConfigError{fmt.Errorf("%s and %s are both advertised as %s: an alternate address needs its own", prev, l, a)}
+		}
+		seen[a] = l
+	}
+	return nil
+}
+
+// served is a listen address and the address it is advertised as.
+type served struct{ listen, adv netip.Addr }
+
+// groupFamilies pairs each address with its advertised one (Advertise,
+// filled by normalise) and splits them into IPv4 and IPv6 groups, keeping
+// order.
+func groupFamilies(addrs, adv []netip.Addr) [][]served {
+	var v4, v6 []served
+	for i, a := range addrs {
 		if a.Is4() {
-			v4 = append(v4, a)
+			v4 = append(v4, served{a, adv[i]})
 		} else {
-			v6 = append(v6, a)
+			v6 = append(v6, served{a, adv[i]})
 		}
 	}
-	var out [][]netip.Addr
-	for _, g := range [][]netip.Addr{v4, v6} {
+	var out [][]served
+	for _, g := range [][]served{v4, v6} {
 		if len(g) > 0 {
 			out = append(out, g)
 		}
@@ -279,7 +332,7 @@ func groupFamilies(addrs []netip.Addr) [][]netip.Addr {
 // bindFamily binds the 2 or 4 endpoints of one family. With port 0 the
 // kernel picks the ports on the primary address; if the alternate address
 // has them taken, it tries again with new ones.
-func (s *Server) bindFamily(ctx context.Context, sf *servedFamily, addrs []netip.Addr) error {
+func (s *Server) bindFamily(ctx context.Context, sf *servedFamily, addrs []served) error {
 	sf.fam.twoIP = len(addrs) == 2
 	sf.nEps = 2 * len(addrs)
 	var err error
@@ -292,7 +345,7 @@ func (s *Server) bindFamily(ctx context.Context, sf *servedFamily, addrs []netip
 	return err
 }
 
-func (s *Server) tryBindFamily(ctx context.Context, sf *servedFamily, addrs []netip.Addr) (err error) {
+func (s *Server) tryBindFamily(ctx context.Context, sf *servedFamily, addrs []served) (err error) {
 	sf.udp = make([][4]*net.UDPConn, s.cfg.Workers)
 	sf.tcp = [4]*net.TCPListener{}
 	defer func() {
@@ -302,7 +355,7 @@ func (s *Server) tryBindFamily(ctx context.Context, sf *servedFamily, addrs []ne
 	}()
 	ports := [2]int{s.cfg.Port, s.cfg.AltPort}
 	for ep := 0; ep < sf.nEps; ep++ {
-		ip := addrs[ep>>1]
+		ip := addrs[ep>>1].listen
 		port := ports[ep&epAltPort]
 		ap := netip.AddrPortFrom(ip, uint16(port))
 		conns, err := bindUDP(ctx, ap, s.cfg.Workers)
@@ -315,6 +368,7 @@ func (s *Server) tryBindFamily(ctx context.Context, sf *servedFamily, addrs []ne
 		bound := conns[0].LocalAddr().(*net.UDPAddr).AddrPort()
 		ports[ep&epAltPort] = int(bound.Port()) // fixes a port chosen by the kernel
 		sf.fam.ep[ep] = netip.AddrPortFrom(ip, bound.Port())
+		sf.fam.adv[ep] = netip.AddrPortFrom(addrs[ep>>1].adv, bound.Port())
 		if ep == 0 && ports[1] == ports[0] {
 			return &ConfigError{fmt.Errorf("alternate port equals the primary port (%d)", ports[0])}
 		}
@@ -509,11 +563,14 @@ func (s *Server) socketGone(network string, ep netip.AddrPort, err error) {
 func (s *Server) describe() string {
 	d := ""
 	for _, sf := range s.fams {
-		for _, ep := range sf.fam.ep[:sf.nEps] {
+		for i, ep := range sf.fam.ep[:sf.nEps] {
 			if d != "" {
 				d += ", "
 			}
 			d += ep.String()
+			if adv := sf.fam.adv[i]; adv != ep {
+				d += " as " + adv.String()
+			}
 		}
 	}
 	proto := "udp+tcp"
