@@ -1,6 +1,8 @@
 // Command stunload measures how many STUN Binding requests per second a
-// server answers on loopback: many UDP sockets, each keeping a fixed number
-// of requests in flight, for a fixed time. It refuses non-loopback targets.
+// server answers on this host: many UDP sockets, each keeping a fixed
+// number of requests in flight, for a fixed time. It refuses targets other
+// than loopback and the benchmarking range 198.18.0.0/15 (RFC 2544), which
+// bench/serve-scale.sh assigns inside a network namespace of its own.
 package main
 
 import (
@@ -20,7 +22,7 @@ import (
 )
 
 func main() {
-	target := flag.String("target", "127.0.0.1:3478", "STUN server (loopback only)")
+	target := flag.String("target", "127.0.0.1:3478", "STUN server (loopback or 198.18.0.0/15 only)")
 	sockets := flag.Int("sockets", 16, "concurrent client sockets (1-1024)")
 	window := flag.Int("window", 16, "requests in flight per socket (1-64)")
 	duration := flag.Duration("duration", 5*time.Second, "measuring time (at most 5m)")
@@ -30,8 +32,8 @@ func main() {
 	switch {
 	case err != nil:
 		fail("bad -target: %v", err)
-	case !ap.Addr().IsLoopback():
-		fail("-target %s is not a loopback address", ap)
+	case !benchTarget(ap.Addr()):
+		fail("-target %s is neither loopback nor in 198.18.0.0/15", ap)
 	case *sockets < 1 || *sockets > 1024 || *window < 1 || *window > 64:
 		fail("-sockets must be 1-1024 and -window 1-64")
 	case *duration <= 0 || *duration > 5*time.Minute:
@@ -43,6 +45,17 @@ func main() {
 	}
 	fmt.Printf("%.0f requests/s answered (%d in %v, %d sockets x %d in flight, %d timeouts)\n",
 		r.rate, r.answered, *duration, *sockets, *window, r.timeouts)
+}
+
+// benchRange is RFC 2544's range for benchmarking: never routed on the
+// internet, so a flood aimed at it cannot leave a lab.
+var benchRange = netip.MustParsePrefix("198.18.0.0/15")
+
+// benchTarget says whether a flood may be aimed at a: loopback, or the
+// benchmarking range.
+func benchTarget(a netip.Addr) bool {
+	a = a.Unmap()
+	return a.IsLoopback() || benchRange.Contains(a)
 }
 
 func fail(format string, args ...any) {

@@ -28,3 +28,26 @@ func TestSmoke(t *testing.T) {
 		t.Errorf("server sent %d answers, generator counted %d", got, r.answered)
 	}
 }
+
+func TestBenchTarget(t *testing.T) {
+	for _, c := range []struct {
+		addr string
+		ok   bool
+	}{
+		{"127.0.0.1", true},
+		{"127.0.0.2", true},
+		{"::1", true},
+		{"198.18.0.1", true},
+		{"198.19.255.254", true},
+		{"::ffff:198.18.0.2", true},
+		{"198.17.255.255", false},
+		{"198.20.0.0", false},
+		{"192.0.2.1", false},
+		{"8.8.8.8", false},
+		{"2001:db8::1", false},
+	} {
+		if got := benchTarget(netip.MustParseAddr(c.addr)); got != c.ok {
+			t.Errorf("benchTarget(%s) = %v, want %v", c.addr, got, c.ok)
+		}
+	}
+}
