@@ -62,12 +62,19 @@ TCP checks from that IPv4 address of this host (the other checks choose
 their own sockets).
 
 The report is printed whatever the checks found (exit 0); a check that
-failed, e.g. because no STUN server answered, says why in the report.`,
+failed, e.g. because no STUN server answered, says why in the report.
+
+--every DURATION (at least 2s) repeats the report until interrupted, one
+line per run (JSON Lines with --json), marking what changed; --format
+prometheus writes every check's findings as metrics for node_exporter's
+textfile collector. See docs/monitoring.md.`,
 		Example: `  natcheck report
   natcheck report --format markdown > natcheck-report.md
   natcheck report --json | jq '{type, port_mapping: .port_mapping.upnp.supported}'
   natcheck report --lifetime --lifetime-max 3m
-  natcheck report --runs 5 --bind 192.168.1.2`,
+  natcheck report --runs 5 --bind 192.168.1.2
+  natcheck report --every 1h --json --no-portmap >> natcheck.jsonl
+  natcheck report --format prometheus --no-portmap > natcheck-report.prom`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			if err := checkRuns(c, &o.runs); err != nil {

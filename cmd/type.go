@@ -64,13 +64,22 @@ unknown. --fail-on applies to the majority verdict.
 --bind IP[:PORT] tests from that address of this host: every socket uses
 the IP, and the mapping socket uses PORT; the filtering, verify, hairpin
 and TTL tests need sockets of their own on other ports (-v and --json list
-every local socket).`,
+every local socket).
+
+--every DURATION (at least 2s, N times that with --runs N) repeats the
+tests until interrupted, one line per run (JSON Lines with --json), and
+marks a run whose type, mapping, filtering or public IP changed; with
+--fail-on it ends at the first run that matches. --format prometheus
+writes metrics for node_exporter's textfile collector. See
+docs/monitoring.md.`,
 		Example: `  natcheck type
   natcheck type -s stun.example.net -s 203.0.113.10:3478 --json | jq -r .type
   natcheck type --fail-on symmetric,udp-blocked || echo "a relay will be needed"
   natcheck type --lifetime --lifetime-max 90s
   natcheck type --runs 5
-  natcheck type --bind 192.168.1.2:40000 -v`,
+  natcheck type --bind 192.168.1.2:40000 -v
+  natcheck type --every 10m --fail-on symmetric
+  natcheck type --format prometheus > natcheck-type.prom`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			if err := checkRuns(c, &o.runs); err != nil {
