@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/natcheck/natcheck/diagnose"
+	"github.com/natcheck/natcheck/every"
 	"github.com/natcheck/natcheck/probe/lifetime"
 	"github.com/natcheck/natcheck/probe/turncheck"
 	"github.com/natcheck/natcheck/progress"
@@ -26,6 +27,7 @@ type reportOptions struct {
 	lifetimeMax time.Duration
 	noPortmap   bool
 	runs        int
+	every       everyFlags
 	turn        turnFlags
 	run         func(context.Context, diagnose.Options) (*diagnose.Result, error)
 	now         func() time.Time
@@ -60,21 +62,32 @@ TCP checks from that IPv4 address of this host (the other checks choose
 their own sockets).
 
 The report is printed whatever the checks found (exit 0); a check that
-failed, e.g. because no STUN server answered, says why in the report.`,
+failed, e.g. because no STUN server answered, says why in the report.
+
+--every DURATION (at least 2s) repeats the report until interrupted, one
+line per run (JSON Lines with --json), marking what changed; --format
+prometheus writes every check's findings as metrics for node_exporter's
+textfile collector. See docs/monitoring.md.`,
 		Example: `  natcheck report
   natcheck report --format markdown > natcheck-report.md
   natcheck report --json | jq '{type, port_mapping: .port_mapping.upnp.supported}'
   natcheck report --lifetime --lifetime-max 3m
-  natcheck report --runs 5 --bind 192.168.1.2`,
+  natcheck report --runs 5 --bind 192.168.1.2
+  natcheck report --every 1h --json --no-portmap >> natcheck.jsonl
+  natcheck report --format prometheus --no-portmap > natcheck-report.prom`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			if o.flags.json && c.Flags().Changed("format") && o.format != "json" {
-				return usageError("--json and --format %s ask for two formats", o.format)
-			}
 			if err := checkRuns(c, &o.runs); err != nil {
 				return err
 			}
-			return runReport(c.Context(), d, o)
+			format, err := outputFormat(c, o.flags.json, o.format, "text", "json", "markdown", "prometheus")
+			if err != nil {
+				return err
+			}
+			if err := o.every.check(c, format, o.runs); err != nil {
+				return err
+			}
+			return runReport(c.Context(), d, o, format)
 		},
 	}
 	o.flags.register(c)
@@ -84,7 +97,8 @@ failed, e.g. because no STUN server answered, says why in the report.`,
 	c.Flags().Lookup("timeout").DefValue = reportTimeout.String()
 	hideFamily(c) // report checks both families itself
 	f := c.Flags()
-	f.StringVar(&o.format, "format", "text", "output format: text, json or markdown")
+	registerFormat(c, &o.format, "text", "json", "markdown", "prometheus")
+	o.every.register(c, minEveryType)
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "no progress display on stderr")
 	f.BoolVar(&o.lifetime, "lifetime", false, "also measure how long an idle UDP mapping survives (takes up to --lifetime-max)")
 	f.DurationVar(&o.lifetimeMax, "lifetime-max", lifetime.DefaultMax, "longest idle time the lifetime measurement probes")
@@ -93,7 +107,7 @@ failed, e.g. because no STUN server answered, says why in the report.`,
 	return c
 }
 
-func runReport(parent context.Context, d *Deps, o *reportOptions) error {
+func runReport(parent context.Context, d *Deps, o *reportOptions, format string) error {
 	r, err := o.flags.resolve(d)
 	if err != nil {
 		return err
@@ -104,19 +118,8 @@ func runReport(parent context.Context, d *Deps, o *reportOptions) error {
 	if r.bind.IsValid() && r.bind.Addr().Is6() {
 		return usageError("--bind %s: report's NAT type and TCP checks run over IPv4, so --bind needs an IPv4 address", r.bind.Addr())
 	}
-	format := o.format
-	if o.flags.json {
-		format = "json"
-	}
-	if format != "text" && format != "json" && format != "markdown" {
-		return usageError("--format must be text, json or markdown, got %q", o.format)
-	}
 	if err := checkLifetimeMax(o.lifetime, o.lifetimeMax); err != nil {
 		return err
-	}
-	opt := progress.Options{}
-	if d.ErrOut == os.Stderr {
-		opt = progress.ForStderr(o.quiet)
 	}
 	var turnServers []turncheck.URI
 	var turnOpts turncheck.Options
@@ -125,13 +128,29 @@ func runReport(parent context.Context, d *Deps, o *reportOptions) error {
 			return err
 		}
 	}
-	display := progress.New(d.ErrOut, opt)
-	started := o.now()
-	res, err := o.run(parent, diagnose.Options{
+	opts := diagnose.Options{
 		Servers: r.servers, Resolver: r.resolver, Timeout: r.timeout, Lifetime: o.lifetime, LifetimeMax: o.lifetimeMax,
 		NoPortmap: o.noPortmap, Runs: o.runs, Bind: r.bind, Turn: turnServers, TurnOptions: turnOpts,
-		Start: func(name diagnose.CheckName) diagnose.Step { return display.Start(string(name)) },
-	})
+	}
+	if o.every.on() {
+		// The lines are the progress: no live display between them.
+		return repeatEvery(parent, d, o.every, format == "json", func(ctx context.Context, t every.Tick) (runOutcome, error) {
+			res, err := o.run(ctx, opts)
+			if err != nil {
+				return runOutcome{}, runError(ctx, err)
+			}
+			in := report.FullInput{Result: res, Servers: r.servers, Version: readVersion().Version, At: t.Start}
+			return runOutcome{facts: report.FullFacts(in), summary: report.FullSummary(in), doc: report.NewFullJSON(in)}, nil
+		})
+	}
+	progressOpts := progress.Options{}
+	if d.ErrOut == os.Stderr {
+		progressOpts = progress.ForStderr(o.quiet)
+	}
+	display := progress.New(d.ErrOut, progressOpts)
+	opts.Start = func(name diagnose.CheckName) diagnose.Step { return display.Start(string(name)) }
+	started := o.now()
+	res, err := o.run(parent, opts)
 	display.Stop()
 	if err != nil {
 		return runError(parent, err)
@@ -142,6 +161,8 @@ func runReport(parent context.Context, d *Deps, o *reportOptions) error {
 		return report.WriteJSON(d.Out, report.NewFullJSON(in))
 	case "markdown":
 		return report.FullMarkdown(d.Out, in, o.flags.verbose)
+	case "prometheus":
+		return report.FullPrometheus(d.Out, in)
 	default:
 		return report.FullText(d.Out, in, o.flags.verbose)
 	}

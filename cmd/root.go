@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/natcheck/natcheck/every"
 	"github.com/natcheck/natcheck/probe/stunclient"
 	"github.com/natcheck/natcheck/report"
 	"github.com/spf13/cobra"
@@ -55,8 +56,20 @@ var commandExitCodes = map[string][]int{
 	"peer":    {ExitOK, ExitFailure, ExitUsage, ExitNoAnswer, ExitRelayedOnly, ExitInterrupted},
 }
 
+// everyInterrupted is ExitInterrupted for the commands with --every,
+// which only Ctrl-C (or SIGTERM) ends.
+const everyInterrupted = "interrupted (Ctrl-C); also how --every ends, after its last whole line"
+
+// noAnswerPrometheus is ExitNoAnswer for the commands with --format
+// prometheus, whose metrics are printed even then.
+const noAnswerPrometheus = "no STUN server answered (offline, or UDP blocked); --format prometheus still prints its metrics; --every prints the error as a run and goes on"
+
 // commandExitMeanings overrides exitMeanings for one command.
 var commandExitMeanings = map[string]map[int]string{
+	"whoami": {ExitNoAnswer: noAnswerPrometheus, ExitInterrupted: everyInterrupted},
+	"type": {ExitNoAnswer: noAnswerPrometheus, ExitInterrupted: everyInterrupted,
+		ExitVerdict: "the verdict matched --fail-on (with --every, the first run that matched ends it)"},
+	"report": {ExitInterrupted: everyInterrupted},
 	"turn": {
 		ExitOK:          "the relay works (on every server given)",
 		ExitNoAnswer:    "a TURN server did not answer over its transport (and none failed)",
@@ -141,6 +154,9 @@ type Deps struct {
 	// HostAddrs lists the host's own addresses, which --bind must name;
 	// nil means the real interfaces.
 	HostAddrs func() ([]netip.Addr, error)
+	// Clock is the time --every keeps; nil means the real one. Tests pass
+	// a clock whose waits return at once.
+	Clock every.Clock
 }
 
 // NewRoot builds the command tree.

@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/natcheck/natcheck/diagnose"
+	"github.com/natcheck/natcheck/every"
 	"github.com/natcheck/natcheck/probe"
 	"github.com/natcheck/natcheck/probe/lifetime"
 	"github.com/natcheck/natcheck/probe/nat"
@@ -22,6 +24,8 @@ type typeOptions struct {
 	lifetime    bool
 	lifetimeMax time.Duration
 	runs        int
+	format      string
+	every       everyFlags
 	run         func(context.Context, probe.TypeOptions) (*probe.TypeResult, error)
 	measure     func(context.Context, lifetime.Options) (*lifetime.Result, error)
 }
@@ -60,19 +64,35 @@ unknown. --fail-on applies to the majority verdict.
 --bind IP[:PORT] tests from that address of this host: every socket uses
 the IP, and the mapping socket uses PORT; the filtering, verify, hairpin
 and TTL tests need sockets of their own on other ports (-v and --json list
-every local socket).`,
+every local socket).
+
+--every DURATION (at least 2s, N times that with --runs N) repeats the
+tests until interrupted, one line per run (JSON Lines with --json), and
+marks a run whose type, mapping, filtering or public IP changed; with
+--fail-on it ends at the first run that matches. --format prometheus
+writes metrics for node_exporter's textfile collector. See
+docs/monitoring.md.`,
 		Example: `  natcheck type
   natcheck type -s stun.example.net -s 203.0.113.10:3478 --json | jq -r .type
   natcheck type --fail-on symmetric,udp-blocked || echo "a relay will be needed"
   natcheck type --lifetime --lifetime-max 90s
   natcheck type --runs 5
-  natcheck type --bind 192.168.1.2:40000 -v`,
+  natcheck type --bind 192.168.1.2:40000 -v
+  natcheck type --every 10m --fail-on symmetric
+  natcheck type --format prometheus > natcheck-type.prom`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			if err := checkRuns(c, &o.runs); err != nil {
 				return err
 			}
-			return runType(c.Context(), d, o)
+			format, err := outputFormat(c, o.flags.json, o.format, "text", "json", "prometheus")
+			if err != nil {
+				return err
+			}
+			if err := o.every.check(c, format, o.runs); err != nil {
+				return err
+			}
+			return runType(c.Context(), d, o, format)
 		},
 	}
 	o.flags.register(c)
@@ -82,6 +102,8 @@ every local socket).`,
 		"exit with status 4 when the type is one of these (comma separated: "+typeNames()+")")
 	c.Flags().BoolVar(&o.lifetime, "lifetime", false, "also measure the idle UDP mapping lifetime (takes up to --lifetime-max)")
 	c.Flags().DurationVar(&o.lifetimeMax, "lifetime-max", lifetime.DefaultMax, "longest idle time --lifetime probes")
+	registerFormat(c, &o.format, "text", "json", "prometheus")
+	o.every.register(c, minEveryType)
 	return c
 }
 
@@ -114,7 +136,7 @@ func typeNames() string {
 	return strings.Join(names, ", ")
 }
 
-func runType(parent context.Context, d *Deps, o *typeOptions) error {
+func runType(parent context.Context, d *Deps, o *typeOptions, format string) error {
 	r, err := o.flags.resolve(d)
 	if err != nil {
 		return err
@@ -133,30 +155,88 @@ func runType(parent context.Context, d *Deps, o *typeOptions) error {
 	if o.flags.verbose {
 		opts.Logf = verboseLogger(d, "type")
 	}
-	t, err := diagnose.Type(parent, opts)
-	if err != nil {
-		return r.runError(parent, err)
+	if o.every.on() {
+		return repeatEvery(parent, d, o.every, format == "json", func(ctx context.Context, _ every.Tick) (runOutcome, error) {
+			t, err := o.test(ctx, r, opts)
+			if err != nil {
+				return runOutcome{}, err
+			}
+			return runOutcome{facts: report.TypeFacts(t.Type), summary: report.TypeSummary(t.Type, t.Runs),
+				doc: o.jsonDoc(r, t), stop: o.failed(t.Type)}, nil
+		})
 	}
-	res, l, lerr := t.Type, t.Lifetime, t.LifetimeErr
-	if o.flags.json {
-		if o.lifetime {
-			j := report.NewTypeWithLifetimeJSON(r.family, res, l, lerr)
-			j.AddRuns(t.Runs)
-			err = report.WriteJSON(d.Out, j)
-		} else {
-			j := report.NewTypeJSON(r.family, res)
-			j.AddRuns(t.Runs)
-			err = report.WriteJSON(d.Out, j)
+	run := promRun("type")
+	t, err := o.test(parent, r, opts)
+	switch {
+	case format == "prometheus" && parent.Err() == nil:
+		// The metrics are the answer either way: a failed run is a 0
+		// (an interrupted one is no finding, and writes nothing).
+		var res *probe.TypeResult
+		if t != nil {
+			res = t.Type
 		}
-	} else {
-		err = report.TypeRunsText(d.Out, res, t.Runs, o.flags.verbose)
+		if perr := report.TypePrometheus(d.Out, run(), r.family, res, t.runs(), t.lifetime()); perr != nil || err != nil {
+			return cmp.Or(perr, err)
+		}
+	case err != nil:
+		return err
+	case format == "json":
+		err = report.WriteJSON(d.Out, o.jsonDoc(r, t))
+	default:
+		err = report.TypeRunsText(d.Out, t.Type, t.Runs, o.flags.verbose)
 		if err == nil && o.lifetime {
-			err = report.LifetimeOrError(d.Out, l, lerr, o.flags.verbose)
+			err = report.LifetimeOrError(d.Out, t.Lifetime, t.LifetimeErr, o.flags.verbose)
 		}
 	}
 	if err != nil {
 		return err
 	}
+	return o.failed(t.Type)
+}
+
+// test runs the NAT type tests once (with --runs, that many times) and,
+// with --lifetime, the measurement; the error is the command's.
+func (o *typeOptions) test(parent context.Context, r resolved, opts diagnose.TypeOptions) (*typeRun, error) {
+	r.start = time.Now()
+	t, err := diagnose.Type(parent, opts)
+	if err != nil {
+		return nil, r.runError(parent, err)
+	}
+	return (*typeRun)(t), nil
+}
+
+// typeRun is a run of the tests; its methods read a nil run as none.
+type typeRun diagnose.TypeResult
+
+func (t *typeRun) runs() *diagnose.Runs {
+	if t == nil {
+		return nil
+	}
+	return t.Runs
+}
+
+func (t *typeRun) lifetime() *lifetime.Result {
+	if t == nil {
+		return nil
+	}
+	return t.Lifetime
+}
+
+// jsonDoc is type's --json document.
+func (o *typeOptions) jsonDoc(r resolved, t *typeRun) any {
+	if o.lifetime {
+		j := report.NewTypeWithLifetimeJSON(r.family, t.Type, t.Lifetime, t.LifetimeErr)
+		j.AddRuns(t.Runs)
+		return j
+	}
+	j := report.NewTypeJSON(r.family, t.Type)
+	j.AddRuns(t.Runs)
+	return j
+}
+
+// failed is the error --fail-on asks for when res's type is one of its
+// types, or nil.
+func (o *typeOptions) failed(res *probe.TypeResult) error {
 	if slices.Contains(o.failOn, string(res.Type)) {
 		return &ExitError{Code: ExitVerdict, Err: fmt.Errorf("type %s matched --fail-on", res.Type)}
 	}

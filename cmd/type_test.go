@@ -143,7 +143,11 @@ func TestTypeLifetime(t *testing.T) {
 						return tc.l, tc.err
 					}}
 				o.flags.servers, o.flags.timeout, o.flags.json = []string{"203.0.113.10"}, time.Second, asJSON
-				err := runType(context.Background(), testDeps(&out, io.Discard, nil), o)
+				format := "text"
+				if asJSON {
+					format = "json"
+				}
+				err := runType(context.Background(), testDeps(&out, io.Discard, nil), o, format)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -70,6 +70,8 @@ func TestDocsExamples(t *testing.T) {
 		{file: "docs/peer.md", cmd: "natcheck peer AQEWl3Jr...     # two port-restricted cones", golden: "peer-mismatch.txt"},
 		{file: "docs/peer.md", cmd: "natcheck peer --turn turn:turn.example.net --user alice AQEWl3Jr...", golden: "peer-relayed.txt"},
 		{file: "docs/peer.md", first: "{", golden: "peer-failed.json"},
+		{file: "docs/monitoring.md", cmd: "natcheck whoami --every 1m -s 203.0.113.10 -s 203.0.113.11:3478 -s 203.0.113.99", golden: "whoami-every.txt"},
+		{file: "docs/monitoring.md", cmd: "natcheck whoami --format prometheus -s 203.0.113.10 -s 203.0.113.11:3478 -s 203.0.113.99", golden: "whoami.prom"},
 	} {
 		name := ex.file + ": " + ex.cmd + ex.first
 		t.Run(name, func(t *testing.T) {

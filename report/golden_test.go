@@ -601,7 +601,7 @@ func goldens() []golden {
 		{"report-failed.md", func(w io.Writer) error { return FullMarkdown(w, fxReportFailed(), false) }},
 		{"report-turn.json", jsonOf(func() any { return NewFullJSON(fxReportTurn()) })},
 		{"report-turn.md", func(w io.Writer) error { return FullMarkdown(w, fxReportTurn(), false) }},
-	}, append(turnGoldens(), peerGoldens()...)...)
+	}, append(append(turnGoldens(), peerGoldens()...), everyGoldens()...)...)
 }
 
 // render returns a golden's current output.
