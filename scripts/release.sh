@@ -4,6 +4,7 @@
 #
 #   scripts/release.sh                    # version from the tag at HEAD, into dist/
 #   VERSION=v1.2.0 scripts/release.sh     # that version
+#   ALLOW_DIRTY=1 VERSION=... scripts/release.sh   # a trial from uncommitted changes
 #   scripts/release.sh --dry-run          # into a temporary directory, then check it all
 #   scripts/release.sh --binary linux/arm64 OUT   # one binary, built as a release builds it
 #
@@ -183,8 +184,11 @@ main() {
 		fi
 	fi
 	check_version
-	if [ "$mode" = release ] && [[ $VERSION == *-dirty ]]; then
-		die "uncommitted changes: a release is built from a clean tree ($VERSION)"
+	# A release is built from a clean tree, so that its commit names its
+	# source (untracked .go files would be compiled in too).
+	if [ "$mode" = release ] && [ -z "${ALLOW_DIRTY:-}" ] &&
+		[ -n "$(git status --porcelain 2>/dev/null)" ]; then
+		die "uncommitted or untracked files (git status): commit them, or ALLOW_DIRTY=1 for a trial"
 	fi
 	if [ -z "${SOURCE_DATE_EPOCH:-}" ]; then
 		SOURCE_DATE_EPOCH=$(git log -1 --format=%ct 2>/dev/null) ||
