@@ -155,9 +155,11 @@ func TestUnitServes(t *testing.T) {
 		t.Fatal(err)
 	}
 	log := &testutil.SyncBuffer{}
-	serving := make(chan struct{})
+	serving, ended := make(chan struct{}), make(chan struct{})
 	go func() {
-		// Signal the "serving" line, and keep the log for failures.
+		// Signal the "serving" line, keep the log for failures, and say
+		// when stderr ends (the server exited).
+		defer close(ended)
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			fmt.Fprintln(log, sc.Text())
@@ -180,6 +182,8 @@ func TestUnitServes(t *testing.T) {
 	})
 	select {
 	case <-serving:
+	case <-ended:
+		t.Fatal("natcheck serve exited before serving")
 	case <-ctx.Done():
 		t.Fatal("natcheck serve did not start serving")
 	}
