@@ -3,14 +3,26 @@ package cmd
 import (
 	"fmt"
 	"io"
+	"runtime"
 	"runtime/debug"
 
 	"github.com/natcheck/natcheck/report"
 	"github.com/spf13/cobra"
 )
 
-// versionInfo is read from the build: the module version for `go install`ed
-// binaries, the VCS revision when the build recorded it.
+// stampedVersion is set at link time by release builds (scripts/release.sh,
+// the Dockerfile):
+//
+//	-ldflags "-X github.com/natcheck/natcheck/cmd.stampedVersion=v1.2.0"
+//
+// Those builds have no module version to read (they build a source tree,
+// not a downloaded module, and with -buildvcs=false), so without the stamp
+// their binaries would say "(devel)".
+var stampedVersion string
+
+// versionInfo is what `natcheck version` prints: the stamped release
+// version, else the module version of a `go install`ed binary, else
+// "(devel)"; the VCS revision when the build recorded it.
 type versionInfo struct {
 	SchemaVersion int    `json:"schema_version"`
 	Version       string `json:"version"`
@@ -20,22 +32,34 @@ type versionInfo struct {
 }
 
 func readVersion() versionInfo {
-	v := versionInfo{SchemaVersion: report.SchemaVersion, Version: "(devel)"}
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {
-		return v
+		bi = nil
 	}
-	v.GoVersion = bi.GoVersion
-	if bi.Main.Version != "" {
-		v.Version = bi.Main.Version
-	}
-	for _, s := range bi.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			v.Revision = s.Value
-		case "vcs.modified":
-			v.Modified = s.Value == "true"
+	return versionFrom(stampedVersion, bi, runtime.Version())
+}
+
+// versionFrom decides the version: a link-time stamp wins over the build
+// information, whose "(devel)" (a build of a local tree) counts as none.
+// bi is nil when the binary carries no build information.
+func versionFrom(stamped string, bi *debug.BuildInfo, goVersion string) versionInfo {
+	v := versionInfo{SchemaVersion: report.SchemaVersion, Version: "(devel)", GoVersion: goVersion}
+	if bi != nil {
+		v.GoVersion = bi.GoVersion
+		if bi.Main.Version != "" {
+			v.Version = bi.Main.Version
 		}
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				v.Revision = s.Value
+			case "vcs.modified":
+				v.Modified = s.Value == "true"
+			}
+		}
+	}
+	if stamped != "" {
+		v.Version = stamped
 	}
 	return v
 }
