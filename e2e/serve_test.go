@@ -17,7 +17,11 @@ import (
 // addresses, inside the internet namespace, and waits until it answers.
 func natcheckServe(t *testing.T, l *lab.Lab, extra ...string) *exec.Cmd {
 	t.Helper()
-	bin := lab.BuildNatcheck(t)
+	// Plain, not race-built: the lab tests measure timing-sensitive
+	// behaviour (CHANGE-REQUEST answers within a client's silence window)
+	// while many labs run at once; the server's code runs under -race in
+	// ./server's own tests.
+	bin := lab.BuildNatcheckPlain(t)
 	args := append([]string{"serve", "--listen", l.ServerIPs[0].String(), "--listen", l.ServerIPs[1].String()}, extra...)
 	cmd := l.Start(t, l.Internet, bin, args...)
 	waitUDP(t, l, netip.AddrPortFrom(l.ServerIPs[0], 3478))
