@@ -12,23 +12,12 @@ import (
 
 	"github.com/natcheck/natcheck/diagnose"
 	"github.com/natcheck/natcheck/internal/stuntest"
+	"github.com/natcheck/natcheck/internal/testutil"
 	"github.com/natcheck/natcheck/probe"
 	"github.com/natcheck/natcheck/probe/nat"
 	"github.com/natcheck/natcheck/probe/stunclient"
 	"github.com/spf13/cobra"
 )
-
-// instantClock's waits return at once and move its time on, so that
-// --every runs without sleeping.
-type instantClock struct{ now time.Time }
-
-func (c *instantClock) Now() time.Time { return c.now }
-func (c *instantClock) After(d time.Duration) <-chan time.Time {
-	c.now = c.now.Add(d)
-	ch := make(chan time.Time, 1)
-	ch <- c.now
-	return ch
-}
 
 // runEvery runs the command make builds with args under ctx and an
 // instant clock.
@@ -36,7 +25,7 @@ func runEvery(t *testing.T, ctx context.Context, make func(*Deps) *cobra.Command
 	t.Helper()
 	var out, errOut bytes.Buffer
 	d := testDeps(&out, &errOut, nil)
-	d.Clock = &instantClock{now: time.Date(2026, 3, 14, 8, 0, 0, 0, time.UTC)}
+	d.Clock = testutil.NewInstantClock(time.Date(2026, 3, 14, 8, 0, 0, 0, time.UTC))
 	c := make(d)
 	c.SetArgs(args)
 	c.SilenceErrors, c.SilenceUsage = true, true

@@ -20,7 +20,7 @@ var rulesFile = filepath.Join("prometheus", "natcheck-serve.rules.yml")
 // their syntax, and their unit tests (each alert fires for a broken
 // instance and not for a healthy one, natcheck-serve.rules.test.yml).
 func TestAlertRules(t *testing.T) {
-	promtool := requireTool(t, "promtool")
+	promtool := testutil.RequireTool(t, "promtool", "prometheus")
 	for _, args := range [][]string{
 		{"check", "rules", "natcheck-serve.rules.yml"},
 		{"test", "rules", "natcheck-serve.rules.test.yml"},

@@ -72,8 +72,8 @@ func copyFile(t *testing.T, from, to string) {
 // the low-port drop-in. verify exits 0 even for an unknown key or a value
 // it cannot parse (it only warns), so any output at all fails the test.
 func TestUnitVerify(t *testing.T) {
-	analyze := requireTool(t, "systemd-analyze")
-	requireTool(t, "man") // verify checks Documentation=man:... with it
+	analyze := testutil.RequireTool(t, "systemd-analyze", "systemd")
+	testutil.RequireTool(t, "man", "man-db") // verify checks Documentation=man:... with it
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -100,7 +100,7 @@ var exposureRE = regexp.MustCompile(`Overall exposure level for \S+: (\d+\.\d) (
 // The drop-in for a low port adds one capability and the host's user
 // namespace, and must still rate below 2.
 func TestUnitSecurity(t *testing.T) {
-	analyze := requireTool(t, "systemd-analyze")
+	analyze := testutil.RequireTool(t, "systemd-analyze", "systemd")
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -137,7 +137,7 @@ func TestUnitSecurity(t *testing.T) {
 // ends it with exit 0.
 func TestUnitServes(t *testing.T) {
 	argv := serveCommand(t)
-	setpriv := requireTool(t, "setpriv")
+	setpriv := testutil.RequireTool(t, "setpriv", "util-linux")
 	l := lab.New(t, lab.Options{Kind: lab.PortRestrictedCone})
 	bin := lab.BuildNatcheck(t)
 

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -212,18 +211,4 @@ func TestUnitSandbox(t *testing.T) {
 	if len(drop) != 3 {
 		t.Errorf("low-port.conf sets %d keys, want 3 (the two capability sets, PrivateUsers=no): %q", len(drop), drop)
 	}
-}
-
-// requireTool skips without the tool, or fails under NATCHECK_LAB=1 (CI),
-// which installs it.
-func requireTool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("NATCHECK_LAB") == "1" {
-			t.Fatalf("%s not found, and NATCHECK_LAB=1 requires it (.ci/run installs it)", name)
-		}
-		t.Skipf("%s not found (NATCHECK_LAB=1 makes this a failure)", name)
-	}
-	return p
 }

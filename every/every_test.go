@@ -6,19 +6,9 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/natcheck/natcheck/internal/testutil"
 )
-
-// fakeClock's waits return at once and move its time on; runs move it on
-// by their duration with advance.
-type fakeClock struct{ now time.Time }
-
-func (c *fakeClock) Now() time.Time { return c.now }
-func (c *fakeClock) After(d time.Duration) <-chan time.Time {
-	c.now = c.now.Add(d)
-	ch := make(chan time.Time, 1)
-	ch <- c.now
-	return ch
-}
 
 var t0 = time.Date(2026, 3, 14, 9, 0, 0, 0, time.UTC)
 
@@ -26,7 +16,7 @@ var t0 = time.Date(2026, 3, 14, 9, 0, 0, 0, time.UTC)
 // used up, and returns each run's tick as offsets from the start.
 func schedule(t *testing.T, interval time.Duration, durations []time.Duration) (seqs []int, starts []time.Duration) {
 	t.Helper()
-	c := &fakeClock{now: t0}
+	c := testutil.NewInstantClock(t0)
 	stop := errors.New("done")
 	err := Run(context.Background(), interval, c, func(_ context.Context, tk Tick) error {
 		if tk.Start.Before(tk.Due) {
@@ -34,7 +24,7 @@ func schedule(t *testing.T, interval time.Duration, durations []time.Duration) (
 		}
 		seqs = append(seqs, tk.Seq)
 		starts = append(starts, tk.Start.Sub(t0))
-		c.now = c.now.Add(durations[len(seqs)-1])
+		c.Advance(durations[len(seqs)-1])
 		if len(seqs) == len(durations) {
 			return stop
 		}
@@ -82,7 +72,7 @@ func TestRunStopsWhenCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	runs := 0
-	err := Run(ctx, time.Second, &fakeClock{now: t0}, func(ctx context.Context, tk Tick) error {
+	err := Run(ctx, time.Second, testutil.NewInstantClock(t0), func(ctx context.Context, tk Tick) error {
 		runs++
 		if tk.Seq == 2 {
 			cancel()
@@ -113,7 +103,7 @@ func TestRunStopsWhileWaiting(t *testing.T) {
 
 func TestRunRefusesNonPositiveInterval(t *testing.T) {
 	for _, d := range []time.Duration{0, -time.Second} {
-		if err := Run(context.Background(), d, &fakeClock{}, func(context.Context, Tick) error { return nil }); err == nil {
+		if err := Run(context.Background(), d, testutil.NewInstantClock(time.Time{}), func(context.Context, Tick) error { return nil }); err == nil {
 			t.Errorf("interval %v accepted", d)
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/natcheck/natcheck/every"
+	"github.com/natcheck/natcheck/internal/testutil"
 	"github.com/natcheck/natcheck/probe"
 	"github.com/natcheck/natcheck/probe/stunclient"
 )
@@ -223,14 +224,7 @@ func (w *countingWriter) Write(b []byte) (int, error) {
 // installed), where a missing promtool fails.
 func promtool(t *testing.T, stdin []byte, args ...string) string {
 	t.Helper()
-	path, err := exec.LookPath("promtool")
-	if err != nil {
-		if os.Getenv("NATCHECK_LAB") == "1" {
-			t.Fatal("promtool (Debian package prometheus) not installed, and NATCHECK_LAB=1 requires it")
-		}
-		t.Skip("promtool not installed (Debian package prometheus); NATCHECK_LAB=1 makes this a failure")
-	}
-	cmd := exec.Command(path, args...)
+	cmd := exec.Command(testutil.RequireTool(t, "promtool", "prometheus"), args...)
 	cmd.Stdin = bytes.NewReader(stdin)
 	out, err := cmd.CombinedOutput()
 	if err != nil {

@@ -7,9 +7,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
+	"os/exec"
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // SyncBuffer is a bytes.Buffer safe for concurrent writers (a child's
@@ -75,4 +78,43 @@ func SkipIfNotLocal(t testing.TB, err error) {
 	if errors.Is(err, syscall.EADDRNOTAVAIL) {
 		t.Skipf("a loopback address this host lacks (on macOS: sudo ifconfig lo0 alias 127.0.0.2 up): %v", err)
 	}
+}
+
+// InstantClock is an every.Clock whose waits return at once and move its
+// time on, so a schedule runs without sleeping; Advance stands for the
+// time a run takes.
+type InstantClock struct{ now time.Time }
+
+// NewInstantClock starts an InstantClock at t.
+func NewInstantClock(t time.Time) *InstantClock { return &InstantClock{now: t} }
+
+// Now is the clock's time.
+func (c *InstantClock) Now() time.Time { return c.now }
+
+// After moves the clock on by d and returns a channel that already holds
+// the new time.
+func (c *InstantClock) After(d time.Duration) <-chan time.Time {
+	c.now = c.now.Add(d)
+	ch := make(chan time.Time, 1)
+	ch <- c.now
+	return ch
+}
+
+// Advance moves the clock on by d.
+func (c *InstantClock) Advance(d time.Duration) { c.now = c.now.Add(d) }
+
+// RequireTool returns the path of an external program a test needs. Where
+// it is missing the test skips, or fails with NATCHECK_LAB=1, which CI sets
+// after installing every such program (.ci/run); pkg names the Debian
+// package that ships it.
+func RequireTool(t testing.TB, name, pkg string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("NATCHECK_LAB") == "1" {
+			t.Fatalf("%s (Debian package %s) not installed, and NATCHECK_LAB=1 requires it", name, pkg)
+		}
+		t.Skipf("%s (Debian package %s) not installed; NATCHECK_LAB=1 makes this a failure", name, pkg)
+	}
+	return path
 }
