@@ -74,6 +74,16 @@ type Session struct {
 	closed  bool
 	done    chan struct{} // closed when the reader ends
 	peer    []byte        // the other side's blob, once received
+	trips   int           // requests answered (round trips to the server)
+}
+
+// RoundTrips is how many requests the server has answered so far: the
+// meeting's cost in round trips (a cookie or pad reply counts; a
+// retransmission does not).
+func (s *Session) RoundTrips() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.trips
 }
 
 // Create makes a new code on the server and stores blob (sealed) under it.
@@ -337,6 +347,9 @@ func (s *Session) exchange(ctx context.Context, r *request, pad int) (reply, err
 		select {
 		case rep := <-ch:
 			t.Stop()
+			s.mu.Lock()
+			s.trips++
+			s.mu.Unlock()
 			return rep, nil
 		case <-t.C:
 			rto = min(2*rto, time.Second)

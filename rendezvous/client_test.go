@@ -39,6 +39,12 @@ func TestCreateJoinLeave(t *testing.T) {
 		t.Fatal(err)
 	}
 	created := time.Since(start)
+	// The meeting's cost: the creator's cookie and put (its polls come
+	// after); the joiner's cookie and put, whose reply carries the
+	// creator's blob.
+	if n := a.RoundTrips(); n != 2 {
+		t.Errorf("creator: %d round trips in Create, want 2", n)
+	}
 	code := a.Code()
 	if a.Role() != rendezvous.Creator {
 		t.Fatal("creator's role")
@@ -57,6 +63,9 @@ func TestCreateJoinLeave(t *testing.T) {
 		t.Fatal(err)
 	}
 	joined := time.Since(start)
+	if n := b.RoundTrips(); n != 2 {
+		t.Errorf("joiner: %d round trips in Join, want 2", n)
+	}
 	if !bytes.Equal(theirs, ticketA) {
 		t.Fatal("joiner got the wrong blob")
 	}
