@@ -27,14 +27,15 @@ const ExitRelayedOnly = 6
 
 // peerOptions is everything `natcheck peer` takes from its flags.
 type peerOptions struct {
-	flags    probeFlags
-	turn     turnFlags
-	answer   string
-	via      string
-	wait     time.Duration
-	pings    int
-	noHost   bool
-	loopback bool
+	flags     probeFlags
+	turn      turnFlags
+	answer    string
+	via       string
+	wait      time.Duration
+	pings     int
+	noHost    bool
+	noPortMap bool
+	loopback  bool
 }
 
 func newPeerCmd(d *Deps) *cobra.Command {
@@ -44,9 +45,10 @@ func newPeerCmd(d *Deps) *cobra.Command {
 		Short: "Test whether two hosts connect directly (ICE), and explain why not",
 		Long: `peer runs a real connection attempt between this host and another, the way
 WebRTC does (ICE, RFC 8445): each side gathers host, server-reflexive (from
-the STUN servers) and, with --turn, relay candidates, and runs the quick NAT
-check meanwhile; the two sides exchange tickets; both check every
-candidate pair for at most --timeout; the selected pair is pinged --pings
+the STUN servers) and, with --turn, relay candidates; meanwhile it runs
+the quick NAT check and asks the router for a port mapping (UPnP IGD,
+NAT-PMP, PCP; deleted at once; --no-portmap skips it). The two sides
+exchange tickets; both check every candidate pair for at most --timeout; the selected pair is pinged --pings
 times for round trip and loss. The outcome is direct (and over which
 pair), relayed (only through TURN) or failed, compared with what the two
 NAT types predict: a mismatch is itself a finding.
@@ -65,16 +67,19 @@ two sealed tickets, for at most two minutes (docs/serve.md).
 
 Candidates are IPv4 and IPv6 (a pair forms where both sides have the
 family); -4 or -6 keeps one. TURN servers and credentials as for
-natcheck turn (--turn, --user, --password, --secret, ...); --ca and
---insecure are not supported here (the ICE agent verifies a turns:
-server with the system's CAs). Ctrl-C says bye to the other side over the
-connection, which then ends too.`,
+natcheck turn (--turn, --user, --password, --secret, ...); a turns:
+server's certificate is verified against the system's CAs, or --ca FILE,
+or not at all with --insecure. A TURN server that gave no relay
+candidate is named with its cause in the explanation (-v: as it
+happens). Ctrl-C says bye to the other side over the connection, which
+then ends too.`,
 		Example: `  natcheck peer                              # side A: prints a ticket, then waits for the answer
   natcheck peer AQE...                       # side B: takes A's ticket, prints the answer
   natcheck peer --answer answer.txt --json   # side A in a script
   natcheck peer --via stun.example.net       # side A: prints a code
   natcheck peer --via stun.example.net k7p2-9xqa-m3tc-f8wd   # side B
-  natcheck peer --turn turn:turn.example.net --user alice --password-file pw.txt AQE...`,
+  natcheck peer --turn turn:turn.example.net --user alice --password-file pw.txt AQE...
+  natcheck peer --turn turns:turn.example.net --ca corp-ca.pem --user alice --password-file pw.txt`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			ticket := ""
@@ -97,6 +102,7 @@ connection, which then ends too.`,
 	fl.DurationVar(&o.wait, "wait", 2*time.Minute, "with --via: how long to wait for the other side")
 	fl.IntVar(&o.pings, "pings", peer.DefaultPings, "pings over the selected pair, for round trip and loss")
 	fl.BoolVar(&o.noHost, "no-host", false, "offer no host candidates (to test the reflexive paths)")
+	fl.BoolVar(&o.noPortMap, "no-portmap", false, "do not ask the router for a port mapping (UPnP IGD, NAT-PMP, PCP) while gathering")
 	fl.BoolVar(&o.loopback, "loopback", false, "offer loopback host candidates (both sides on one host)")
 	_ = fl.MarkHidden("loopback")
 	return c
@@ -111,19 +117,19 @@ func runPeer(parent context.Context, d *Deps, c *cobra.Command, o *peerOptions, 
 		return err
 	}
 	opts := peer.Options{Servers: r.servers, Resolver: r.resolver, Pings: o.pings, Timeout: r.timeout,
-		NoHost: o.noHost, Loopback: o.loopback}
+		NoHost: o.noHost, NoPortMap: o.noPortMap, Loopback: o.loopback}
 	if o.flags.ipv4 || o.flags.ipv6 {
 		opts.Family = r.family
 	}
 	if len(o.turn.servers) > 0 {
-		if o.turn.ca != "" || o.turn.insecure {
-			return usageError("--ca and --insecure are not supported by peer: the ICE agent verifies a turns: server with the system's CAs")
-		}
 		us, to, err := o.turn.options(d, time.Now())
 		if err != nil {
 			return err
 		}
-		opts.TURN, opts.TURNUser, opts.TURNPass = us, to.User, to.Password
+		if err := peer.CheckTURN(us); err != nil {
+			return &UsageError{Err: err}
+		}
+		opts.TURN, opts.TURNOptions = us, to
 	}
 	show := func(label string) func(string) error {
 		return func(s string) error {
@@ -138,11 +144,14 @@ func runPeer(parent context.Context, d *Deps, c *cobra.Command, o *peerOptions, 
 			return err
 		}
 	}
+	if o.flags.verbose {
+		opts.Logf = verboseLogger(d, "peer")
+	}
 	if o.via != "" {
 		if o.answer != "" {
 			return usageError("--answer is for tickets, not for --via")
 		}
-		rv, err := o.rendezvous(parent, d, r, ticket)
+		rv, err := o.rendezvous(parent, d, r, ticket, opts.Logf)
 		if err != nil {
 			return err
 		}
@@ -163,9 +172,6 @@ func runPeer(parent context.Context, d *Deps, c *cobra.Command, o *peerOptions, 
 		opts.Signal = &peer.TicketOffer{Show: show("ticket"), ReadAnswer: func(ctx context.Context) (string, error) {
 			return readAnswer(ctx, d, o.answer)
 		}}
-	}
-	if o.flags.verbose {
-		opts.Logf = verboseLogger(d, "peer")
 	}
 	res := peer.Run(parent, opts)
 	if rv, ok := opts.Signal.(*peer.Rendezvous); ok && parent.Err() == nil {
@@ -263,7 +269,7 @@ func isTerminal(s any) bool {
 // rendezvous is the meeting through a natcheck serve --rendezvous at
 // --via: with code empty this side creates the code and prints it, else it
 // joins. The server's name is looked up as a STUN server's is.
-func (o *peerOptions) rendezvous(ctx context.Context, d *Deps, r resolved, code string) (*peer.Rendezvous, error) {
+func (o *peerOptions) rendezvous(ctx context.Context, d *Deps, r resolved, code string, logf func(string, ...any)) (*peer.Rendezvous, error) {
 	srv, err := stunclient.ParseServer(o.via)
 	if err != nil {
 		return nil, &UsageError{Err: fmt.Errorf("--via: %w", err)}
@@ -282,11 +288,17 @@ func (o *peerOptions) rendezvous(ctx context.Context, d *Deps, r resolved, code 
 	client := &rendezvous.Client{Server: addrs[0]}
 	var session *rendezvous.Session
 	rv := &peer.Rendezvous{Creator: code == ""}
+	met := func(their []byte, err error) ([]byte, error) {
+		if err == nil && logf != nil {
+			logf("met through the rendezvous %s after %d round trips to it", addrs[0], session.RoundTrips())
+		}
+		return their, err
+	}
 	rv.Swap = func(ctx context.Context, blob []byte) ([]byte, error) {
 		if code != "" {
 			s, their, err := client.Join(ctx, code, blob)
 			session = s
-			return their, err
+			return met(their, err)
 		}
 		s, err := client.Create(ctx, blob)
 		if err != nil {
@@ -303,7 +315,7 @@ func (o *peerOptions) rendezvous(ctx context.Context, d *Deps, r resolved, code 
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil || errors.Is(err, rendezvous.ErrExpired) {
 			return nil, fmt.Errorf("%w: the other side did not join within --wait %v (code %s)", errNoPeer, o.wait, s.Code())
 		}
-		return their, err
+		return met(their, err)
 	}
 	rv.Left = func(ctx context.Context) error {
 		if session == nil {

@@ -61,6 +61,7 @@ type peerJSON struct {
 	Predicted         string   `json:"predicted"`
 	PredictionMatched *bool    `json:"prediction_matched"`
 	Explanation       string   `json:"explanation"`
+	TURNProblems      []string `json:"turn_problems"`
 	Local             peerSide `json:"local"`
 	Remote            peerSide `json:"remote"`
 	Pairs             []struct {
@@ -80,7 +81,9 @@ type peerSide struct {
 		Filtering     string `json:"filtering"`
 		PublicAddress string `json:"public_address"`
 	} `json:"nat"`
-	Candidates []struct {
+	TURN        bool     `json:"turn"`
+	PortMapping []string `json:"port_mapping"`
+	Candidates  []struct {
 		Type     string `json:"type"`
 		Address  string `json:"address"`
 		Protocol string `json:"protocol"`
@@ -608,9 +611,7 @@ const (
 )
 
 // turnArgs are a side's --turn flags: UDP for every kind but udp-blocked,
-// which reaches the relay over TCP. (peer's ICE agent checks a turns:
-// server against the system's CAs only, which the lab's CA is not in:
-// natcheck turn covers TLS.)
+// which reaches the relay over TCP (TestPeerTURNTLS: over TLS).
 func turnArgs(c *lab.Coturn, kind lab.Kind) []string {
 	uri := "turn:" + c.Addr().String()
 	if kind == lab.UDPBlocked {
@@ -835,6 +836,76 @@ func TestPeerInterrupt(t *testing.T) {
 
 // TestPeerUsage: a malformed ticket is a usage error (exit 2) with one
 // clear line and nothing on stdout.
+// TestPeerTURNTLS: a udp-blocked side reaches coturn over TLS (turns:,
+// the lab CA's certificate for the relay's IP) and the other side, behind
+// a symmetric NAT, over UDP: with --ca both connect through the relay;
+// without it the blocked side gets no relay candidate, nothing connects,
+// and its turn_problems and explanation name the refused certificate and
+// --ca; with --insecure it connects again.
+func TestPeerTURNTLS(t *testing.T) {
+	bin := requirePeer(t, true)
+	lab.RequireCoturn(t)
+	t.Parallel()
+	ca := lab.NewCA(t, "lab CA")
+	var c *lab.Coturn
+	job := &peerJob{name: "udp-blocked/symmetric", opts: lab.PairOptions{A: lab.UDPBlocked, B: lab.Symmetric},
+		setup: func(t *testing.T, p *lab.Pair) {
+			cert := ca.Issue(t, lab.CertOptions{IPs: []netip.Addr{p.ServerIPs[0]}})
+			c = p.StartCoturn(t, lab.CoturnOptions{Port: peerTurnPort, TLSPort: peerTLSPort, Cert: cert,
+				Users: map[string]string{turnUser: turnPass}})
+		}}
+	cred := []string{"--user", turnUser, "--password", turnPass}
+	tlsArgs := func(p *lab.Pair, extra ...string) []string {
+		return peerArgs(p, slices.Concat([]string{"--turn", "turns:" + c.TLSAddr().String()}, cred, extra)...)
+	}
+	udpArgs := func(p *lab.Pair) []string { return peerArgs(p, turnArgs(c, lab.Symmetric)...) }
+	relayed := cellWant{a: lab.UDPBlocked, b: lab.Symmetric, outcome: "relayed", predicted: "relayed", matched: yes}
+	noProblems := func(t *testing.T, r pairRun) {
+		if j := r.a.json; j != nil && len(j.TURNProblems) != 0 {
+			t.Errorf("A: turn_problems %q, want none", j.TURNProblems)
+		}
+	}
+	job.runs = []peerJobRun{
+		{name: "ca", run: func(p *lab.Pair, dir string) pairRun {
+			return runTickets(p, bin, dir, tlsArgs(p, "--ca", ca.File), udpArgs(p), nil)
+		}, check: func(t *testing.T, p *lab.Pair, r pairRun) {
+			checkRun(t, p, r, relayed)
+			noProblems(t, r)
+		}},
+		{name: "no-ca", run: func(p *lab.Pair, dir string) pairRun {
+			return runTickets(p, bin, dir, tlsArgs(p, "-v"), udpArgs(p), nil)
+		}, check: func(t *testing.T, p *lab.Pair, r pairRun) {
+			checkRun(t, p, r, cellWant{a: lab.UDPBlocked, b: lab.Symmetric, outcome: "failed"})
+			j := r.a.json
+			if j == nil {
+				return
+			}
+			// The cause is A's own: B only learns that A offered no relay.
+			if !strings.Contains(j.Explanation, "unknown authority") {
+				t.Errorf("A: explanation %q does not name the refused certificate", j.Explanation)
+			}
+			// -v says it as it happens, on stderr.
+			if !strings.Contains(r.a.stderr, "TURN turns:"+c.TLSAddr().String()+": TLS certificate verification failed") {
+				t.Errorf("A: -v did not log the refused certificate:\n%s", r.a.stderr)
+			}
+			if len(j.TURNProblems) != 1 || !strings.Contains(j.TURNProblems[0], "turns:"+c.TLSAddr().String()) ||
+				!strings.Contains(j.TURNProblems[0], "--ca") {
+				t.Errorf("A: turn_problems %q, want the turns: server named with its refused certificate and --ca", j.TURNProblems)
+			}
+			if j.Local.TURN {
+				t.Error("A: local.turn true without a relay candidate")
+			}
+		}},
+		{name: "insecure", run: func(p *lab.Pair, dir string) pairRun {
+			return runTickets(p, bin, dir, tlsArgs(p, "--insecure"), udpArgs(p), nil)
+		}, check: func(t *testing.T, p *lab.Pair, r pairRun) {
+			checkRun(t, p, r, relayed)
+			noProblems(t, r)
+		}},
+	}
+	runPeerJobs(t, bin, []*peerJob{job})
+}
+
 func TestPeerUsage(t *testing.T) {
 	bin := requirePeer(t, false)
 	l := lab.New(t, lab.Options{Kind: lab.NoNAT}) // should it send anything, it stays in the lab
@@ -852,4 +923,50 @@ func TestPeerUsage(t *testing.T) {
 			t.Errorf("peer %.20s...: no error line on stderr", ticket)
 		}
 	}
+	// One TURN address with and without TLS: bad usage, said at once.
+	var stdout, stderr strings.Builder
+	cmd := l.Command(context.Background(), l.Client, bin, "peer", "--json", "-s", l.ServerIPs[0].String(), "--user", "u", "--password", "p",
+		"--turn", "turn:192.0.2.9:5349?transport=tcp", "--turn", "turns:192.0.2.9:5349")
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 || stdout.Len() != 0 || !strings.Contains(stderr.String(), "with and without TLS") {
+		t.Errorf("turn: and turns: at one address: %v, stdout %q, stderr %q; want exit 2 and why", err, stdout.String(), stderr.String())
+	}
+}
+
+// TestPeerPortMapHint: a port-restricted cone and a symmetric NAT cannot
+// connect, and A's router runs miniupnpd: both sides' explanations name the port mapping A's
+// router granted (UPnP IGD, NAT-PMP, PCP, asked while gathering and
+// deleted at once), and B's JSON shows A's port_mapping from its ticket.
+func TestPeerPortMapHint(t *testing.T) {
+	bin := requirePeer(t, true)
+	t.Parallel()
+	// RouterAnswers: miniupnpd takes the STUN-mapped address as its WAN
+	// address (the lab's is reserved) only when its STUN test sees that
+	// nothing filters in front of it; a router that drops unsolicited UDP
+	// to itself fails that test and maps nothing.
+	job := &peerJob{name: "port-restricted/symmetric", opts: lab.PairOptions{A: lab.PortRestrictedCone, B: lab.Symmetric, RouterAnswers: true},
+		// The pair's embedded Lab is site A's view: its router gets miniupnpd.
+		setup: func(t *testing.T, p *lab.Pair) { p.Lab.StartMiniUPnPd(t) }}
+	job.runs = []peerJobRun{{name: "ticket", run: func(p *lab.Pair, dir string) pairRun {
+		return runTickets(p, bin, dir, peerArgs(p, "-v"), peerArgs(p), nil)
+	}, check: func(t *testing.T, p *lab.Pair, r pairRun) {
+		checkRun(t, p, r, cellWant{a: lab.PortRestrictedCone, b: lab.Symmetric, outcome: "failed", predicted: "failed", matched: yes})
+		for _, x := range []struct {
+			name string
+			j    *peerJSON
+		}{{"A", r.a.json}, {"B", r.b.json}} {
+			if x.j == nil {
+				continue
+			}
+			if !strings.Contains(x.j.Explanation, "or a port mapping (A's router offers UPnP") {
+				t.Errorf("%s: explanation %q does not name A's router's UPnP", x.name, x.j.Explanation)
+			}
+		}
+		if j := r.b.json; j != nil && (len(j.Remote.PortMapping) == 0 || j.Remote.PortMapping[0] != "upnp" || j.Local.PortMapping == nil || len(j.Local.PortMapping) != 0) {
+			t.Errorf("B: remote port_mapping %v, local %v; want A's [upnp ...] and B's []", j.Remote.PortMapping, j.Local.PortMapping)
+		}
+	}}}
+	runPeerJobs(t, bin, []*peerJob{job})
 }

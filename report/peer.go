@@ -7,6 +7,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/natcheck/natcheck/internal/tri"
+	"github.com/natcheck/natcheck/portmap"
 	"github.com/natcheck/natcheck/probe/nat"
 	"github.com/natcheck/natcheck/probe/peer"
 )
@@ -27,6 +28,7 @@ type PeerJSON struct {
 	Explanation       string           `json:"explanation"`
 	Finding           string           `json:"finding"`
 	PeerLeft          bool             `json:"peer_left"`
+	TURNProblems      []string         `json:"turn_problems"`
 	Local             PeerSideJSON     `json:"local"`
 	Remote            PeerSideJSON     `json:"remote"`
 	Pairs             []PeerPairStJSON `json:"pairs"`
@@ -52,6 +54,7 @@ type PeerPingsJSON struct {
 type PeerSideJSON struct {
 	NAT        PeerNATJSON         `json:"nat"`
 	TURN       bool                `json:"turn"`
+	PortMap    []portmap.Protocol  `json:"port_mapping"`
 	Candidates []PeerCandidateJSON `json:"candidates"`
 }
 
@@ -85,7 +88,7 @@ func NewPeerJSON(r *peer.Result) PeerJSON {
 		SchemaVersion: SchemaVersion, Role: r.Role, Meeting: r.Meeting, Outcome: r.Outcome,
 		Loss: r.Pings.Loss, Pings: PeerPingsJSON{Sent: r.Pings.Sent, Received: r.Pings.Received},
 		Predicted: r.Predicted, PredictionMatched: r.Matched, Explanation: OneLine(r.Explanation), Finding: OneLine(r.Finding),
-		PeerLeft: r.PeerLeft, Local: peerSideJSON(r.Local), Remote: peerSideJSON(r.Remote),
+		PeerLeft: r.PeerLeft, TURNProblems: append([]string{}, r.TURNProblems...), Local: peerSideJSON(r.Local), Remote: peerSideJSON(r.Remote),
 		Pairs: []PeerPairStJSON{}, ElapsedMs: Millis(r.Elapsed),
 	}
 	if s := r.Selected; s != nil {
@@ -108,6 +111,9 @@ func peerSideJSON(s peer.Side) PeerSideJSON {
 		Type: s.NAT.Type, Mapping: s.NAT.Mapping, Filtering: s.NAT.Filtering}}
 	if s.NAT.Public.IsValid() {
 		j.NAT.PublicAddress = s.NAT.Public.String()
+	}
+	if s.PortMap.Checked {
+		j.PortMap = append([]portmap.Protocol{}, s.PortMap.Protocols...)
 	}
 	for _, c := range s.Candidates {
 		j.Candidates = append(j.Candidates, PeerCandidateJSON{Type: c.Type, Address: c.Addr.String(), Protocol: c.Protocol})
@@ -186,6 +192,11 @@ func PeerText(out io.Writer, r *peer.Result, verbose bool) error {
 		if side.s.TURN {
 			turn = ", offers TURN"
 		}
+		if pm := side.s.PortMap; pm.Checked && len(pm.Protocols) > 0 {
+			turn += fmt.Sprintf(", router grants port mappings (%s)", joinProtocols(pm.Protocols))
+		} else if pm.Checked {
+			turn += ", router grants no port mapping"
+		}
 		fmt.Fprintf(tw, "%s\t%s (mapping %s, filtering %s), public %s%s\n", side.name, n.Type, n.Mapping, n.Filtering, AddrString(n.Public), turn)
 		for _, c := range side.s.Candidates {
 			fmt.Fprintf(tw, "  %s\t%s %s\n", c.Type, c.Protocol, c.Addr)
@@ -210,4 +221,12 @@ func PeerText(out io.Writer, r *peer.Result, verbose bool) error {
 	}
 	fmt.Fprintf(tw, "time\t%s\n", FormatDuration(r.Elapsed))
 	return tw.Flush()
+}
+
+func joinProtocols(ps []portmap.Protocol) string {
+	ss := make([]string, len(ps))
+	for i, p := range ps {
+		ss[i] = string(p)
+	}
+	return strings.Join(ss, ", ")
 }

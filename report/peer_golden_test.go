@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/natcheck/natcheck/portmap"
 	"github.com/natcheck/natcheck/probe/nat"
 	"github.com/natcheck/natcheck/probe/peer"
 )
@@ -64,6 +65,9 @@ func fxPeerFailed() *peer.Result {
 		},
 		Elapsed: 6*time.Second + ms(912),
 	}
+	// B's router grants UPnP mappings, A's grants none.
+	r.Local.PortMap = peer.PortMap{Checked: true, Protocols: []portmap.Protocol{portmap.UPnP}}
+	r.Remote.PortMap = peer.PortMap{Checked: true}
 	peer.Classify(r)
 	return r
 }
@@ -101,6 +105,16 @@ func fxPeerRelayed() *peer.Result {
 	return r
 }
 
+// fxPeerTURNRefused: the failed run of fxPeerFailed, where B was given a
+// turns: server whose certificate it refused: no relay candidate, and the
+// explanation says why in place of "a relay is needed".
+func fxPeerTURNRefused() *peer.Result {
+	r := fxPeerFailed()
+	r.TURNProblems = []string{"turns:turn.example.net: TLS certificate verification failed: the certificate is signed by an unknown authority (self-signed or private CA: pass it with --ca FILE; --insecure skips the check)"}
+	peer.Classify(r)
+	return r
+}
+
 func peerGoldens() []golden {
 	return []golden{
 		{"peer.txt", func(w io.Writer) error { return PeerText(w, fxPeerDirect(), false) }},
@@ -110,5 +124,7 @@ func peerGoldens() []golden {
 		{"peer-failed.json", jsonOf(func() any { return NewPeerJSON(fxPeerFailed()) })},
 		{"peer-mismatch.txt", func(w io.Writer) error { return PeerText(w, fxPeerMismatch(), false) }},
 		{"peer-relayed.txt", func(w io.Writer) error { return PeerText(w, fxPeerRelayed(), false) }},
+		{"peer-turn-refused.txt", func(w io.Writer) error { return PeerText(w, fxPeerTURNRefused(), false) }},
+		{"peer-turn-refused.json", jsonOf(func() any { return NewPeerJSON(fxPeerTURNRefused()) })},
 	}
 }

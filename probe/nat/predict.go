@@ -60,11 +60,16 @@ func PredictDirect(a, b NATType) P2P {
 	return P2PFailed
 }
 
-// Predict is PredictDirect with a relay: when either side offers TURN
-// relay candidates, a failed direct attempt becomes relayed.
-func Predict(a, b NATType, turn bool) P2P {
+// Predict is PredictDirect with relays: turnA and turnB say whether A and
+// B offer TURN relay candidates. A failed direct attempt becomes relayed
+// when a relay can carry it: one side has a relay, and a side without
+// UDP has one of its own (a relay sends and takes UDP to and from the
+// peer, which a side without UDP cannot; it reaches its own relay over
+// TCP or TLS).
+func Predict(a, b NATType, turnA, turnB bool) P2P {
 	p := PredictDirect(a, b)
-	if p == P2PFailed && turn {
+	reach := func(t NATType, turn bool) bool { return turn || t != TypeUDPBlocked }
+	if p == P2PFailed && (turnA || turnB) && reach(a, turnA) && reach(b, turnB) {
 		return P2PRelayed
 	}
 	return p

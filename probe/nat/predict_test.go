@@ -36,10 +36,19 @@ func TestPredictTable(t *testing.T) {
 			if want == x {
 				relayed = P2PRelayed
 			}
-			if got := Predict(a, b, true); got != relayed {
-				t.Errorf("Predict(%s, %s, turn) = %s, want %s", a, b, got, relayed)
+			if got := Predict(a, b, true, true); got != relayed {
+				t.Errorf("Predict(%s, %s, turn on both) = %s, want %s", a, b, got, relayed)
 			}
-			if got := Predict(a, b, false); got != want {
+			// A relay on one side only: a side without UDP cannot use the
+			// other's relay.
+			oneRelay := relayed
+			if a == B {
+				oneRelay = x
+			}
+			if got := Predict(a, b, false, true); got != oneRelay {
+				t.Errorf("Predict(%s, %s, turn on B) = %s, want %s", a, b, got, oneRelay)
+			}
+			if got := Predict(a, b, false, false); got != want {
 				t.Errorf("Predict(%s, %s, no turn) = %s, want %s", a, b, got, want)
 			}
 			if PredictionReason(a, b) == "" {
@@ -57,7 +66,18 @@ func TestPredictTable(t *testing.T) {
 			t.Errorf("PredictDirect(%q, %q) = %s, want %s", c.a, c.b, got, c.want)
 		}
 	}
-	if got := Predict(U, S, true); got != u {
+	for _, c := range []struct {
+		a, b         NATType
+		turnA, turnB bool
+		want         P2P
+	}{
+		{B, S, true, false, P2PRelayed}, {B, B, true, false, x}, {B, B, true, true, P2PRelayed}, {S, B, true, false, x},
+	} {
+		if got := Predict(c.a, c.b, c.turnA, c.turnB); got != c.want {
+			t.Errorf("Predict(%s, %s, %v, %v) = %s, want %s", c.a, c.b, c.turnA, c.turnB, got, c.want)
+		}
+	}
+	if got := Predict(U, S, true, true); got != u {
 		t.Errorf("Predict(unknown, symmetric, turn) = %s, want unknown", got)
 	}
 }

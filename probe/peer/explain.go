@@ -2,8 +2,10 @@ package peer
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/natcheck/natcheck/internal/tri"
+	"github.com/natcheck/natcheck/portmap"
 	"github.com/natcheck/natcheck/probe/nat"
 )
 
@@ -19,8 +21,18 @@ func Classify(r *Result) {
 		r.Outcome = nat.P2PDirect
 	}
 	a, b := r.AB()
-	r.Predicted = nat.Predict(a.NAT.Type, b.NAT.Type, a.TURN || b.TURN)
+	r.Predicted = nat.Predict(a.NAT.Type, b.NAT.Type, a.TURN, b.TURN)
 	r.Explanation, r.Finding = Explain(r.Outcome, r.Selected, a, b)
+	if len(r.TURNProblems) > 0 {
+		// The relay this side was given did not answer: say why, in place
+		// of what a relay would have done when nothing connected.
+		why := "this side's TURN relay gave no candidate: " + strings.Join(r.TURNProblems, "; ")
+		if r.Outcome == nat.P2PFailed {
+			r.Explanation = directWhy(a, b, nat.PredictionReason(a.NAT.Type, b.NAT.Type), r.Predicted) + "; " + why
+		} else {
+			r.Explanation += " (" + why + ")"
+		}
+	}
 	r.Matched = tri.Unknown
 	if r.Outcome == nat.P2PFailed && r.PeerLeft {
 		// Cut short by the other side: no verdict on the path.
@@ -39,7 +51,7 @@ func Classify(r *Result) {
 // they agree or there is no prediction).
 func Explain(outcome nat.P2P, sel *Pair, a, b Side) (explanation, finding string) {
 	turn := a.TURN || b.TURN
-	predicted := nat.Predict(a.NAT.Type, b.NAT.Type, turn)
+	predicted := nat.Predict(a.NAT.Type, b.NAT.Type, a.TURN, b.TURN)
 	reason := nat.PredictionReason(a.NAT.Type, b.NAT.Type)
 	switch outcome {
 	case nat.P2PDirect:
@@ -64,10 +76,13 @@ func Explain(outcome nat.P2P, sel *Pair, a, b Side) (explanation, finding string
 	default:
 		explanation = directWhy(a, b, reason, predicted)
 		switch {
+		case turn && predicted == nat.P2PFailed:
+			// Only a side with UDP can use the other's relay.
+			explanation += "; the other side's relay cannot help a side without UDP: it needs its own (--turn over TCP or TLS)"
 		case turn:
 			explanation += "; the relay did not connect either (check it with natcheck turn)"
 		default:
-			explanation += "; a relay is needed (--turn), or a port mapping"
+			explanation += "; a relay is needed (--turn), or a port mapping" + portMapHint(a, b)
 		}
 		if predicted == nat.P2PDirect {
 			finding = mismatch(a, b)
@@ -104,4 +119,35 @@ func mismatch(a, b Side) string {
 	return fmt.Sprintf("the NAT types (A %s, B %s) allow a direct path, but none worked: "+
 		"a firewall drops UDP between the sides, or a NAT maps toward the peer differently than toward STUN",
 		a.NAT.Type, b.NAT.Type)
+}
+
+// portMapHint says which side's router granted a port mapping when asked,
+// or that neither did; "" when it is not known for both.
+func portMapHint(a, b Side) string {
+	names := map[portmap.Protocol]string{portmap.UPnP: "UPnP", portmap.NATPMP: "NAT-PMP", portmap.PCP: "PCP"}
+	offers := func(s Side) string {
+		var ps []string
+		for _, p := range s.PortMap.Protocols {
+			ps = append(ps, names[p])
+		}
+		switch len(ps) {
+		case 0:
+			return ""
+		case 1:
+			return ps[0]
+		}
+		return strings.Join(ps[:len(ps)-1], ", ") + " and " + ps[len(ps)-1]
+	}
+	oa, ob := offers(a), offers(b)
+	switch {
+	case oa != "" && ob != "":
+		return " (A's router offers " + oa + ", B's " + ob + ")"
+	case oa != "":
+		return " (A's router offers " + oa + ")"
+	case ob != "":
+		return " (B's router offers " + ob + ")"
+	case a.PortMap.Checked && b.PortMap.Checked:
+		return " (neither router grants one by UPnP, NAT-PMP or PCP: set up port forwarding by hand)"
+	}
+	return ""
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/natcheck/natcheck/internal/tri"
+	"github.com/natcheck/natcheck/portmap"
 	"github.com/natcheck/natcheck/probe"
 	"github.com/natcheck/natcheck/probe/nat"
 	"github.com/natcheck/natcheck/probe/stunclient"
@@ -35,9 +36,13 @@ const (
 	// NATTimeout bounds the quick NAT check, which runs while candidates
 	// are gathered.
 	NATTimeout = 2 * time.Second
-	// GatherTimeout bounds gathering (STUN and TURN servers).
+	// GatherTimeout bounds each STUN server's answer while gathering.
 	GatherTimeout = 2 * time.Second
-	pingInterval  = 20 * time.Millisecond
+	// GatherCap bounds gathering as a whole: a TURN server reached over
+	// TLS that does not answer must not hold the meeting back. Candidates
+	// found later are still used by this side.
+	GatherCap    = 4 * time.Second
+	pingInterval = 20 * time.Millisecond
 )
 
 // Options is one side's run.
@@ -51,18 +56,23 @@ type Options struct {
 	// Family limits candidates (and the NAT check) to IPv4 or IPv6; zero
 	// offers both, and the NAT check runs over IPv4.
 	Family stunclient.Family
-	// TURN servers and their credentials (cmd's turn flags).
-	TURN     []turncheck.URI
-	TURNUser string
-	TURNPass string
-	Pings    int           // pings over the selected pair; 0 means DefaultPings
-	Timeout  time.Duration // the ICE checks after meeting; 0 means DefaultTimeout
-	NoHost   bool          // offer no host candidates
+	// TURN servers, and their credentials and TLS settings (User,
+	// Password, RootCAs, Insecure: cmd's turn flags).
+	TURN        []turncheck.URI
+	TURNOptions turncheck.Options
+	Pings       int           // pings over the selected pair; 0 means DefaultPings
+	Timeout     time.Duration // the ICE checks after meeting; 0 means DefaultTimeout
+	NoHost      bool          // offer no host candidates
 	// Loopback offers loopback host candidates (both sides on one host).
 	Loopback bool
 	// RunType is the quick NAT check; nil means probe.RunType.
 	RunType func(context.Context, probe.TypeOptions) (*probe.TypeResult, error)
-	Logf    func(format string, args ...any)
+	// NoPortMap skips asking the router for a port mapping (UPnP IGD,
+	// NAT-PMP, PCP), which runs beside the NAT check; PortMapCheck is that
+	// check, nil meaning portmap.Check.
+	NoPortMap    bool
+	PortMapCheck func(context.Context, portmap.Options) (*portmap.Report, error)
+	Logf         func(format string, args ...any)
 }
 
 // Pair is a candidate pair, as the ICE agent last saw it.
@@ -84,6 +94,7 @@ type Pings struct {
 type Side struct {
 	NAT        NATSummary
 	TURN       bool
+	PortMap    PortMap
 	Candidates []Candidate
 }
 
@@ -103,7 +114,11 @@ type Result struct {
 	Local, Remote Side
 	Pairs         []Pair
 	PeerLeft      bool // the peer said bye before the pings ended
-	Elapsed       time.Duration
+	// TURNProblems says, per TURN server that gave this side no relay
+	// candidate, why (unreachable, certificate refused, allocation
+	// refused); empty when every server gave one or none was given.
+	TURNProblems []string
+	Elapsed      time.Duration
 	// Err is why the test could not run (meeting failed, interrupted);
 	// a connection that failed is Outcome failed with Err nil.
 	Err error
@@ -144,11 +159,21 @@ func Run(ctx context.Context, o Options) *Result {
 	// The quick NAT check, concurrently with gathering.
 	natc := make(chan NATSummary, 1)
 	go func() { natc <- quickNAT(ctx, o, logf) }()
+	pmc := make(chan PortMap, 1)
+	go func() { pmc <- askPortMap(ctx, o, logf) }()
 
-	agent, err := newAgent(ctx, o, logf)
+	relays, err := newRelayDialer(o.TURN, o.TURNOptions, logf)
 	if err != nil {
 		res.Err = err
 		<-natc
+		<-pmc
+		return res
+	}
+	agent, err := newAgent(ctx, o, relays, logf)
+	if err != nil {
+		res.Err = err
+		<-natc
+		<-pmc
 		return res
 	}
 	defer agent.Close()
@@ -163,23 +188,30 @@ func Run(ctx context.Context, o Options) *Result {
 	}); err != nil {
 		res.Err = err
 		<-natc
+		<-pmc
 		return res
 	}
 	if err := agent.GatherCandidates(); err != nil {
 		res.Err = err
 		<-natc
+		<-pmc
 		return res
 	}
+	gatherCap := time.NewTimer(GatherCap)
 	select {
 	case <-gathered:
+	case <-gatherCap.C:
+		logf("gathering still running after %v: meeting with the candidates found so far", GatherCap)
 	case <-ctx.Done():
 	}
+	gatherCap.Stop()
 	res.Local.NAT = <-natc
+	res.Local.PortMap = <-pmc
 	if ctx.Err() != nil {
 		res.Err = ctx.Err()
 		return res
 	}
-	local := &Ticket{NAT: res.Local.NAT, TURN: len(o.TURN) > 0}
+	local := &Ticket{NAT: res.Local.NAT, PortMap: res.Local.PortMap}
 	if local.Ufrag, local.Pwd, err = agent.GetLocalUserCredentials(); err != nil {
 		res.Err = err
 		return res
@@ -188,9 +220,17 @@ func Run(ctx context.Context, o Options) *Result {
 	for _, c := range cands {
 		if cc, ok := fromICE(c); ok && len(local.Candidates) < MaxCandidates {
 			local.Candidates = append(local.Candidates, cc)
+			// A side offers TURN when a relay answered, not when one was
+			// asked: the prediction counts on the relay.
+			local.TURN = local.TURN || cc.Type == Relay
 		}
 	}
 	res.Local.TURN, res.Local.Candidates = local.TURN, local.Candidates
+	res.TURNProblems = relays.Problems()
+	if len(o.TURN) > 0 && !local.TURN && len(res.TURNProblems) == 0 {
+		res.TURNProblems = []string{"no relay candidate from the TURN server (not reached or allocation refused within " +
+			GatherCap.String() + "; natcheck turn names the cause, -v shows the ICE agent's)"}
+	}
 
 	remote, err := o.Signal.Exchange(ctx, local)
 	if err != nil {
@@ -198,9 +238,10 @@ func Run(ctx context.Context, o Options) *Result {
 		return res
 	}
 	met := time.Now()
-	res.Remote = Side{NAT: remote.NAT, TURN: remote.TURN, Candidates: remote.Candidates}
+	logf("met the other side %v after start", met.Sub(start).Round(time.Millisecond))
+	res.Remote = Side{NAT: remote.NAT, TURN: remote.TURN, PortMap: remote.PortMap, Candidates: remote.Candidates}
 	a, b := res.AB()
-	res.Predicted = nat.Predict(a.NAT.Type, b.NAT.Type, a.TURN || b.TURN)
+	res.Predicted = nat.Predict(a.NAT.Type, b.NAT.Type, a.TURN, b.TURN)
 	for _, c := range remote.Candidates {
 		ic, err := ice.UnmarshalCandidate(c.sdp())
 		if err != nil {
@@ -308,10 +349,42 @@ func quickNAT(ctx context.Context, o Options, logf func(string, ...any)) NATSumm
 	return s
 }
 
+// portMapWait bounds each port-mapping protocol's first answer: the
+// router is one hop away, and the check must end within NATTimeout.
+const portMapWait = 700 * time.Millisecond
+
+// askPortMap asks the router for a UDP port mapping by each protocol (and
+// deletes it at once), so that a failed run can say whether a mapping is
+// an option. Unchecked without a gateway, or when ctx ends first.
+func askPortMap(ctx context.Context, o Options, logf func(string, ...any)) PortMap {
+	if o.NoPortMap {
+		return PortMap{}
+	}
+	check := o.PortMapCheck
+	if check == nil {
+		check = portmap.Check
+	}
+	ctx, cancel := context.WithTimeout(ctx, NATTimeout)
+	defer cancel()
+	r, err := check(ctx, portmap.Options{Wait: portMapWait})
+	if err != nil || r == nil {
+		logf("port mapping: %v", err)
+		return PortMap{}
+	}
+	pm := PortMap{Checked: ctx.Err() == nil}
+	for _, res := range r.Results {
+		if res.MappingAdded == tri.Yes {
+			pm.Protocols = append(pm.Protocols, res.Protocol)
+		}
+	}
+	logf("port mapping: checked %v, granted by %v", pm.Checked, pm.Protocols)
+	return pm
+}
+
 // newAgent makes the ICE agent: UDP candidates of the family, srflx from
 // the STUN servers (names looked up first, each under its own deadline),
 // relay from the TURN servers.
-func newAgent(ctx context.Context, o Options, logf func(string, ...any)) (*ice.Agent, error) {
+func newAgent(ctx context.Context, o Options, relays *relayDialer, logf func(string, ...any)) (*ice.Agent, error) {
 	var urls []*stun.URI
 	fams := []stunclient.Family{stunclient.IPv4, stunclient.IPv6}
 	if o.Family != 0 {
@@ -344,7 +417,7 @@ func newAgent(ctx context.Context, o Options, logf func(string, ...any)) (*ice.A
 	wg.Wait()
 	for _, u := range o.TURN {
 		su := &stun.URI{Scheme: stun.SchemeTypeTURN, Host: u.Host, Port: int(u.Port), Proto: stun.ProtoTypeUDP,
-			Username: o.TURNUser, Password: o.TURNPass}
+			Username: o.TURNOptions.User, Password: o.TURNOptions.Password}
 		switch u.Transport {
 		case turncheck.TCP:
 			su.Proto = stun.ProtoTypeTCP
@@ -378,6 +451,8 @@ func newAgent(ctx context.Context, o Options, logf func(string, ...any)) (*ice.A
 		ice.WithFailedTimeout(o.Timeout),
 		ice.WithDisconnectedTimeout(disconnected),
 		ice.WithCheckInterval(100 * time.Millisecond),
+		ice.WithProxyDialer(relays),
+		ice.WithLoggerFactory(iceLog{logf: logf}),
 	}
 	if o.Loopback {
 		opts = append(opts, ice.WithIncludeLoopback())

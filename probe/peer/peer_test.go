@@ -3,11 +3,13 @@ package peer
 import (
 	"context"
 	"net/netip"
+	"reflect"
 	"testing"
 	"time"
 
 	"github.com/natcheck/natcheck/internal/stuntest"
 	"github.com/natcheck/natcheck/internal/tri"
+	"github.com/natcheck/natcheck/portmap"
 	"github.com/natcheck/natcheck/probe/nat"
 	"github.com/natcheck/natcheck/probe/stunclient"
 )
@@ -75,8 +77,19 @@ func checkDirect(t *testing.T, name string, r *Result, typ CandidateType) {
 
 // TestHostPair: two agents on loopback connect over host candidates.
 func TestHostPair(t *testing.T) {
-	o := Options{Loopback: true, Pings: 5, Timeout: 5 * time.Second, Family: stunclient.IPv4}
-	ra, rb := meet(t, o, o)
+	// A's router grants UPnP (a fake check: unit tests ask no real
+	// gateway); B does not ask. Each side tells the other in its ticket.
+	a := Options{Loopback: true, Pings: 5, Timeout: 5 * time.Second, Family: stunclient.IPv4,
+		PortMapCheck: func(context.Context, portmap.Options) (*portmap.Report, error) {
+			return &portmap.Report{Results: []portmap.Result{{Protocol: portmap.UPnP, MappingAdded: tri.Yes}, {Protocol: portmap.PCP, MappingAdded: tri.No}}}, nil
+		}}
+	b := a
+	b.NoPortMap = true
+	ra, rb := meet(t, a, b)
+	want := PortMap{Checked: true, Protocols: []portmap.Protocol{portmap.UPnP}}
+	if !reflect.DeepEqual(ra.Local.PortMap, want) || !reflect.DeepEqual(rb.Remote.PortMap, want) || rb.Local.PortMap.Checked || ra.Remote.PortMap.Checked {
+		t.Errorf("port mapping: A %+v, B's view of A %+v; B %+v, A's view of B %+v", ra.Local.PortMap, rb.Remote.PortMap, rb.Local.PortMap, ra.Remote.PortMap)
+	}
 	checkDirect(t, "A", ra, Host)
 	checkDirect(t, "B", rb, Host)
 	if ra.Role != Controlling || rb.Role != Controlled || ra.Meeting != MeetingTicket {
@@ -93,7 +106,7 @@ func TestHostPair(t *testing.T) {
 // loopback a srflx address is the socket's own address.
 func TestSrflxPair(t *testing.T) {
 	srv := stuntest.Start(t, "127.0.0.1", stuntest.Behaviour{})
-	o := Options{NoHost: true, Loopback: true, Pings: 5, Timeout: 5 * time.Second, Family: stunclient.IPv4,
+	o := Options{NoHost: true, NoPortMap: true, Loopback: true, Pings: 5, Timeout: 5 * time.Second, Family: stunclient.IPv4,
 		Servers: []stunclient.Server{stuntest.ServerAt(t, srv.Addr)}}
 	ra, rb := meet(t, o, o)
 	checkDirect(t, "A", ra, Srflx)

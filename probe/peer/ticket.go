@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/natcheck/natcheck/portmap"
 	"github.com/natcheck/natcheck/probe/nat"
 )
 
@@ -62,7 +63,15 @@ type Ticket struct {
 	Ufrag, Pwd string
 	NAT        NATSummary
 	TURN       bool // this side offers relay candidates
+	PortMap    PortMap
 	Candidates []Candidate
+}
+
+// PortMap is whether a side's router granted a port mapping when asked
+// (UPnP IGD, NAT-PMP, PCP), for the explanation of a failed run.
+type PortMap struct {
+	Checked   bool               // the check ran; false: nothing is known
+	Protocols []portmap.Protocol // those that granted a mapping, in portmap.Protocols order; nil when none
 }
 
 // The enums as one byte each; index 0 is the unknown value.
@@ -77,7 +86,14 @@ var (
 const (
 	flagAnswer = 1 << iota
 	flagTURN
+	flagPortMapChecked
+	flagUPnP
+	flagNATPMP
+	flagPCP
 )
+
+// portMapFlags are the flags of the port-mapping protocols.
+var portMapFlags = map[portmap.Protocol]byte{portmap.UPnP: flagUPnP, portmap.NATPMP: flagNATPMP, portmap.PCP: flagPCP}
 
 // code is v's index in codes; an unlisted value is 0 (unknown).
 func code[T comparable](codes []T, v T) byte {
@@ -117,6 +133,12 @@ func (t *Ticket) MarshalBinary() ([]byte, error) {
 	}
 	if t.TURN {
 		b[1] |= flagTURN
+	}
+	if t.PortMap.Checked {
+		b[1] |= flagPortMapChecked
+		for _, p := range t.PortMap.Protocols {
+			b[1] |= portMapFlags[p]
+		}
 	}
 	b = append(b, t.Session[:]...)
 	var err error
@@ -274,6 +296,13 @@ func UnmarshalTicket(b []byte) (*Ticket, error) {
 	t := &Ticket{}
 	flags := r.byte()
 	t.Answer, t.TURN = flags&flagAnswer != 0, flags&flagTURN != 0
+	if t.PortMap.Checked = flags&flagPortMapChecked != 0; t.PortMap.Checked {
+		for _, p := range portmap.Protocols {
+			if flags&portMapFlags[p] != 0 {
+				t.PortMap.Protocols = append(t.PortMap.Protocols, p)
+			}
+		}
+	}
 	copy(t.Session[:], r.bytes(8))
 	t.Ufrag = r.string(maxCredentialLen)
 	t.Pwd = r.string(maxCredentialLen)

@@ -7,12 +7,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/natcheck/natcheck/portmap"
 	"github.com/natcheck/natcheck/probe/nat"
 )
 
 func sampleTicket() *Ticket {
 	return &Ticket{
 		Session: [8]byte{1, 2, 3, 4, 5, 6, 7, 8}, Ufrag: "abcdEFGHijklMNOP", Pwd: "0123456789abcdefghijklmnopqrstuv", TURN: true,
+		PortMap: PortMap{Checked: true, Protocols: []portmap.Protocol{portmap.UPnP, portmap.PCP}},
 		NAT: NATSummary{Type: nat.TypePortRestrictedCone, Mapping: nat.EndpointIndependent, Filtering: nat.AddressAndPortDependent,
 			Public: netip.MustParseAddrPort("203.0.113.2:41620")},
 		Candidates: []Candidate{
@@ -27,7 +29,7 @@ func sampleTicket() *Ticket {
 }
 
 func TestTicketRoundTrip(t *testing.T) {
-	for _, tk := range []*Ticket{sampleTicket(), {Answer: true, Ufrag: "u", Pwd: "p", NAT: NATSummary{Type: nat.TypeUnknown, Mapping: nat.MappingUnknown, Filtering: nat.FilteringUnknown}}} {
+	for _, tk := range []*Ticket{sampleTicket(), {Answer: true, Ufrag: "u", Pwd: "p", PortMap: PortMap{Checked: true}, NAT: NATSummary{Type: nat.TypeUnknown, Mapping: nat.MappingUnknown, Filtering: nat.FilteringUnknown}}} {
 		s, err := tk.Encode()
 		if err != nil {
 			t.Fatal(err)
