@@ -2,6 +2,7 @@ package peer
 
 import (
 	"context"
+	"net"
 	"net/netip"
 	"reflect"
 	"testing"
@@ -123,5 +124,29 @@ func TestSrflxPair(t *testing.T) {
 	}
 	if ra.Remote.NAT != rb.Local.NAT {
 		t.Errorf("A saw B's NAT as %+v, B has %+v", ra.Remote.NAT, rb.Local.NAT)
+	}
+}
+
+// TestHostPairIPv6: with IPv6 only, the two sides offer and connect over
+// IPv6 host candidates (loopback ::1).
+func TestHostPairIPv6(t *testing.T) {
+	if c, err := net.ListenPacket("udp6", "[::1]:0"); err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	} else {
+		c.Close()
+	}
+	o := Options{Loopback: true, NoPortMap: true, Pings: 5, Timeout: 5 * time.Second, Family: stunclient.IPv6}
+	ra, rb := meet(t, o, o)
+	checkDirect(t, "A", ra, Host)
+	checkDirect(t, "B", rb, Host)
+	for _, r := range []*Result{ra, rb} {
+		if a := r.Selected.Local.Addr.Addr(); !a.Is6() || a.Is4In6() {
+			t.Errorf("selected local %s, want IPv6", r.Selected.Local.Addr)
+		}
+		for _, c := range r.Local.Candidates {
+			if !c.Addr.Addr().Is6() {
+				t.Errorf("candidate %s with -6", c.Addr)
+			}
+		}
 	}
 }
