@@ -174,8 +174,12 @@ func runPeer(parent context.Context, d *Deps, c *cobra.Command, o *peerOptions, 
 		}}
 	}
 	res := peer.Run(parent, opts)
-	if rv, ok := opts.Signal.(*peer.Rendezvous); ok && parent.Err() == nil {
-		// Done: free the code on the server rather than let it expire.
+	if rv, ok := opts.Signal.(*peer.Rendezvous); ok && parent.Err() == nil && res.Err != nil {
+		// No test ran (the meeting failed): free the code rather than let
+		// it expire. After a test this side does not leave: the other
+		// side's checks may still run (it met up to a poll later), and it
+		// would take the leave for an interruption; the code expires
+		// with the server's --rendezvous-ttl.
 		_ = rv.Bye(context.WithoutCancel(parent))
 	}
 	if res.Err != nil {
@@ -290,7 +294,7 @@ func (o *peerOptions) rendezvous(ctx context.Context, d *Deps, r resolved, code 
 	rv := &peer.Rendezvous{Creator: code == ""}
 	met := func(their []byte, err error) ([]byte, error) {
 		if err == nil && logf != nil {
-			logf("met through the rendezvous %s after %d round trips to it", addrs[0], session.RoundTrips())
+			logf("met through the rendezvous %s after %d round trips to it (over %s)", addrs[0], session.RoundTrips(), session.Transport())
 		}
 		return their, err
 	}

@@ -17,7 +17,7 @@ const DefaultPort = 3478
 // Errors of the client API. Each names a cause a user can act on.
 var (
 	ErrBlobTooLarge = fmt.Errorf("rendezvous: blob larger than %d bytes", MaxBlob)
-	ErrNoAnswer     = errors.New("rendezvous: no answer from the server (is it a natcheck serve --rendezvous, and reachable over UDP?)")
+	ErrNoAnswer     = errors.New("rendezvous: no answer from the server over UDP or TCP (is it a natcheck serve --rendezvous, and reachable?)")
 	ErrDisabled     = errors.New("rendezvous: the server does not offer rendezvous (natcheck serve without --rendezvous)")
 	ErrUnknownCode  = errors.New("rendezvous: no such code on the server (mistyped, or expired)")
 	ErrTaken        = errors.New("rendezvous: this code is already used by two peers")
@@ -44,11 +44,18 @@ type Client struct {
 	// Silence is how long a request may go unanswered, retransmissions
 	// included, before ErrNoAnswer (0: 5 s).
 	Silence time.Duration
+	// UDPGrace is how long the first request of a session waits for an
+	// answer over UDP before the session moves to TCP, on the same port
+	// (0: 1 s, three transmissions); a side whose UDP is blocked still
+	// meets. NoTCP keeps to UDP.
+	UDPGrace time.Duration
+	NoTCP    bool
 }
 
-func (c *Client) poll() time.Duration    { return orDefault(c.Poll, 250*time.Millisecond) }
-func (c *Client) rto() time.Duration     { return orDefault(c.RTO, 250*time.Millisecond) }
-func (c *Client) silence() time.Duration { return orDefault(c.Silence, 5*time.Second) }
+func (c *Client) poll() time.Duration     { return orDefault(c.Poll, 250*time.Millisecond) }
+func (c *Client) rto() time.Duration      { return orDefault(c.RTO, 250*time.Millisecond) }
+func (c *Client) silence() time.Duration  { return orDefault(c.Silence, 5*time.Second) }
+func (c *Client) udpGrace() time.Duration { return orDefault(c.UDPGrace, time.Second) }
 
 func orDefault(d, def time.Duration) time.Duration {
 	if d > 0 {
@@ -66,13 +73,15 @@ type Session struct {
 	keys keys
 	role Role
 	mine []byte // my sealed blob
-	conn *net.UDPConn
+	srv  netip.AddrPort
 
 	mu      sync.Mutex
+	conn    net.Conn // UDP, or TCP once UDP stayed silent
+	stream  bool     // conn is TCP
 	cookie  [cookieSize]byte
 	pending map[[8]byte]chan reply
 	closed  bool
-	done    chan struct{} // closed when the reader ends
+	done    chan struct{} // closed when the current conn's reader ends
 	peer    []byte        // the other side's blob, once received
 	trips   int           // requests answered (round trips to the server)
 }
@@ -163,11 +172,11 @@ func (c *Client) open(code Code, role Role, blob []byte) (*Session, error) {
 	if s.mine, err = seal(&s.keys, role, blob); err != nil {
 		return nil, err
 	}
-	srv := netip.AddrPortFrom(c.Server.Addr().Unmap(), c.Server.Port())
-	if s.conn, err = net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(srv)); err != nil {
+	s.srv = netip.AddrPortFrom(c.Server.Addr().Unmap(), c.Server.Port())
+	if s.conn, err = net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(s.srv)); err != nil {
 		return nil, fmt.Errorf("rendezvous: %w", err)
 	}
-	go s.read()
+	go s.read(s.conn, false, s.done)
 	return s, nil
 }
 
@@ -256,10 +265,45 @@ func (s *Session) Close() error {
 		return nil
 	}
 	s.closed = true
+	conn, done := s.conn, s.done
 	s.mu.Unlock()
-	err := s.conn.Close()
-	<-s.done
+	err := conn.Close()
+	<-done
 	return err
+}
+
+// Transport is "udp", or "tcp" once the session moved to TCP.
+func (s *Session) Transport() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stream {
+		return "tcp"
+	}
+	return "udp"
+}
+
+// toTCP moves the session to a TCP connection to the same address (the
+// first request got no answer over UDP).
+func (s *Session) toTCP(ctx context.Context) error {
+	// Within the first request's Silence, of which UDPGrace has passed.
+	d := net.Dialer{Timeout: max(s.c.silence()-s.c.udpGrace(), 100*time.Millisecond)}
+	tc, err := d.DialContext(ctx, "tcp", s.srv.String())
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		tc.Close()
+		return net.ErrClosed
+	}
+	old, oldDone := s.conn, s.done
+	s.conn, s.stream, s.done = tc, true, make(chan struct{})
+	go s.read(tc, true, s.done)
+	s.mu.Unlock()
+	old.Close()
+	<-oldDone
+	return nil
 }
 
 func (s *Session) gotPeer(sealed []byte) error {
@@ -316,7 +360,10 @@ func (s *Session) roundTrip(ctx context.Context, op, flags uint8) (uint8, []byte
 	return 0, nil, errProtocol
 }
 
-// exchange sends r until a reply with its transaction ID comes.
+// exchange sends r until a reply with its transaction ID comes: over UDP
+// padded to pad and retransmitted; over TCP once. The first request of a
+// session that hears nothing over UDP within UDPGrace moves the session to
+// TCP and is sent again there.
 func (s *Session) exchange(ctx context.Context, r *request, pad int) (reply, error) {
 	if _, err := rand.Read(r.txid[:]); err != nil {
 		return reply{}, err
@@ -329,19 +376,36 @@ func (s *Session) exchange(ctx context.Context, r *request, pad int) (reply, err
 	}
 	r.cookie = s.cookie
 	s.pending[r.txid] = ch
+	first := s.trips == 0 && !s.stream && !s.c.NoTCP // UDP not yet heard
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
 		delete(s.pending, r.txid)
 		s.mu.Unlock()
 	}()
-	pkt := appendRequest(make([]byte, 0, max(pad, reqHeader+len(r.blob))), r, pad)
 	giveUp := time.NewTimer(s.c.silence())
 	defer giveUp.Stop()
+	var grace <-chan time.Time
+	if first {
+		g := time.NewTimer(s.c.udpGrace())
+		defer g.Stop()
+		grace = g.C
+	}
 	rto := s.c.rto()
+	send := true
 	for {
-		if _, err := s.conn.Write(pkt); err != nil && !isTransient(err) {
-			return reply{}, fmt.Errorf("rendezvous: %w", err)
+		s.mu.Lock()
+		conn, stream, done := s.conn, s.stream, s.done
+		s.mu.Unlock()
+		if send {
+			pkt := appendRequest(make([]byte, 0, max(pad, reqHeader+len(r.blob))), r, pad)
+			if stream {
+				pkt = appendRequest(nil, r, 0) // no amplification to pad against
+			}
+			if _, err := conn.Write(pkt); err != nil && (stream || !isTransient(err)) {
+				return reply{}, fmt.Errorf("rendezvous: %w", err)
+			}
+			send = !stream // a stream does not lose it
 		}
 		t := time.NewTimer(rto)
 		select {
@@ -353,12 +417,27 @@ func (s *Session) exchange(ctx context.Context, r *request, pad int) (reply, err
 			return rep, nil
 		case <-t.C:
 			rto = min(2*rto, time.Second)
+		case <-grace:
+			t.Stop()
+			grace = nil
+			if err := s.toTCP(ctx); err == nil {
+				send = true
+			}
 		case <-giveUp.C:
 			t.Stop()
 			return reply{}, ErrNoAnswer
-		case <-s.done:
+		case <-done:
 			t.Stop()
-			return reply{}, net.ErrClosed
+			s.mu.Lock()
+			closed, moved := s.closed, s.done != done
+			s.mu.Unlock()
+			switch {
+			case moved:
+				continue
+			case closed:
+				return reply{}, net.ErrClosed
+			}
+			return reply{}, fmt.Errorf("%w (the TCP connection was closed)", ErrNoAnswer)
 		case <-ctx.Done():
 			t.Stop()
 			return reply{}, ctx.Err()
@@ -373,13 +452,20 @@ func isTransient(err error) bool {
 	return errors.As(err, &op) && !errors.Is(err, net.ErrClosed)
 }
 
-// read hands replies to the requests waiting for them.
-func (s *Session) read() {
-	defer close(s.done)
+// read hands the replies that come on conn (datagrams, or a TCP stream)
+// to the requests waiting for them, and closes done when conn ends.
+func (s *Session) read(conn net.Conn, stream bool, done chan struct{}) {
+	defer close(done)
 	buf := make([]byte, MaxMessage+1)
 	for {
-		n, err := s.conn.Read(buf)
-		if err != nil {
+		var n int
+		var err error
+		if stream {
+			n, err = readReply(conn, buf)
+			if err != nil {
+				return // closed, or garbage: a stream cannot resync
+			}
+		} else if n, err = conn.Read(buf); err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
@@ -387,6 +473,9 @@ func (s *Session) read() {
 		}
 		var rep reply
 		if !parseReply(buf[:n], &rep) {
+			if stream {
+				return
+			}
 			continue
 		}
 		if rep.blob != nil {

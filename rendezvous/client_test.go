@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/netip"
 	"strings"
@@ -224,4 +225,90 @@ func lossyProxy(t *testing.T, dst netip.AddrPort) netip.AddrPort {
 		}
 	}()
 	return front.LocalAddr().(*net.UDPAddr).AddrPort()
+}
+
+// TestTCPFallback: UDP to the server is silent (a socket that reads
+// nothing holds the port), TCP on the same port reaches natcheck serve:
+// both sides move to TCP after UDPGrace and meet, leave included, and the
+// meeting costs the same round trips as over UDP but the cookie.
+func TestTCPFallback(t *testing.T) {
+	s, _ := testutil.StartServer(t, server.Listen, server.Config{
+		Addrs: []netip.Addr{netip.MustParseAddr("127.0.0.1")}, Workers: 1, Rendezvous: true,
+	})
+	target := s.Endpoints()[0]
+	// A port with a silent UDP socket and a TCP listener relaying to the
+	// server's TCP endpoint.
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	front := ln.Addr().(*net.TCPAddr).AddrPort()
+	silent, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(front))
+	if err != nil {
+		t.Skipf("UDP port %d taken: %v", front.Port(), err)
+	}
+	t.Cleanup(func() { silent.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				b, err := net.Dial("tcp4", target.String())
+				if err != nil {
+					return
+				}
+				defer b.Close()
+				go func() { _, _ = io.Copy(b, c) }()
+				_, _ = io.Copy(c, b)
+			}()
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c := &rendezvous.Client{Server: front, UDPGrace: 100 * time.Millisecond, RTO: 30 * time.Millisecond, Poll: 30 * time.Millisecond}
+	start := time.Now()
+	a, err := c.Create(ctx, []byte("creator ticket"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("created over %s after %v", a.Transport(), time.Since(start))
+	if a.Transport() != "tcp" || a.RoundTrips() != 1 {
+		t.Errorf("creator: %s, %d round trips; want tcp, 1 (no cookie over TCP)", a.Transport(), a.RoundTrips())
+	}
+	b, theirs, err := c.Join(ctx, a.Code(), []byte("joiner ticket"))
+	if err != nil || string(theirs) != "creator ticket" {
+		t.Fatalf("join: %q %v", theirs, err)
+	}
+	if b.Transport() != "tcp" {
+		t.Errorf("joiner over %s", b.Transport())
+	}
+	if mine, err := a.Wait(ctx); err != nil || string(mine) != "joiner ticket" {
+		t.Fatalf("wait: %q %v", mine, err)
+	}
+	left := make(chan error, 1)
+	go func() { left <- a.PeerLeft(ctx) }()
+	if err := b.Leave(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-left; err != nil {
+		t.Fatalf("PeerLeft over TCP: %v", err)
+	}
+	if err := a.Leave(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// A stream that carries garbage is closed by the server.
+	g, err := net.Dial("tcp4", target.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	_, _ = g.Write(append([]byte{0xD7, 'n', 'r', 'v', 9}, make([]byte, 60)...))
+	_ = g.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := g.Read(make([]byte, 64)); err == nil {
+		t.Errorf("the server answered %d bytes to a malformed rendezvous request over TCP", n)
+	}
 }

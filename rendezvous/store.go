@@ -170,12 +170,24 @@ func Disabled(pkt []byte, out []byte) int {
 // Amplification times the request; the largest ones (a blob) go only to a
 // source that echoed a valid cookie.
 func (s *Store) Handle(pkt []byte, src netip.AddrPort, now int64, out []byte) int {
+	return s.handle(pkt, src, now, out, false)
+}
+
+// HandleStream is Handle for a request that came over TCP (framed by
+// itself, see ReadRequest): the handshake has proven the source and the
+// answer goes back on the same connection, so there is no cookie and no
+// amplification bound.
+func (s *Store) HandleStream(pkt []byte, src netip.AddrPort, now int64, out []byte) int {
+	return s.handle(pkt, src, now, out, true)
+}
+
+func (s *Store) handle(pkt []byte, src netip.AddrPort, now int64, out []byte, stream bool) int {
 	var r request
 	if !parseRequest(pkt, &r) || len(out) < MaxMessage {
 		return 0
 	}
 	epoch := uint32(now / int64(cookieEpoch))
-	if !s.cookieOK(src, &r.cookie, epoch) {
+	if !stream && !s.cookieOK(src, &r.cookie, epoch) {
 		// 32 bytes to a request of at least 50: no amplification, no
 		// state. Only a source that receives this can go further.
 		n := putReply(out, statusCookie, 0, &r.txid)
@@ -186,7 +198,7 @@ func (s *Store) Handle(pkt []byte, src netip.AddrPort, now int64, out []byte) in
 	status, blob := s.apply(&r, src, now)
 	if status == statusPeer {
 		need := replyHeader + 2 + len(blob)
-		if need > s.cfg.Amplification*len(pkt) {
+		if !stream && need > s.cfg.Amplification*len(pkt) {
 			min := (need + s.cfg.Amplification - 1) / s.cfg.Amplification
 			return putReply(out, statusPad, uint16(min), &r.txid)
 		}

@@ -311,3 +311,40 @@ func FuzzHandle(f *testing.F) {
 		}
 	})
 }
+
+// FuzzStream: a TCP stream of any bytes: ReadRequest never panics nor
+// reads past a request, and accepts only what parseRequest accepts; every
+// reply HandleStream gives to it reads back whole through readReply, and
+// readReply on the raw bytes never panics nor claims more than it read.
+func FuzzStream(f *testing.F) {
+	f.Add(appendRequest(nil, &request{op: opPut, blob: make([]byte, 40)}, 0))
+	f.Add(appendRequest(nil, &request{op: opGet, role: Joiner}, 0))
+	f.Add([]byte{0xD7, 'n', 'r', 'v', 1, 3, 0, 0})
+	s := NewStore(StoreConfig{MaxCodes: 64})
+	f.Fuzz(func(t *testing.T, stream []byte) {
+		buf := make([]byte, MaxMessage)
+		r := bytes.NewReader(stream)
+		n, ok := ReadRequest(r, buf, 0)
+		if ok {
+			var req request
+			if !parseRequest(buf[:n], &req) || !bytes.Equal(buf[:n], stream[:n]) {
+				t.Fatalf("accepted %x", buf[:n])
+			}
+			out := make([]byte, MaxMessage)
+			m := s.HandleStream(buf[:n], srcA, sec, out)
+			if m == 0 {
+				t.Fatal("a well-formed request over TCP got no answer")
+			}
+			back := make([]byte, MaxMessage)
+			k, err := readReply(bytes.NewReader(out[:m]), back)
+			var rep reply
+			if err != nil || k != m || !parseReply(back[:k], &rep) || rep.status == statusCookie || rep.status == statusPad {
+				t.Fatalf("reply %x read back as %d bytes, %v (status %d)", out[:m], k, err, rep.status)
+			}
+		}
+		k, err := readReply(bytes.NewReader(stream), make([]byte, MaxMessage))
+		if err == nil && k > len(stream) {
+			t.Fatalf("readReply claims %d bytes of %d", k, len(stream))
+		}
+	})
+}

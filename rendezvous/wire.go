@@ -1,6 +1,9 @@
 package rendezvous
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"io"
+)
 
 // The rendezvous shares the STUN server's UDP port. Its datagrams start
 // with a 4-byte magic whose first byte, 0xD7, has the two top bits set:
@@ -183,4 +186,63 @@ func parseReply(b []byte, r *reply) bool {
 		}
 	}
 	return true
+}
+
+// Over TCP (for a side whose UDP is blocked) a request and its reply are
+// sent as they are, unpadded: both delimit themselves (a request by its
+// blob length, a reply by its status), so a stream needs no framing of its
+// own. The first byte, 0xD7, tells a STUN server's TCP reader that a
+// rendezvous request follows, not a STUN message.
+
+// ReadRequest reads one request from a stream whose first prefix bytes
+// were already read into buf (len(buf) >= MaxMessage) and returns its
+// length; false when the stream does not hold a well-formed request.
+func ReadRequest(r io.Reader, buf []byte, prefix int) (int, bool) {
+	if prefix > reqHeader || len(buf) < MaxMessage {
+		return 0, false
+	}
+	if _, err := io.ReadFull(r, buf[prefix:reqHeader]); err != nil || !IsMessage(buf) {
+		return 0, false
+	}
+	n := reqHeader + int(binary.BigEndian.Uint16(buf[48:50]))
+	if n > MaxMessage {
+		return 0, false
+	}
+	if _, err := io.ReadFull(r, buf[reqHeader:n]); err != nil {
+		return 0, false
+	}
+	var req request
+	return n, parseRequest(buf[:n], &req)
+}
+
+// readReply reads one reply from a stream into buf and returns its length.
+func readReply(r io.Reader, buf []byte) (int, error) {
+	if _, err := io.ReadFull(r, buf[:replyHeader]); err != nil {
+		return 0, err
+	}
+	if !IsMessage(buf) {
+		return 0, errProtocol
+	}
+	body := 0
+	switch buf[5] {
+	case statusCookie:
+		body = cookieSize
+	case statusPeer:
+		if _, err := io.ReadFull(r, buf[replyHeader:replyHeader+2]); err != nil {
+			return 0, err
+		}
+		body = 2 + int(binary.BigEndian.Uint16(buf[replyHeader:replyHeader+2]))
+	}
+	n := replyHeader + body
+	if n > MaxMessage {
+		return 0, errProtocol
+	}
+	start := replyHeader
+	if buf[5] == statusPeer {
+		start += 2
+	}
+	if _, err := io.ReadFull(r, buf[start:n]); err != nil {
+		return 0, err
+	}
+	return n, nil
 }

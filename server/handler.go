@@ -81,7 +81,7 @@ type handler struct {
 // the source).
 func (h *handler) handle(pkt []byte, src netip.AddrPort, local int, stream bool, now int64, out []byte) reply {
 	if !stream && rendezvous.IsMessage(pkt) {
-		return h.rendezvous(pkt, src, local, now, out)
+		return h.rendezvous(pkt, src, local, false, now, out)
 	}
 	if len(pkt) > maxSTUN {
 		return reply{drop: dropTooLarge}
@@ -151,11 +151,12 @@ func (h *handler) handle(pkt []byte, src netip.AddrPort, local int, stream bool,
 	return rep
 }
 
-// rendezvous answers a rendezvous datagram (UDP only: its magic can never
-// start a STUN message, see package rendezvous). It takes a token from the
-// source's buckets like a plain Binding request. Without --rendezvous a
-// well-formed request is told so, in a reply smaller than itself.
-func (h *handler) rendezvous(pkt []byte, src netip.AddrPort, local int, now int64, out []byte) reply {
+// rendezvous answers a rendezvous request: a datagram, or one read from a
+// TCP connection (stream; its magic can never start a STUN message, see
+// package rendezvous). It takes a token from the source's buckets like a
+// plain Binding request. Without --rendezvous a well-formed request is
+// told so, in a reply smaller than itself.
+func (h *handler) rendezvous(pkt []byte, src netip.AddrPort, local int, stream bool, now int64, out []byte) reply {
 	if len(pkt) > rendezvous.MaxMessage {
 		return reply{drop: dropTooLarge}
 	}
@@ -163,9 +164,12 @@ func (h *handler) rendezvous(pkt []byte, src netip.AddrPort, local int, now int6
 		return reply{drop: dropRateLimited}
 	}
 	rep := reply{from: local, to: src, kind: replyRendezvous}
-	if h.rdv != nil {
+	switch {
+	case h.rdv != nil && stream:
+		rep.n = h.rdv.HandleStream(pkt, src, now, out)
+	case h.rdv != nil:
 		rep.n = h.rdv.Handle(pkt, src, now, out)
-	} else {
+	default:
 		rep.n = rendezvous.Disabled(pkt, out)
 	}
 	if rep.n == 0 {

@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/netip"
 	"time"
+
+	"github.com/natcheck/natcheck/rendezvous"
 )
 
 // acceptLoop accepts TCP connections on endpoint ep until the listener is
@@ -67,8 +69,8 @@ func (s *Server) release(c net.Conn, ip netip.Addr) {
 // trusted after garbage.
 func (s *Server) serveConn(sf *servedFamily, ep int, conn *net.TCPConn, src netip.AddrPort) {
 	c := s.tcpCounters
-	buf := make([]byte, maxSTUN) // no rendezvous over TCP
-	out := make([]byte, maxSTUN)
+	buf := make([]byte, max(maxSTUN, rendezvous.MaxMessage))
+	out := make([]byte, maxResponse)
 	src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
 	for {
 		_ = conn.SetReadDeadline(time.Now().Add(s.cfg.TCPIdle))
@@ -77,11 +79,18 @@ func (s *Server) serveConn(sf *servedFamily, ep int, conn *net.TCPConn, src neti
 		}
 		n := headerSize + int(binary.BigEndian.Uint16(buf[2:4]))
 		c.received.Add(1)
+		if rendezvous.IsMessage(buf[:headerSize]) {
+			// A side whose UDP is blocked meets over TCP.
+			if !s.serveRendezvousTCP(sf, ep, conn, src, buf, out) {
+				return
+			}
+			continue
+		}
 		if buf[0]&0xC0 != 0 {
 			c.drop(dropNotSTUN)
 			return
 		}
-		if n > len(buf) {
+		if n > maxSTUN {
 			c.drop(dropTooLarge)
 			return
 		}
@@ -102,4 +111,29 @@ func (s *Server) serveConn(sf *servedFamily, ep int, conn *net.TCPConn, src neti
 		}
 		c.sent(rep.kind, rep.n)
 	}
+}
+
+// serveRendezvousTCP reads the rest of a rendezvous request whose first
+// headerSize bytes are in buf and answers it on the connection; false
+// ends the connection (malformed, refused, or a write that failed).
+func (s *Server) serveRendezvousTCP(sf *servedFamily, ep int, conn *net.TCPConn, src netip.AddrPort, buf, out []byte) bool {
+	c := s.tcpCounters
+	n, ok := rendezvous.ReadRequest(conn, buf, headerSize)
+	if !ok {
+		c.drop(dropMalformed)
+		return false
+	}
+	c.bytesIn.Add(uint64(n))
+	rep := sf.h.rendezvous(buf[:n], src, ep, true, s.now(), out)
+	if rep.n == 0 {
+		c.drop(rep.drop)
+		return false
+	}
+	_ = conn.SetWriteDeadline(time.Now().Add(s.cfg.TCPIdle))
+	if _, err := conn.Write(out[:rep.n]); err != nil {
+		c.drop(dropSendError)
+		return false
+	}
+	c.sent(rep.kind, rep.n)
+	return true
 }
