@@ -56,7 +56,9 @@ NAT types predict: a mismatch is itself a finding.
 Without a ticket, peer prints its ticket on stderr ("ticket: ...") and
 reads the other side's answer from --answer PATH (polled until it holds a
 line; - for stdin) or from stdin. With the other side's TICKET, it prints
-its answer ("answer: ...") and starts the checks. The side that printed
+its answer ("answer: ...") and starts its checks; its --timeout runs from
+the first check of the other side, which comes once the answer was given
+to it (awaited at most --wait). The side that printed
 the first ticket is A (controlling), the other B.
 
 With --via HOST[:PORT], both sides meet through a natcheck serve
@@ -99,7 +101,7 @@ then ends too.`,
 	o.turn.register(c, "turn", "")
 	fl.StringVar(&o.answer, "answer", "", "side A: read the answer ticket from this file (polled until it holds a line; - for stdin)")
 	fl.StringVar(&o.via, "via", "", "meet through a natcheck serve --rendezvous at HOST[:PORT] instead of tickets (then the argument is the CODE)")
-	fl.DurationVar(&o.wait, "wait", 2*time.Minute, "with --via: how long to wait for the other side")
+	fl.DurationVar(&o.wait, "wait", 2*time.Minute, "how long to wait for the other side: with --via, to join; with a TICKET, for its first check (its user pasting the answer)")
 	fl.IntVar(&o.pings, "pings", peer.DefaultPings, "pings over the selected pair, for round trip and loss")
 	fl.BoolVar(&o.noHost, "no-host", false, "offer no host candidates (to test the reflexive paths)")
 	fl.BoolVar(&o.noPortMap, "no-portmap", false, "do not ask the router for a port mapping (UPnP IGD, NAT-PMP, PCP) while gathering")
@@ -138,7 +140,7 @@ func runPeer(parent context.Context, d *Deps, c *cobra.Command, o *peerOptions, 
 				if label == "ticket" {
 					fmt.Fprintln(d.ErrOut, "Send this ticket to the other side, which runs: natcheck peer TICKET")
 				} else {
-					fmt.Fprintln(d.ErrOut, "Send this answer to the other side; the test starts now.")
+					fmt.Fprintf(d.ErrOut, "Send this answer to the other side; the test starts when it has it (waiting up to %v).\n", o.wait)
 				}
 			}
 			return err
@@ -168,6 +170,8 @@ func runPeer(parent context.Context, d *Deps, c *cobra.Command, o *peerOptions, 
 			return usageError("that is an answer ticket: give it to the side that printed the first ticket (its --answer file or stdin)")
 		}
 		opts.Signal = &peer.TicketAnswer{Offer: t, Show: show("answer")}
+		// The test starts when A has the answer: its first check tells.
+		opts.AwaitPeer = o.wait
 	} else {
 		opts.Signal = &peer.TicketOffer{Show: show("ticket"), ReadAnswer: func(ctx context.Context) (string, error) {
 			return readAnswer(ctx, d, o.answer)

@@ -34,6 +34,14 @@ func Classify(r *Result) {
 		}
 	}
 	r.Matched = tri.Unknown
+	if r.Outcome == nat.P2PFailed && r.NoCheckFromPeer {
+		// Nothing came from A: it may never have started.
+		r.Explanation += "; besides, no check from A arrived while this side waited (--wait): A did not start (was the answer given to it?), or none of its packets get through"
+		if r.Predicted != nat.P2PFailed {
+			r.Finding = ""
+			return
+		}
+	}
 	if r.Outcome == nat.P2PFailed && r.PeerLeft {
 		// Cut short by the other side: no verdict on the path.
 		r.Explanation = "the other side left (interrupted) before the connection checks ended: nothing can be concluded about the path"

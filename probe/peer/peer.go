@@ -62,7 +62,13 @@ type Options struct {
 	TURNOptions turncheck.Options
 	Pings       int           // pings over the selected pair; 0 means DefaultPings
 	Timeout     time.Duration // the ICE checks after meeting; 0 means DefaultTimeout
-	NoHost      bool          // offer no host candidates
+	// AwaitPeer, for the side that answers a ticket: the meeting ends
+	// only when the other side has the answer, which this side learns
+	// from its first connectivity check; Timeout runs from then, and the
+	// check is awaited at most AwaitPeer. Zero: Timeout runs from the
+	// answer.
+	AwaitPeer time.Duration
+	NoHost    bool // offer no host candidates
 	// Loopback offers loopback host candidates (both sides on one host).
 	Loopback bool
 	// RunType is the quick NAT check; nil means probe.RunType.
@@ -114,6 +120,10 @@ type Result struct {
 	Local, Remote Side
 	Pairs         []Pair
 	PeerLeft      bool // the peer said bye before the pings ended
+	// NoCheckFromPeer: this side awaited the other's first connectivity
+	// check (AwaitPeer) and none came: the other side did not start, or
+	// none of its packets got through.
+	NoCheckFromPeer bool
 	// TURNProblems says, per TURN server that gave this side no relay
 	// candidate, why (unreachable, certificate refused, allocation
 	// refused); empty when every server gave one or none was given.
@@ -253,8 +263,19 @@ func Run(ctx context.Context, o Options) *Result {
 		}
 	}
 
-	checks, cancel := context.WithTimeout(ctx, o.Timeout)
+	checks, cancel := context.WithCancel(ctx)
 	defer cancel()
+	var silent atomic.Bool
+	var w *checkWatch
+	if o.AwaitPeer > 0 && res.Role == Controlled {
+		w = &checkWatch{}
+		go w.run(checks, agent, o, logf, func() { silent.Store(true); cancel() }, func(t time.Time) {
+			time.AfterFunc(o.Timeout-time.Since(t), cancel)
+		})
+	} else {
+		stop := time.AfterFunc(o.Timeout, cancel)
+		defer stop.Stop()
+	}
 	var leftEarly atomic.Bool
 	if w, ok := o.Signal.(LeaveWatcher); ok {
 		// The other side may be interrupted before any path exists to say
@@ -268,7 +289,11 @@ func Run(ctx context.Context, o Options) *Result {
 			}
 		}()
 	}
-	logf("checking candidate pairs for at most %v", o.Timeout)
+	if o.AwaitPeer > 0 && res.Role == Controlled {
+		logf("checking candidate pairs for at most %v from the other side's first check, awaited at most %v", o.Timeout, o.AwaitPeer)
+	} else {
+		logf("checking candidate pairs for at most %v", o.Timeout)
+	}
 	var conn *ice.Conn
 	if res.Role == Controlling {
 		conn, err = agent.Dial(checks, remote.Ufrag, remote.Pwd)
@@ -284,8 +309,12 @@ func Run(ctx context.Context, o Options) *Result {
 		}
 		logf("ICE checks: %v", err)
 		res.PeerLeft = leftEarly.Load()
+		res.NoCheckFromPeer = silent.Load()
 		Classify(res)
 		return res
+	}
+	if w != nil {
+		met = w.firstCheck() // the other side had the answer then
 	}
 	res.TimeToConnect = time.Since(met)
 	logf("connected after %v", res.TimeToConnect.Round(time.Millisecond))
@@ -448,7 +477,7 @@ func newAgent(ctx context.Context, o Options, relays *relayDialer, logf func(str
 		ice.WithUrls(urls),
 		ice.WithMulticastDNSMode(ice.MulticastDNSModeDisabled),
 		ice.WithSTUNGatherTimeout(GatherTimeout),
-		ice.WithFailedTimeout(o.Timeout),
+		ice.WithFailedTimeout(o.Timeout + o.AwaitPeer),
 		ice.WithDisconnectedTimeout(disconnected),
 		ice.WithCheckInterval(100 * time.Millisecond),
 		ice.WithProxyDialer(relays),
@@ -518,6 +547,63 @@ func pairs(agent *ice.Agent) []Pair {
 			RTT: time.Duration(s.CurrentRoundTripTime * float64(time.Second))})
 	}
 	return out
+}
+
+// checkWatch watches the agent's pairs for the other side's first
+// connectivity check (pion counts received checks per pair, also for a
+// pair it made for a peer-reflexive candidate).
+type checkWatch struct {
+	mu         sync.Mutex
+	first      time.Time // when it was seen
+	lastNone   time.Time // the last look that saw none
+	seen, done bool
+}
+
+// run looks every 20 ms: at the first check it calls started; when none
+// came within o.AwaitPeer it calls none.
+func (w *checkWatch) run(ctx context.Context, agent *ice.Agent, o Options, logf func(string, ...any), none func(), started func(time.Time)) {
+	start := time.Now()
+	deadline := time.NewTimer(o.AwaitPeer)
+	defer deadline.Stop()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		now := time.Now()
+		for _, st := range agent.GetCandidatePairsStats() {
+			if st.RequestsReceived > 0 {
+				w.mu.Lock()
+				w.first, w.seen = now, true
+				w.mu.Unlock()
+				logf("the other side's first check came %v after the answer", now.Sub(start).Round(time.Millisecond))
+				started(now)
+				return
+			}
+		}
+		w.mu.Lock()
+		w.lastNone = now
+		w.mu.Unlock()
+		select {
+		case <-tick.C:
+		case <-deadline.C:
+			logf("no check from the other side within %v", o.AwaitPeer)
+			none()
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// firstCheck is when the first check came: when it was seen, or, when the
+// connection came first, the last look that saw none (at most 20 ms
+// earlier).
+func (w *checkWatch) firstCheck() time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.seen {
+		return w.first
+	}
+	return w.lastNone
 }
 
 // sayBye tells the other side through the meeting place, when it can, that

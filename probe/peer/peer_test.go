@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,14 +20,34 @@ import (
 // channels as a user would paste them, and returns A's and B's results.
 func meet(t *testing.T, a, b Options) (*Result, *Result) {
 	t.Helper()
+	return meetLate(t, a, b, 0)
+}
+
+// meetLate is meet with A's user pasting the answer paste after B printed
+// it; a negative paste means never (A's run ends with its context).
+func meetLate(t *testing.T, a, b Options, paste time.Duration) (*Result, *Result) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	offer, answer := make(chan string, 1), make(chan string, 1)
+	bDone := make(chan struct{})
 	a.Signal = &TicketOffer{
 		Show: func(s string) error { offer <- s; return nil },
 		ReadAnswer: func(ctx context.Context) (string, error) {
 			select {
 			case s := <-answer:
+				if paste < 0 { // never pasted: A gives up once B ended
+					select {
+					case <-bDone:
+					case <-ctx.Done():
+					}
+					return "", context.Canceled
+				}
+				select {
+				case <-time.After(paste):
+				case <-ctx.Done():
+					return "", ctx.Err()
+				}
 				return s, nil
 			case <-ctx.Done():
 				return "", ctx.Err()
@@ -48,7 +69,9 @@ func meet(t *testing.T, a, b Options) (*Result, *Result) {
 			return
 		}
 		b.Signal = &TicketAnswer{Offer: tk, Show: func(s string) error { answer <- s; return nil }}
-		bres <- Run(ctx, b)
+		r := Run(ctx, b)
+		close(bDone)
+		bres <- r
 	}()
 	ra := Run(ctx, a)
 	rb := <-bres
@@ -149,4 +172,26 @@ func TestHostPairIPv6(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestLatePaste: the answer side's --timeout runs from the other side's
+// first check: an answer pasted 3 s late (Timeout 1 s) still connects;
+// one never pasted ends B after AwaitPeer, saying no check came.
+func TestLatePaste(t *testing.T) {
+	o := Options{Loopback: true, NoPortMap: true, Pings: 5, Timeout: time.Second, Family: stunclient.IPv4}
+	b := o
+	b.AwaitPeer = 10 * time.Second
+	ra, rb := meetLate(t, o, b, 3*time.Second)
+	checkDirect(t, "A", ra, Host)
+	checkDirect(t, "B", rb, Host)
+	if rb.TimeToConnect > 2*time.Second {
+		t.Errorf("B: time to connect %v, want it counted from A's first check", rb.TimeToConnect)
+	}
+
+	b.AwaitPeer = 500 * time.Millisecond
+	_, rb = meetLate(t, o, b, -1)
+	if rb.Err != nil || rb.Outcome != nat.P2PFailed || !rb.NoCheckFromPeer || !strings.Contains(rb.Explanation, "no check from A arrived") {
+		t.Fatalf("B without A: err %v outcome %s no-check %v explanation %q", rb.Err, rb.Outcome, rb.NoCheckFromPeer, rb.Explanation)
+	}
+	t.Logf("B ended %v after its start without a check from A", rb.Elapsed.Round(time.Millisecond))
 }
