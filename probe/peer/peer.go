@@ -3,6 +3,7 @@ package peer
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -71,6 +72,9 @@ type Options struct {
 	NoHost    bool // offer no host candidates
 	// Loopback offers loopback host candidates (both sides on one host).
 	Loopback bool
+	// onlyIPs, when set, keeps the host candidates it accepts (unit
+	// tests: loopback only, whatever else the machine has).
+	onlyIPs func(net.IP) bool
 	// RunType is the quick NAT check; nil means probe.RunType.
 	RunType func(context.Context, probe.TypeOptions) (*probe.TypeResult, error)
 	// NoPortMap skips asking the router for a port mapping (UPnP IGD,
@@ -485,6 +489,9 @@ func newAgent(ctx context.Context, o Options, relays *relayDialer, logf func(str
 	}
 	if o.Loopback {
 		opts = append(opts, ice.WithIncludeLoopback())
+	}
+	if o.onlyIPs != nil {
+		opts = append(opts, ice.WithIPFilter(o.onlyIPs))
 	}
 	return ice.NewAgentWithOptions(opts...)
 }

@@ -3,6 +3,8 @@ package peer
 import (
 	"crypto/x509"
 	"errors"
+	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -26,7 +28,9 @@ func mustURI(t *testing.T, s string) turncheck.URI {
 // turncheck's words, and accepted with it or with Insecure; a closed port
 // is named too; a plain TCP server is dialed without TLS.
 func TestRelayDialer(t *testing.T) {
-	srv := httptest.NewTLSServer(http.NotFoundHandler())
+	srv := httptest.NewUnstartedServer(http.NotFoundHandler())
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // refused handshakes are the point
+	srv.StartTLS()
 	defer srv.Close()
 	addr := srv.Listener.Addr().String()
 	tlsURI := mustURI(t, "turns:"+addr)
