@@ -26,6 +26,19 @@ const (
 // Protocols lists every protocol in report order.
 var Protocols = []Protocol{UPnP, NATPMP, PCP}
 
+// Name is the protocol as people write it: UPnP, NAT-PMP, PCP.
+func (p Protocol) Name() string {
+	switch p {
+	case UPnP:
+		return "UPnP"
+	case NATPMP:
+		return "NAT-PMP"
+	case PCP:
+		return "PCP"
+	}
+	return string(p)
+}
+
 // Result is what one protocol's test found. Tri-state fields are Unknown when the
 // step was not reached (an earlier step failed, or the run was interrupted).
 type Result struct {
@@ -74,6 +87,18 @@ func (r *Report) Result(p Protocol) (Result, bool) {
 		}
 	}
 	return Result{Protocol: p}, false
+}
+
+// Granted lists the protocols that granted the test mapping, in report
+// order; nil when none did.
+func (r *Report) Granted() []Protocol {
+	var ps []Protocol
+	for _, res := range r.Results {
+		if res.MappingAdded == tri.Yes {
+			ps = append(ps, res.Protocol)
+		}
+	}
+	return ps
 }
 
 // ExternalIP is the gateway's external address as reported by the first

@@ -229,7 +229,7 @@ func FullFacts(in FullInput) []every.Fact {
 	}
 	if r.Portmap != nil {
 		for _, p := range r.Portmap.Results {
-			fs = append(fs, triFact("port_mapping:"+string(p.Protocol), protocolNames[p.Protocol], p.Supported))
+			fs = append(fs, triFact("port_mapping:"+string(p.Protocol), p.Protocol.Name(), p.Supported))
 		}
 		fs = append(fs, triFact("double_nat", "double NAT", doubleNATJSON(portmapInput(r)).Detected))
 	}

@@ -133,18 +133,13 @@ func addrString(a netip.Addr) string {
 	return a.Unmap().String()
 }
 
-// protocolNames are the names the text output uses.
-var protocolNames = map[portmap.Protocol]string{
-	portmap.UPnP: "UPnP", portmap.NATPMP: "NAT-PMP", portmap.PCP: "PCP",
-}
-
 // PortmapText writes the verdict on the first line (which protocols the
 // gateway supports, and double NAT), then one line per protocol.
 func PortmapText(out io.Writer, in PortmapInput, verbose bool) error {
 	r := in.Report
 	var parts []string
 	for _, res := range r.Results {
-		part := protocolNames[res.Protocol] + " " + res.Supported.String()
+		part := res.Protocol.Name() + " " + res.Supported.String()
 		if res.Supported == tri.Yes && res.MappingAdded == tri.No {
 			// The service answers but grants nothing: for an application
 			// that is as good as none, and the headline must not suggest
@@ -164,7 +159,7 @@ func PortmapText(out io.Writer, in PortmapInput, verbose bool) error {
 	}
 	fmt.Fprintf(tw, "double NAT\t%s: %s\n", dn.Detected, dn.Reason)
 	for _, res := range r.Results {
-		fmt.Fprintf(tw, "%s\t%s\n", protocolNames[res.Protocol], protocolLine(res))
+		fmt.Fprintf(tw, "%s\t%s\n", res.Protocol.Name(), protocolLine(res))
 		if t := timingsLine(res.Timings); verbose && t != "" {
 			fmt.Fprintf(tw, "\t%s\n", t)
 		}

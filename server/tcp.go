@@ -99,18 +99,28 @@ func (s *Server) serveConn(sf *servedFamily, ep int, conn *net.TCPConn, src neti
 			return
 		}
 		c.bytesIn.Add(uint64(n))
-		rep := sf.h.handle(buf[:n], src, ep, true, s.now(), out)
-		if rep.n == 0 {
-			c.drop(rep.drop)
+		if !s.answerTCP(conn, sf.h.handle(buf[:n], src, ep, true, s.now(), out), out) {
 			return
 		}
-		_ = conn.SetWriteDeadline(time.Now().Add(s.cfg.TCPIdle))
-		if _, err := conn.Write(out[:rep.n]); err != nil {
-			c.drop(dropSendError)
-			return
-		}
-		c.sent(rep.kind, rep.n)
 	}
+}
+
+// answerTCP writes a reply on the connection and counts it; false when
+// there is none (the request is dropped, and the connection with it) or
+// the write failed.
+func (s *Server) answerTCP(conn *net.TCPConn, rep reply, out []byte) bool {
+	c := s.tcpCounters
+	if rep.n == 0 {
+		c.drop(rep.drop)
+		return false
+	}
+	_ = conn.SetWriteDeadline(time.Now().Add(s.cfg.TCPIdle))
+	if _, err := conn.Write(out[:rep.n]); err != nil {
+		c.drop(dropSendError)
+		return false
+	}
+	c.sent(rep.kind, rep.n)
+	return true
 }
 
 // serveRendezvousTCP reads the rest of a rendezvous request whose first
@@ -124,16 +134,5 @@ func (s *Server) serveRendezvousTCP(sf *servedFamily, ep int, conn *net.TCPConn,
 		return false
 	}
 	c.bytesIn.Add(uint64(n))
-	rep := sf.h.rendezvous(buf[:n], src, ep, true, s.now(), out)
-	if rep.n == 0 {
-		c.drop(rep.drop)
-		return false
-	}
-	_ = conn.SetWriteDeadline(time.Now().Add(s.cfg.TCPIdle))
-	if _, err := conn.Write(out[:rep.n]); err != nil {
-		c.drop(dropSendError)
-		return false
-	}
-	c.sent(rep.kind, rep.n)
-	return true
+	return s.answerTCP(conn, sf.h.rendezvous(buf[:n], src, ep, true, s.now(), out), out)
 }

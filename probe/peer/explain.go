@@ -22,17 +22,7 @@ func Classify(r *Result) {
 	}
 	a, b := r.AB()
 	r.Predicted = nat.Predict(a.NAT.Type, b.NAT.Type, a.TURN, b.TURN)
-	r.Explanation, r.Finding = Explain(r.Outcome, r.Selected, a, b)
-	if len(r.TURNProblems) > 0 {
-		// The relay this side was given did not answer: say why, in place
-		// of what a relay would have done when nothing connected.
-		why := "this side's TURN relay gave no candidate: " + strings.Join(r.TURNProblems, "; ")
-		if r.Outcome == nat.P2PFailed {
-			r.Explanation = directWhy(a, b, nat.PredictionReason(a.NAT.Type, b.NAT.Type), r.Predicted) + "; " + why
-		} else {
-			r.Explanation += " (" + why + ")"
-		}
-	}
+	r.Explanation, r.Finding = Explain(r.Outcome, r.Selected, a, b, r.TURNProblems)
 	r.Matched = tri.Unknown
 	if r.Outcome == nat.P2PFailed && r.NoCheckFromPeer {
 		// Nothing came from A: it may never have started.
@@ -56,8 +46,23 @@ func Classify(r *Result) {
 // Explain says why the outcome is what it is, from the selected pair and
 // both sides (a controlling, b controlled), and, when the outcome is not
 // the one their NAT types predict, what that suggests (finding; "" when
-// they agree or there is no prediction).
-func Explain(outcome nat.P2P, sel *Pair, a, b Side) (explanation, finding string) {
+// they agree or there is no prediction). turnProblems are why this
+// side's TURN servers gave no relay candidate: said in place of what a
+// relay would have done when nothing connected, else in parentheses.
+func Explain(outcome nat.P2P, sel *Pair, a, b Side, turnProblems []string) (explanation, finding string) {
+	explanation, finding = explain(outcome, sel, a, b, turnProblems)
+	if len(turnProblems) > 0 && outcome != nat.P2PFailed {
+		explanation += " (" + relayGaveNone(turnProblems) + ")"
+	}
+	return explanation, finding
+}
+
+// relayGaveNone is the TURN problems in a clause.
+func relayGaveNone(problems []string) string {
+	return "this side's TURN relay gave no candidate: " + strings.Join(problems, "; ")
+}
+
+func explain(outcome nat.P2P, sel *Pair, a, b Side, turnProblems []string) (explanation, finding string) {
 	turn := a.TURN || b.TURN
 	predicted := nat.Predict(a.NAT.Type, b.NAT.Type, a.TURN, b.TURN)
 	reason := nat.PredictionReason(a.NAT.Type, b.NAT.Type)
@@ -84,6 +89,8 @@ func Explain(outcome nat.P2P, sel *Pair, a, b Side) (explanation, finding string
 	default:
 		explanation = directWhy(a, b, reason, predicted)
 		switch {
+		case len(turnProblems) > 0:
+			explanation += "; " + relayGaveNone(turnProblems)
 		case turn && predicted == nat.P2PFailed:
 			// Only a side with UDP can use the other's relay.
 			explanation += "; the other side's relay cannot help a side without UDP: it needs its own (--turn over TCP or TLS)"

@@ -269,13 +269,10 @@ func Run(ctx context.Context, o Options) *Result {
 
 	checks, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var silent atomic.Bool
 	var w *checkWatch
 	if o.AwaitPeer > 0 && res.Role == Controlled {
 		w = &checkWatch{}
-		go w.run(checks, agent, o, logf, func() { silent.Store(true); cancel() }, func(t time.Time) {
-			time.AfterFunc(o.Timeout-time.Since(t), cancel)
-		})
+		go w.run(checks, agent, o, logf, cancel)
 	} else {
 		stop := time.AfterFunc(o.Timeout, cancel)
 		defer stop.Stop()
@@ -313,7 +310,7 @@ func Run(ctx context.Context, o Options) *Result {
 		}
 		logf("ICE checks: %v", err)
 		res.PeerLeft = leftEarly.Load()
-		res.NoCheckFromPeer = silent.Load()
+		res.NoCheckFromPeer = w != nil && w.silent()
 		Classify(res)
 		return res
 	}
@@ -404,12 +401,7 @@ func askPortMap(ctx context.Context, o Options, logf func(string, ...any)) PortM
 		logf("port mapping: %v", err)
 		return PortMap{}
 	}
-	pm := PortMap{Checked: ctx.Err() == nil}
-	for _, res := range r.Results {
-		if res.MappingAdded == tri.Yes {
-			pm.Protocols = append(pm.Protocols, res.Protocol)
-		}
-	}
+	pm := PortMap{Checked: ctx.Err() == nil, Protocols: r.Granted()}
 	logf("port mapping: checked %v, granted by %v", pm.Checked, pm.Protocols)
 	return pm
 }
@@ -558,17 +550,19 @@ func pairs(agent *ice.Agent) []Pair {
 
 // checkWatch watches the agent's pairs for the other side's first
 // connectivity check (pion counts received checks per pair, also for a
-// pair it made for a peer-reflexive candidate).
+// pair it made for a peer-reflexive candidate), and ends the checks
+// o.Timeout after it, or at o.AwaitPeer when none came.
 type checkWatch struct {
-	mu         sync.Mutex
-	first      time.Time // when it was seen
-	lastNone   time.Time // the last look that saw none
-	seen, done bool
+	mu       sync.Mutex
+	first    time.Time // when it was seen
+	lastNone time.Time // the last look that saw none
+	seen     bool
+	none     bool // AwaitPeer passed without a check
 }
 
-// run looks every 20 ms: at the first check it calls started; when none
-// came within o.AwaitPeer it calls none.
-func (w *checkWatch) run(ctx context.Context, agent *ice.Agent, o Options, logf func(string, ...any), none func(), started func(time.Time)) {
+// run looks every 20 ms until the first check, AwaitPeer, or ctx's end;
+// end cancels the checks.
+func (w *checkWatch) run(ctx context.Context, agent *ice.Agent, o Options, logf func(string, ...any), end context.CancelFunc) {
 	start := time.Now()
 	deadline := time.NewTimer(o.AwaitPeer)
 	defer deadline.Stop()
@@ -582,7 +576,7 @@ func (w *checkWatch) run(ctx context.Context, agent *ice.Agent, o Options, logf 
 				w.first, w.seen = now, true
 				w.mu.Unlock()
 				logf("the other side's first check came %v after the answer", now.Sub(start).Round(time.Millisecond))
-				started(now)
+				time.AfterFunc(o.Timeout, end)
 				return
 			}
 		}
@@ -593,12 +587,22 @@ func (w *checkWatch) run(ctx context.Context, agent *ice.Agent, o Options, logf 
 		case <-tick.C:
 		case <-deadline.C:
 			logf("no check from the other side within %v", o.AwaitPeer)
-			none()
+			w.mu.Lock()
+			w.none = true
+			w.mu.Unlock()
+			end()
 			return
 		case <-ctx.Done():
 			return
 		}
 	}
+}
+
+// silent reports whether AwaitPeer passed without a check.
+func (w *checkWatch) silent() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.none
 }
 
 // firstCheck is when the first check came: when it was seen, or, when the

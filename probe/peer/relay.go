@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -82,8 +83,7 @@ func (d *relayDialer) Dial(network, addr string) (net.Conn, error) {
 	if u.Transport != turncheck.TLS {
 		return conn, nil
 	}
-	cfg := &tls.Config{ServerName: u.Host, RootCAs: d.tls.RootCAs, InsecureSkipVerify: d.tls.Insecure, MinVersion: tls.VersionTLS12} //nolint:gosec // --insecure asks for it
-	tc := tls.Client(conn, cfg)
+	tc := tls.Client(conn, d.tls.TLSConfig(u.Host))
 	if err := tc.HandshakeContext(ctx); err != nil {
 		conn.Close()
 		d.fail(u, turncheck.Failure{Step: turncheck.StepTLS, Transport: u.Transport, TLS: turncheck.ClassifyTLS(err), Err: err})
@@ -98,10 +98,8 @@ func (d *relayDialer) fail(u turncheck.URI, f turncheck.Failure) {
 	p := u.Raw + ": " + cause
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	for _, q := range d.problems {
-		if q == p {
-			return
-		}
+	if slices.Contains(d.problems, p) {
+		return
 	}
 	d.problems = append(d.problems, p)
 	if d.logf != nil {

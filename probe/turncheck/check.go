@@ -27,6 +27,13 @@ import (
 // DefaultPackets is how many packets the data step sends each way.
 const DefaultPackets = 20
 
+// TLSConfig is the client configuration for a turns: server named host:
+// verified against RootCAs (nil: the system's), or not at all with
+// Insecure.
+func (o Options) TLSConfig(host string) *tls.Config {
+	return &tls.Config{ServerName: host, RootCAs: o.RootCAs, InsecureSkipVerify: o.Insecure, MinVersion: tls.VersionTLS12} //nolint:gosec // --insecure asks for it
+}
+
 // Options are the check's settings, shared by every server.
 type Options struct {
 	User, Password string // long-term credentials (for REST credentials, made by RESTCredentials)
@@ -227,8 +234,7 @@ func (c *checker) open(answered func(time.Duration), first bool) (*side, bool) {
 		}
 		if c.u.Transport == TLS {
 			t1 := time.Now()
-			cfg := &tls.Config{ServerName: c.u.Host, RootCAs: c.o.RootCAs, InsecureSkipVerify: c.o.Insecure, MinVersion: tls.VersionTLS12} //nolint:gosec // --insecure asks for it
-			tc := tls.Client(conn, cfg)
+			tc := tls.Client(conn, c.o.TLSConfig(c.u.Host))
 			if err := tc.HandshakeContext(c.ctx); err != nil {
 				conn.Close()
 				c.fail(Failure{Step: StepTLS, TLS: ClassifyTLS(err), Silent: c.ctx.Err() != nil, Err: err})
